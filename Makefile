@@ -1,0 +1,51 @@
+# pg_rest — the two commands: `make up` (install everything, start a dev cluster, print the
+# URL) and `make test` (every test). Both idempotent. See README.md.
+
+SHELL        := /bin/bash
+PG_CONFIG    ?= /usr/lib/postgresql/15/bin/pg_config
+PGRX_VERSION := 0.18.1
+ROOT         := $(abspath .)
+VENV         := $(ROOT)/target/venv
+
+.PHONY: up down install deps build test unit lint integration bench clean
+
+## Dependencies, build, install into the system PostgreSQL 15 (no cluster).
+install: deps
+	cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+## Debian packages, the pinned cargo-pgrx, `cargo pgrx init` against the system pg_config.
+deps:
+	@scripts/deps.sh $(PGRX_VERSION) $(PG_CONFIG)
+
+## Everything, then a local dev cluster with pg_rest loaded and a demo schema.
+up: install
+	@scripts/dev-cluster.sh up
+
+down:
+	@scripts/dev-cluster.sh down
+
+## Every test: formatting and lints, unit tests, integration tests against a real cluster.
+test: install lint unit integration
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+unit:
+	cargo test -p pg_rest_core
+	cargo test -p pg_rest --lib
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+integration: $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/
+
+## wrk/h2load against pg_rest and pgbench on the same SQL (needs `make up`'s cluster).
+bench: up
+	benches/run.sh
+
+clean: down
+	cargo clean

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# pg_rest benchmark (make bench). Not a test: it measures a running dev cluster.
+#
+#   PGHOST       unix socket dir of the dev cluster   (default: $REPO/target/dev-pg/data)
+#   PGPORT       its port                             (default: 54328)
+#   PGDATABASE   database pg_rest serves              (default: pg_rest)
+#   PGREST_PORT  pg_rest's HTTP port                  (default: 3000)
+#   DURATION     seconds per load run                 (default: 10)
+#
+# One run: (1) wrk, 50 connections, a single-row read; (2) pgbench running the very SQL
+# pg_rest generates for that read (prepared, 50 clients): the in-database ceiling;
+# (3) wrk pipelining 16 requests per write; (4) RSS of every pg_rest http worker.
+# Prints a markdown table and writes it to target/bench-results.md.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PGHOST="${PGHOST:-$REPO/target/dev-pg/data}"
+export PGPORT="${PGPORT:-54328}"
+export PGDATABASE="${PGDATABASE:-pg_rest}"
+export PGUSER="${PGUSER:-postgres}"
+export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
+PGREST_PORT="${PGREST_PORT:-3000}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-50}"
+THREADS="${THREADS:-2}"
+PIPELINE_DEPTH="${PIPELINE_DEPTH:-16}"
+PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
+BASE="http://127.0.0.1:${PGREST_PORT}"
+URL="${BASE}/bench_items?id=eq.1"
+OUT="$REPO/target/bench-results.md"
+RUN_TIMEOUT=$((DURATION + 30))
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for tool in wrk curl "$PGBIN/psql" "$PGBIN/pgbench"; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
+done
+
+psql_q() { timeout 60 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+# --- setup (idempotent) ------------------------------------------------------------------
+log "setup: bench_items (10,000 rows) in $PGDATABASE via $PGHOST:$PGPORT"
+psql_q -c "SELECT 1" >/dev/null || die "cannot connect to PostgreSQL at $PGHOST port $PGPORT"
+psql_q <<'SQL'
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'web_anon') THEN
+    CREATE ROLE web_anon NOLOGIN;
+  END IF;
+END
+$$;
+CREATE TABLE IF NOT EXISTS public.bench_items (
+  id    int PRIMARY KEY,
+  name  text,
+  price numeric
+);
+INSERT INTO public.bench_items (id, name, price)
+  SELECT g, 'item ' || g, round((g % 1000)::numeric / 10 + 0.99, 2)
+  FROM pg_catalog.generate_series(1, 10000) AS g
+  ON CONFLICT (id) DO NOTHING;
+GRANT USAGE ON SCHEMA public TO web_anon;
+GRANT SELECT ON public.bench_items TO web_anon;
+ANALYZE public.bench_items;
+SQL
+
+log "waiting for GET $URL to answer 200"
+ready=0
+for _ in $(seq 1 60); do
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL" || true)"
+  if [ "$code" = "200" ]; then ready=1; break; fi
+  sleep 1
+done
+[ "$ready" = 1 ] || die "pg_rest at $BASE did not answer 200 for /bench_items?id=eq.1 within 60 s (last: ${code:-none})"
+
+# --- (1) wrk ------------------------------------------------------------------------------
+log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s $URL"
+timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL" \
+  > "$WORK/wrk.txt" 2>&1 || die "wrk failed: $(cat "$WORK/wrk.txt")"
+cat "$WORK/wrk.txt" >&2
+WRK_RPS="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt")"
+WRK_NON2XX="$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$WORK/wrk.txt")"
+WRK_P99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")"
+
+# --- (2) pgbench, same SQL -----------------------------------------------------------------
+cat > "$WORK/pgrst.sql" <<'SQL'
+\set id 1
+SELECT pg_catalog.count(_pgrst_t)::int8, coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT "public"."bench_items".* FROM "public"."bench_items" WHERE "public"."bench_items"."id" = :id::integer) _pgrst_t;
+SQL
+log "pgbench -n -M prepared -c$CONNECTIONS -j$THREADS -T$DURATION (pg_rest's SQL)"
+timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" \
+  -T"$DURATION" -f "$WORK/pgrst.sql" > "$WORK/pgbench.txt" 2>&1 \
+  || die "pgbench failed: $(cat "$WORK/pgbench.txt")"
+cat "$WORK/pgbench.txt" >&2
+PGBENCH_TPS="$(awk '/^tps = / {print $3; exit}' "$WORK/pgbench.txt")"
+
+# --- (3) wrk, pipelined ----------------------------------------------------------------------
+log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
+timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
+  -s "$REPO/benches/pipeline.lua" "$URL" -- "$PIPELINE_DEPTH" \
+  > "$WORK/wrk-pipe.txt" 2>&1 || die "wrk (pipelined) failed: $(cat "$WORK/wrk-pipe.txt")"
+cat "$WORK/wrk-pipe.txt" >&2
+PIPE_RPS="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-pipe.txt")"
+PIPE_NON2XX="$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$WORK/wrk-pipe.txt")"
+
+# --- (4) RSS per http worker -----------------------------------------------------------------
+PIDS="$(psql_q -At -c "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_rest http' ORDER BY pid")"
+RSS_LIST=""
+for pid in $PIDS; do
+  rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+  RSS_LIST="${RSS_LIST:+$RSS_LIST, }pid $pid: ${rss:-?} kB"
+done
+
+# --- report ----------------------------------------------------------------------------------
+RATIO="$(awk -v a="${WRK_RPS:-0}" -v b="${PGBENCH_TPS:-0}" \
+  'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+fmt() { awk -v v="${1:-0}" 'BEGIN { if (v == "") print "n/a"; else printf "%.0f", v }'; }
+
+REPORT="$(cat <<MD
+# pg_rest benchmark
+
+$(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · ${CONNECTIONS} connections, ${THREADS} threads · commit $(git -C "$REPO" rev-parse -q --verify --short HEAD 2>/dev/null || echo none)
+
+| measure | value |
+|---|---|
+| pg_rest req/s (wrk, GET /bench_items?id=eq.1) | $(fmt "$WRK_RPS") |
+| pg_rest p99 latency | ${WRK_P99:-n/a} |
+| pgbench tps (same SQL, -M prepared) | $(fmt "$PGBENCH_TPS") |
+| ratio pg_rest / pgbench | ${RATIO} |
+| pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
+| RSS per http worker (after load) | ${RSS_LIST:-none found} |
+MD
+)"
+if [ -n "${WRK_NON2XX}${PIPE_NON2XX}" ]; then
+  REPORT="${REPORT}
+
+**Warning:** non-2xx responses during the run (plain: ${WRK_NON2XX:-0}, pipelined: ${PIPE_NON2XX:-0}); the req/s above count them."
+fi
+
+mkdir -p "$REPO/target"
+printf '%s\n' "$REPORT" > "$OUT"
+printf '\n%s\n\n(written to %s)\n' "$REPORT" "$OUT"

@@ -1,0 +1,16 @@
+//! pg_rest's pure pipeline stages. Nothing here touches PostgreSQL: every function is a
+//! function of its input, unit-tested with plain `cargo test -p pg_rest_core`.
+//!
+//! Stages, in request order (DESIGN.md "One request"):
+//! `http1` (bytes ⇄ requests/responses) → `api_request` (URL, headers → what is asked) →
+//! `plan` (resolve against the `schema_cache` model) → `sql` (one parameterized statement) →
+//! `response` (status, headers, body). `error` is the one error type all stages share.
+
+pub mod api_request;
+pub mod error;
+pub mod http1;
+pub mod plan;
+pub mod response;
+pub mod schema_cache;
+pub mod settings;
+pub mod sql;

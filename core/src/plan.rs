@@ -1,0 +1,110 @@
+//! Plan: resolve an ApiRequest against the schema cache. Every name the client gave is checked
+//! here, so the SQL stage only ever sees relations and columns that exist.
+
+use crate::api_request::{ApiRequest, Filter, Resource};
+use crate::error::ApiError;
+use crate::schema_cache::SchemaCache;
+
+/// A read of one relation, names resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlan {
+    pub schema: String,
+    pub relation: String,
+    pub filters: Vec<PlannedFilter>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFilter {
+    pub filter: Filter,
+    /// The column's type, to cast the text bind parameter to (see `Column::type_name`).
+    pub type_name: String,
+}
+
+/// Resolves a read of `req.resource` in `schema` (the first of `pg_rest.schemas`).
+pub fn read_plan(
+    req: &ApiRequest,
+    cache: &SchemaCache,
+    schema: &str,
+) -> Result<ReadPlan, ApiError> {
+    let name = match &req.resource {
+        Resource::Relation(name) => name,
+        Resource::Root => return Err(ApiError::not_implemented("the root endpoint (OpenAPI)")),
+    };
+    let relation = cache
+        .relation(schema, name)
+        .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+    let filters = req
+        .filters
+        .iter()
+        .map(|f| {
+            let column = relation
+                .column(&f.column)
+                .ok_or_else(|| ApiError::undefined_column(&relation.name, &f.column))?;
+            Ok(PlannedFilter {
+                filter: f.clone(),
+                type_name: column.type_name.clone(),
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
+    Ok(ReadPlan {
+        schema: schema.to_string(),
+        relation: name.clone(),
+        filters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api_request::parse;
+    use crate::schema_cache::{Column, Relation};
+
+    fn cache() -> SchemaCache {
+        SchemaCache::new([Relation {
+            schema: "public".into(),
+            name: "books".into(),
+            columns: vec![
+                Column {
+                    name: "id".into(),
+                    type_name: "integer".into(),
+                },
+                Column {
+                    name: "title".into(),
+                    type_name: "text".into(),
+                },
+            ],
+        }])
+    }
+
+    #[test]
+    fn resolves_filters_with_their_types() {
+        let plan = read_plan(&parse("GET", "/books?id=eq.1").unwrap(), &cache(), "public").unwrap();
+        assert_eq!(plan.relation, "books");
+        assert_eq!(plan.filters[0].type_name, "integer");
+    }
+
+    #[test]
+    fn unknown_relation_is_pgrst205() {
+        let e = read_plan(&parse("GET", "/nope").unwrap(), &cache(), "public").unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (404, "PGRST205"));
+        assert!(e.message.contains("'public.nope'"));
+    }
+
+    #[test]
+    fn unknown_column_is_42703() {
+        let e = read_plan(
+            &parse("GET", "/books?nope=eq.1").unwrap(),
+            &cache(),
+            "public",
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "42703"));
+        assert_eq!(e.message, "column books.nope does not exist");
+    }
+
+    #[test]
+    fn other_schemas_are_not_searched() {
+        let e = read_plan(&parse("GET", "/books").unwrap(), &cache(), "api").unwrap_err();
+        assert_eq!(e.code, "PGRST205");
+    }
+}

@@ -1,0 +1,82 @@
+//! Response: status, headers and body for a result or an error, independent of the protocol
+//! that will carry them (HTTP/1.1 now; HTTP/2 and friends encode the same value).
+
+use crate::error::ApiError;
+
+pub const JSON: &str = "application/json; charset=utf-8";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A read's answer: `count` rows, already serialized by PostgreSQL into `body`.
+pub fn read_response(count: i64, body: String) -> Response {
+    Response {
+        status: 200,
+        headers: vec![
+            ("Content-Type", JSON.to_string()),
+            ("Content-Range", content_range(0, count)),
+        ],
+        body: body.into_bytes(),
+    }
+}
+
+pub fn error_response(err: &ApiError) -> Response {
+    Response {
+        status: err.status,
+        headers: vec![("Content-Type", JSON.to_string())],
+        body: err.to_json().into_bytes(),
+    }
+}
+
+/// PostgREST's `Content-Range` for rows `offset..offset+count` of an uncounted total.
+fn content_range(offset: i64, count: i64) -> String {
+    if count <= 0 {
+        "*/*".to_string()
+    } else {
+        format!("{}-{}/*", offset, offset + count - 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn read_has_json_type_and_range() {
+        let r = read_response(5, "[1,2,3,4,5]".into());
+        assert_eq!(r.status, 200);
+        assert_eq!(header(&r, "Content-Type"), Some(JSON));
+        assert_eq!(header(&r, "Content-Range"), Some("0-4/*"));
+        assert_eq!(r.body, b"[1,2,3,4,5]");
+    }
+
+    #[test]
+    fn empty_read_range_is_star() {
+        assert_eq!(
+            header(&read_response(0, "[]".into()), "Content-Range"),
+            Some("*/*")
+        );
+        assert_eq!(
+            header(&read_response(1, "[1]".into()), "Content-Range"),
+            Some("0-0/*")
+        );
+    }
+
+    #[test]
+    fn error_carries_status_and_json() {
+        let r = error_response(&ApiError::anonymous_disabled());
+        assert_eq!(r.status, 401);
+        assert!(String::from_utf8(r.body).unwrap().contains("PGRST302"));
+    }
+}

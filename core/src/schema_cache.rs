@@ -1,0 +1,79 @@
+//! The schema cache's model: which relations the API exposes and their columns. The extension
+//! fills it from the catalogs (src/schema_cache.rs); planning reads it, so no request looks
+//! anything up in the catalogs itself.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `format_type(atttypid, NULL)`: a SQL type name as PostgreSQL prints it, quoted where
+    /// needed and without a type modifier, so a filter value can be cast to it safely
+    /// (a `varchar(3)` cast would silently truncate the value and match the wrong rows).
+    pub type_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    pub schema: String,
+    pub name: String,
+    pub columns: Vec<Column>,
+}
+
+impl Relation {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// Relations keyed by (schema, name).
+#[derive(Debug, Default, Clone)]
+pub struct SchemaCache {
+    relations: HashMap<(String, String), Relation>,
+}
+
+impl SchemaCache {
+    pub fn new(relations: impl IntoIterator<Item = Relation>) -> Self {
+        let relations = relations
+            .into_iter()
+            .map(|r| ((r.schema.clone(), r.name.clone()), r))
+            .collect();
+        SchemaCache { relations }
+    }
+
+    pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
+        // A tuple key of owned Strings needs owned lookups; relations are few and the
+        // allocation is two short strings, far below the cost of the SQL that follows.
+        self.relations.get(&(schema.to_string(), name.to_string()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.relations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.relations.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_relations_and_columns() {
+        let cache = SchemaCache::new([Relation {
+            schema: "public".into(),
+            name: "books".into(),
+            columns: vec![Column {
+                name: "id".into(),
+                type_name: "integer".into(),
+            }],
+        }]);
+        let books = cache.relation("public", "books").unwrap();
+        assert_eq!(books.column("id").unwrap().type_name, "integer");
+        assert!(books.column("nope").is_none());
+        assert!(cache.relation("api", "books").is_none());
+        assert_eq!(cache.len(), 1);
+    }
+}

@@ -1,0 +1,166 @@
+//! Validation of `pg_rest.*` settings: the reasons a check hook gives when it refuses a value.
+//! Pure, so every rule is unit-tested; the extension's GUC hooks only call these.
+
+use std::net::IpAddr;
+
+/// `pg_rest.listen_addresses`: `*`, IP addresses or host names, comma-separated.
+pub fn check_listen_addresses(value: &str) -> Result<(), String> {
+    let items = split_list(value);
+    if items.is_empty() {
+        return Err("pg_rest.listen_addresses must name at least one address (or *)".into());
+    }
+    for item in items {
+        let ok = item == "*" || item.parse::<IpAddr>().is_ok() || is_host_name(item);
+        if !ok {
+            return Err(format!(
+                "\"{item}\" is not \"*\", an IP address or a host name"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `pg_rest.schemas`: a non-empty comma-separated list of schema names.
+pub fn check_schemas(value: &str) -> Result<(), String> {
+    if split_list(value).is_empty() {
+        return Err("pg_rest.schemas must list at least one schema".into());
+    }
+    Ok(())
+}
+
+/// `pg_rest.jwt_role_claim_key`: PostgREST's JSPath, e.g. `.role` or `."https://x".roles[0]`.
+pub fn check_jspath(value: &str) -> Result<(), String> {
+    parse_jspath(value).map(|_| ())
+}
+
+/// One step of a JSPath.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsPathStep {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses PostgREST's JSPath: `.key`, `."quoted key"`, `[index]`, repeated.
+pub fn parse_jspath(value: &str) -> Result<Vec<JsPathStep>, String> {
+    let mut steps = Vec::new();
+    let mut rest = value;
+    if !rest.starts_with('.') {
+        return Err("a JSPath starts with '.', e.g. .role".into());
+    }
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix(".\"") {
+            let end = after.find('"').ok_or("unterminated quoted key")?;
+            steps.push(JsPathStep::Key(after[..end].to_string()));
+            rest = &after[end + 1..];
+        } else if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            if end == 0 {
+                return Err("empty key in JSPath".into());
+            }
+            steps.push(JsPathStep::Key(after[..end].to_string()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').ok_or("unterminated [index]")?;
+            let index = after[..end]
+                .parse()
+                .map_err(|_| "an [index] must be a number")?;
+            steps.push(JsPathStep::Index(index));
+            rest = &after[end + 1..];
+        } else {
+            return Err(format!("unexpected \"{rest}\" in JSPath"));
+        }
+    }
+    Ok(steps)
+}
+
+/// `pg_rest.realtime_slot`: a valid replication slot name.
+pub fn check_slot_name(value: &str) -> Result<(), String> {
+    let valid = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err("a replication slot name is 1-63 characters of a-z, 0-9 and _".into())
+    }
+}
+
+/// Comma-separated items, trimmed, empty ones dropped.
+pub fn split_list(value: &str) -> Vec<&str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        for ok in [
+            "*",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "127.0.0.1, ::1",
+            "db-1.example.org",
+        ] {
+            assert!(check_listen_addresses(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", " , ", "not an address!", "a..b", "-x"] {
+            assert!(check_listen_addresses(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn schemas() {
+        assert!(check_schemas("public").is_ok());
+        assert!(check_schemas("api, public").is_ok());
+        assert!(check_schemas(" ").is_err());
+        assert_eq!(split_list(" api , ,public"), ["api", "public"]);
+    }
+
+    #[test]
+    fn jspath() {
+        assert_eq!(
+            parse_jspath(".role").unwrap(),
+            [JsPathStep::Key("role".into())]
+        );
+        assert_eq!(
+            parse_jspath(".\"https://x.org\".roles[1]").unwrap(),
+            [
+                JsPathStep::Key("https://x.org".into()),
+                JsPathStep::Key("roles".into()),
+                JsPathStep::Index(1)
+            ]
+        );
+        for bad in ["role", "", ".", ".a[x]", ".\"open", ".a[1"] {
+            assert!(check_jspath(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slot_names() {
+        assert!(check_slot_name("pg_rest").is_ok());
+        assert!(check_slot_name("Bad-Name").is_err());
+        assert!(check_slot_name(&"x".repeat(64)).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The local dev cluster of `make up` / `make down`: PostgreSQL 15 under target/dev-pg, run as
+# the postgres OS user (PostgreSQL refuses root), with pg_rest preloaded and a demo schema.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=/usr/lib/postgresql/15/bin
+DIR=$ROOT/target/dev-pg
+DATA=$DIR/data
+LOG=$DIR/server.log
+PGPORT=${PGPORT:-54328}
+HTTP_PORT=${PGREST_PORT:-3000}
+DB=pg_rest
+as_pg() { runuser -u postgres -- "$@"; }
+
+running() { [ -f "$DATA/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
+
+up() {
+  # The postgres user must be able to reach the data directory.
+  chmod o+x "$ROOT" "$ROOT/target" 2>/dev/null || true
+  if [ ! -f "$DATA/PG_VERSION" ]; then
+    mkdir -p "$DIR" && chown postgres:postgres "$DIR"
+    as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 >/dev/null
+    cat >> "$DATA/postgresql.conf" <<CONF
+# --- pg_rest dev cluster ---
+port = $PGPORT
+listen_addresses = ''
+unix_socket_directories = '$DATA'
+shared_preload_libraries = 'pg_rest'
+pg_rest.port = $HTTP_PORT
+pg_rest.database = '$DB'
+pg_rest.anon_role = 'web_anon'
+CONF
+  fi
+  if running; then
+    # A running server keeps the old library: restart so new code serves.
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w restart -m fast >/dev/null
+  else
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
+  fi
+  psql_() { as_pg "$BIN/psql" -h "$DATA" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qX "$@"; }
+  psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
+    psql_ -d postgres -c "CREATE DATABASE $DB"
+  psql_ -d "$DB" -f "$ROOT/sql/demo.sql" >/dev/null
+  for _ in $(seq 1 60); do
+    curl -fs "http://localhost:$HTTP_PORT/books" >/dev/null && break
+    sleep 0.5
+  done
+  echo "pg_rest is serving http://localhost:$HTTP_PORT/  (database $DB; PostgreSQL on socket $DATA port $PGPORT)"
+  echo "try:  curl 'http://localhost:$HTTP_PORT/books?id=eq.1'"
+  curl -s "http://localhost:$HTTP_PORT/books?id=eq.1" && echo
+  echo "psql: runuser -u postgres -- psql -h $DATA -p $PGPORT $DB    server log: $LOG"
+}
+
+down() {
+  if running; then as_pg "$BIN/pg_ctl" -D "$DATA" -w stop -m fast >/dev/null && echo "dev cluster stopped"; fi
+}
+
+"${1:-up}"

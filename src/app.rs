@@ -1,0 +1,120 @@
+//! The request pipeline, stage by stage (DESIGN.md "One request"):
+//! ApiRequest → auth → (transaction: schema cache → Plan → SQL → execute) → Response.
+//! Protocol-independent: HTTP/1.1 calls it today, HTTP/2 will call the same.
+
+use crate::execute::{self, PlanCache, RequestContext};
+use crate::schema_cache;
+use crate::worker::config::Config;
+use pg_rest_core::api_request::{self, ApiRequest};
+use pg_rest_core::error::ApiError;
+use pg_rest_core::http1::Request;
+use pg_rest_core::response::{error_response, read_response, Response};
+use pg_rest_core::{plan, sql};
+use std::time::Instant;
+
+/// Paths under this prefix inject faults when `pg_rest.test_faults` is on (tests only).
+const TEST_FAULT_PREFIX: &str = "/_pg_rest_test/";
+
+pub struct App {
+    config: Config,
+    schema_cache: schema_cache::Holder,
+    plans: PlanCache,
+}
+
+impl App {
+    pub fn new(config: Config) -> App {
+        App {
+            config,
+            schema_cache: schema_cache::Holder::default(),
+            plans: PlanCache::default(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes new settings after SIGHUP.
+    pub fn reload(&mut self, config: Config) {
+        if config.schemas != self.config.schemas {
+            self.schema_cache.invalidate();
+        }
+        self.config = config;
+    }
+
+    /// Answers one request. Never panics and never raises: failures become error responses.
+    pub fn handle(&mut self, request: &Request) -> Response {
+        let started = self.config.log_requests.then(Instant::now);
+        let response = match self.respond(request) {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+        if let Some(t) = started {
+            crate::quiet_log!(
+                "pg_rest: \"{} {}\" {} {}B {:.3}ms",
+                request.method,
+                request.target,
+                response.status,
+                response.body.len(),
+                t.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        response
+    }
+
+    fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
+        if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
+            return self.inject_fault(request);
+        }
+        let api_request = api_request::parse(&request.method, &request.target)?;
+        let role = self
+            .config
+            .anon_role
+            .as_deref()
+            .ok_or_else(ApiError::anonymous_disabled)?;
+        let ctx = RequestContext {
+            role,
+            method: &request.method,
+            path: request.target.split('?').next().unwrap_or(""),
+            statement_timeout_ms: self.config.statement_timeout_ms,
+        };
+        let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
+        let (count, body) =
+            execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request))?;
+        Ok(read_response(count, body))
+    }
+
+    /// `/_pg_rest_test/panic`: a Rust panic in the middle of a request's transaction.
+    fn inject_fault(&mut self, request: &Request) -> Result<Response, ApiError> {
+        let role = self.config.anon_role.clone().unwrap_or_default();
+        let ctx = RequestContext {
+            role: &role,
+            method: &request.method,
+            path: &request.target,
+            statement_timeout_ms: 0,
+        };
+        let fault = request.target[TEST_FAULT_PREFIX.len()..].to_string();
+        execute::in_transaction(&ctx, |ctx| {
+            execute::set_request_settings(ctx);
+            match fault.as_str() {
+                "panic" => panic!("fault injected by /_pg_rest_test/panic"),
+                _ => Err(ApiError::invalid_path()),
+            }
+        })
+    }
+}
+
+/// A read, inside the request's transaction.
+fn read(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
+    plans: &mut PlanCache,
+    ctx: &RequestContext,
+    api_request: &ApiRequest,
+) -> Result<(i64, String), ApiError> {
+    let cache = cache.current(&config.schemas);
+    let plan = plan::read_plan(api_request, cache, config.default_schema())?;
+    let statement = sql::read_statement(&plan);
+    execute::set_request_settings(ctx);
+    Ok(execute::run_read(plans, &statement))
+}

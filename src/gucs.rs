@@ -1,0 +1,406 @@
+//! The `pg_rest.*` settings (API.md's table), registered in `_PG_init`. Grouped by concern;
+//! each with its reload context. Values a worker needs per request are copied into a
+//! [`crate::worker::config::Config`] at start and on SIGHUP, never read per request.
+
+use pg_rest_core::settings;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{c_char, c_void, CStr, CString};
+
+/// Most http workers one server may run: the size of the shared statistics array.
+pub const MAX_WORKERS: i32 = 64;
+
+// -- Listening -------------------------------------------------------------------------------
+/// Addresses to bind, comma-separated, `*` for all.
+pub static LISTEN_ADDRESSES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"localhost"));
+/// HTTP port.
+pub static PORT: GucSetting<i32> = GucSetting::<i32>::new(3000);
+/// HTTP worker processes.
+pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
+/// Client connections per worker.
+pub static MAX_CONNECTIONS: GucSetting<i32> = GucSetting::<i32>::new(10000);
+/// Request body limit, bytes.
+pub static MAX_BODY_SIZE: GucSetting<i32> = GucSetting::<i32>::new(10 * 1024 * 1024);
+/// Request head limit, bytes.
+pub static MAX_HEADER_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
+/// Seconds an idle connection is kept.
+pub static IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60);
+/// Seconds a client has to send a whole request once it started one.
+pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static TLS_CERT_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static TLS_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static CORS_ALLOWED_ORIGINS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"*"));
+
+// -- Database and roles ----------------------------------------------------------------------
+pub static DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+/// Role the workers connect as; empty: the bootstrap superuser.
+pub static AUTHENTICATOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static SCHEMAS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public"));
+pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static PRE_REQUEST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Cap on rows a read returns; -1: unlimited.
+pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
+/// Milliseconds one request's SQL may run; 0: the server's own statement_timeout.
+pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+// -- Authentication --------------------------------------------------------------------------
+pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static JWT_ROLE_CLAIM_KEY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c".role"));
+
+// -- Realtime and replicas -------------------------------------------------------------------
+pub static REALTIME: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static REALTIME_SLOT: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"pg_rest"));
+pub static CHANNEL_CHECK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static READ_REPLICAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static PRIMARY_CONNINFO: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+// -- Observability and tests -----------------------------------------------------------------
+pub static LOG_REQUESTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Enables `/_pg_rest_test/*` fault-injection paths; for pg_rest's own tests only.
+pub static TEST_FAULTS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+/// Registers every setting and reserves the `pg_rest.` prefix.
+pub fn init() {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
+    // SAFETY: _PG_init runs single-threaded before the setting is defined; the boot value of
+    // an int GUC is read from the setting's storage at definition time.
+    unsafe { WORKERS.as_ptr().write(cpus.clamp(1, MAX_WORKERS)) };
+
+    use GucContext::{Postmaster, Sighup};
+    let none = GucFlags::default();
+    string(
+        c"pg_rest.listen_addresses",
+        c"Addresses pg_rest listens on.",
+        &LISTEN_ADDRESSES,
+        Postmaster,
+        none,
+        Some(check_listen_addresses),
+    );
+    int(
+        c"pg_rest.port",
+        c"HTTP port.",
+        &PORT,
+        1,
+        65535,
+        Postmaster,
+        none,
+    );
+    int(
+        c"pg_rest.workers",
+        c"Number of http worker processes.",
+        &WORKERS,
+        1,
+        MAX_WORKERS,
+        Sighup,
+        none,
+    );
+    int(
+        c"pg_rest.max_connections",
+        c"Client connections per http worker.",
+        &MAX_CONNECTIONS,
+        1,
+        1_000_000,
+        Sighup,
+        none,
+    );
+    int(
+        c"pg_rest.max_body_size",
+        c"Largest request body accepted (413 beyond).",
+        &MAX_BODY_SIZE,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    int(
+        c"pg_rest.max_header_size",
+        c"Largest request head accepted (431 beyond).",
+        &MAX_HEADER_SIZE,
+        1024,
+        1024 * 1024,
+        Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    int(
+        c"pg_rest.idle_timeout",
+        c"Idle client connections are closed after this.",
+        &IDLE_TIMEOUT,
+        1,
+        86400,
+        Sighup,
+        GucFlags::UNIT_S,
+    );
+    int(
+        c"pg_rest.request_timeout",
+        c"A started request must arrive whole within this (408).",
+        &REQUEST_TIMEOUT,
+        1,
+        86400,
+        Sighup,
+        GucFlags::UNIT_S,
+    );
+    string(
+        c"pg_rest.tls_cert_file",
+        c"TLS certificate (PEM); enables TLS on pg_rest.port.",
+        &TLS_CERT_FILE,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.tls_key_file",
+        c"TLS private key (PEM).",
+        &TLS_KEY_FILE,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.cors_allowed_origins",
+        c"Origins allowed by CORS.",
+        &CORS_ALLOWED_ORIGINS,
+        Sighup,
+        none,
+        None,
+    );
+
+    string(
+        c"pg_rest.database",
+        c"Database the http workers serve.",
+        &DATABASE,
+        Postmaster,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.authenticator",
+        c"Role the workers connect as (empty: bootstrap superuser).",
+        &AUTHENTICATOR,
+        Postmaster,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.schemas",
+        c"Exposed schemas; the first is the default.",
+        &SCHEMAS,
+        Sighup,
+        none,
+        Some(check_schemas),
+    );
+    string(
+        c"pg_rest.anon_role",
+        c"Role for requests without a token (empty: 401).",
+        &ANON_ROLE,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.pre_request",
+        c"Function called before every request.",
+        &PRE_REQUEST,
+        Sighup,
+        none,
+        None,
+    );
+    int(
+        c"pg_rest.max_rows",
+        c"Cap on rows a read returns (-1: unlimited).",
+        &MAX_ROWS,
+        -1,
+        i32::MAX,
+        Sighup,
+        none,
+    );
+    int(
+        c"pg_rest.statement_timeout",
+        c"Per-request bound on the SQL (0: the server's).",
+        &STATEMENT_TIMEOUT,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+
+    string(
+        c"pg_rest.jwt_secret",
+        c"JWT secret: HS secret, PEM public key, JWK or JWKS.",
+        &JWT_SECRET,
+        Sighup,
+        GucFlags::SUPERUSER_ONLY,
+        None,
+    );
+    string(
+        c"pg_rest.jwt_aud",
+        c"Required JWT audience.",
+        &JWT_AUD,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.jwt_role_claim_key",
+        c"JSPath of the role in the JWT claims.",
+        &JWT_ROLE_CLAIM_KEY,
+        Sighup,
+        none,
+        Some(check_jspath),
+    );
+
+    bool_(
+        c"pg_rest.realtime",
+        c"Realtime worker and endpoints.",
+        &REALTIME,
+        Sighup,
+        none,
+    );
+    string(
+        c"pg_rest.realtime_slot",
+        c"Logical replication slot of the realtime worker.",
+        &REALTIME_SLOT,
+        Postmaster,
+        none,
+        Some(check_slot_name),
+    );
+    string(
+        c"pg_rest.channel_check",
+        c"Function deciding who may use a channel.",
+        &CHANNEL_CHECK,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.read_replicas",
+        c"Conninfo list of replicas reads may go to.",
+        &READ_REPLICAS,
+        Sighup,
+        none,
+        None,
+    );
+    string(
+        c"pg_rest.primary_conninfo",
+        c"Where a standby sends writes.",
+        &PRIMARY_CONNINFO,
+        Sighup,
+        none,
+        None,
+    );
+
+    bool_(
+        c"pg_rest.log_requests",
+        c"Log one line per request.",
+        &LOG_REQUESTS,
+        Sighup,
+        none,
+    );
+    bool_(
+        c"pg_rest.test_faults",
+        c"Enable pg_rest's fault-injection test paths.",
+        &TEST_FAULTS,
+        Sighup,
+        GucFlags::NO_SHOW_ALL,
+    );
+
+    // SAFETY: a plain C call during _PG_init.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"pg_rest".as_ptr()) };
+}
+
+fn int(
+    name: &'static CStr,
+    desc: &'static CStr,
+    s: &'static GucSetting<i32>,
+    min: i32,
+    max: i32,
+    ctx: GucContext,
+    flags: GucFlags,
+) {
+    GucRegistry::define_int_guc(name, desc, desc, s, min, max, ctx, flags);
+}
+
+fn bool_(
+    name: &'static CStr,
+    desc: &'static CStr,
+    s: &'static GucSetting<bool>,
+    ctx: GucContext,
+    flags: GucFlags,
+) {
+    GucRegistry::define_bool_guc(name, desc, desc, s, ctx, flags);
+}
+
+fn string(
+    name: &'static CStr,
+    desc: &'static CStr,
+    s: &'static GucSetting<Option<CString>>,
+    ctx: GucContext,
+    flags: GucFlags,
+    check: pg_sys::GucStringCheckHook,
+) {
+    // SAFETY: every check hook below is #[pg_guard]ed and allocates only through palloc.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name, desc, desc, s, ctx, flags, check, None, None,
+        )
+    };
+}
+
+/// Runs a pure validator for a check hook; on refusal hands PostgreSQL the reason as DETAIL
+/// (PostgreSQL's message already names the setting and the value).
+///
+/// # Safety
+/// `newval` is the pointer PostgreSQL passes to a string check hook.
+unsafe fn check_with(newval: *mut *mut c_char, validate: fn(&str) -> Result<(), String>) -> bool {
+    // SAFETY: PostgreSQL passes a valid pointer to a (possibly NULL) C string.
+    let raw = unsafe { *newval };
+    let value = if raw.is_null() {
+        ""
+    } else {
+        unsafe { CStr::from_ptr(raw) }
+            .to_str()
+            .unwrap_or("\u{fffd}")
+    };
+    match validate(value) {
+        Ok(()) => true,
+        Err(reason) => {
+            let reason = CString::new(reason).unwrap_or_default();
+            // SAFETY: pstrdup copies into the current memory context, where PostgreSQL frees it.
+            unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(reason.as_ptr()) };
+            false
+        }
+    }
+}
+
+macro_rules! string_check_hook {
+    ($name:ident, $validate:path) => {
+        #[pg_guard]
+        unsafe extern "C-unwind" fn $name(
+            newval: *mut *mut c_char,
+            _extra: *mut *mut c_void,
+            _source: pg_sys::GucSource::Type,
+        ) -> bool {
+            // SAFETY: called by PostgreSQL's GUC machinery with its own arguments.
+            unsafe { check_with(newval, $validate) }
+        }
+    };
+}
+
+string_check_hook!(check_listen_addresses, settings::check_listen_addresses);
+string_check_hook!(check_schemas, settings::check_schemas);
+string_check_hook!(check_jspath, settings::check_jspath);
+string_check_hook!(check_slot_name, settings::check_slot_name);
+
+/// The current value of a string setting, `""` when unset.
+pub fn string_value(s: &GucSetting<Option<CString>>) -> String {
+    s.get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

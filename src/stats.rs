@@ -1,0 +1,150 @@
+//! Per-worker counters in shared memory, read by the `pg_rest.stat_workers` view. Each http
+//! worker owns the slot of its index; plain atomics, so counting costs a few nanoseconds and no
+//! lock, and a reader may see a slot mid-update (harmless for statistics).
+
+use crate::gucs::MAX_WORKERS;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
+
+/// One http worker's counters.
+#[derive(Default)]
+pub struct WorkerSlot {
+    pub pid: AtomicI64,
+    pub connections: AtomicI64,
+    pub requests: AtomicI64,
+    pub errors: AtomicI64,
+    pub bytes_in: AtomicI64,
+    pub bytes_out: AtomicI64,
+    /// PostgreSQL timestamp (µs since 2000-01-01) the worker started serving.
+    pub started: AtomicI64,
+    /// `BackgroundWorkerHandle` of the worker in this slot, so a restarted supervisor can
+    /// adopt running workers instead of starting duplicates: (slot + 1, generation); 0 = none.
+    pub handle_slot: AtomicI64,
+    pub handle_generation: AtomicI64,
+}
+
+// SAFETY: only atomics, no pointers.
+unsafe impl PGRXSharedMemory for WorkerSlot {}
+
+pub type Slots = [WorkerSlot; MAX_WORKERS as usize];
+
+pub static SLOTS: PgAtomic<Slots> = unsafe { PgAtomic::new(c"pg_rest_worker_stats") };
+
+/// Reserves the shared memory; `_PG_init` under shared_preload_libraries only.
+pub fn init() {
+    pg_shmem_init!(SLOTS = std::array::from_fn(|_| WorkerSlot::default()));
+}
+
+/// The slot of worker `index`.
+pub fn slot(index: usize) -> &'static WorkerSlot {
+    &SLOTS.get()[index.min(MAX_WORKERS as usize - 1)]
+}
+
+impl WorkerSlot {
+    /// Marks the slot as this process's, counters from zero.
+    pub fn claim(&self, pid: i32, started: i64) {
+        for c in [
+            &self.connections,
+            &self.requests,
+            &self.errors,
+            &self.bytes_in,
+            &self.bytes_out,
+        ] {
+            c.store(0, Relaxed);
+        }
+        self.started.store(started, Relaxed);
+        self.pid.store(pid as i64, Relaxed);
+    }
+
+    pub fn release(&self) {
+        self.pid.store(0, Relaxed);
+        self.connections.store(0, Relaxed);
+    }
+
+    pub fn add(counter: &AtomicI64, n: i64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}
+
+/// Whether the shared memory exists (false when pg_rest was not preloaded).
+fn is_initialized() -> bool {
+    // SAFETY: reading a flag PostgreSQL sets once during startup.
+    unsafe { crate::PRELOADED }
+}
+
+/// SQL-callable functions live in the `pg_rest` schema (API.md's SQL API).
+#[pg_schema]
+mod pg_rest {
+    use super::*;
+
+    /// Backs the `pg_rest.stat_workers` view: one row per running http worker.
+    #[pg_extern(volatile, parallel_unsafe)]
+    #[allow(clippy::type_complexity)]
+    fn stat_workers_rows() -> TableIterator<
+        'static,
+        (
+            name!(worker, i32),
+            name!(pid, i32),
+            name!(connections, i64),
+            name!(requests, i64),
+            name!(errors, i64),
+            name!(bytes_in, i64),
+            name!(bytes_out, i64),
+            name!(started, Option<pgrx::datum::TimestampWithTimeZone>),
+        ),
+    > {
+        if !is_initialized() {
+            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
+        }
+        let rows: Vec<_> = SLOTS
+            .get()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.pid.load(Relaxed) != 0)
+            .map(|(i, s)| {
+                let started = s.started.load(Relaxed);
+                (
+                    i as i32,
+                    s.pid.load(Relaxed) as i32,
+                    s.connections.load(Relaxed),
+                    s.requests.load(Relaxed),
+                    s.errors.load(Relaxed),
+                    s.bytes_in.load(Relaxed),
+                    s.bytes_out.load(Relaxed),
+                    // SAFETY: a TimestampTz from GetCurrentTimestamp is a valid datum.
+                    unsafe {
+                        <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
+                            pg_sys::Datum::from(started),
+                            false,
+                        )
+                    },
+                )
+            })
+            .collect();
+        TableIterator::new(rows)
+    }
+}
+
+pgrx::extension_sql!(
+    r#"
+CREATE VIEW pg_rest.stat_workers AS SELECT * FROM pg_rest.stat_workers_rows();
+COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, start time.';
+"#,
+    name = "stat_workers_view",
+    requires = [pg_rest::stat_workers_rows]
+);
+
+// The "pg_" prefix is reserved for system schemas; a superuser-only extension may create one
+// with allow_system_table_mods, transaction-locally (API.md names the schema `pg_rest`).
+pgrx::extension_sql!(
+    "SET LOCAL allow_system_table_mods = on;",
+    name = "allow_pg_rest_schema",
+    bootstrap
+);
+
+pgrx::extension_sql!(
+    "RESET allow_system_table_mods;",
+    name = "disallow_system_table_mods",
+    finalize
+);

@@ -1,0 +1,315 @@
+//! One client connection: a state machine over a non-blocking socket. Bytes are read into
+//! `inbuf`, requests are decoded by the sans-io `http1` codec and answered in order (so
+//! pipelining needs nothing special), responses are appended to `outbuf` and flushed as the
+//! socket accepts them. HTTP/2, TLS and WebSocket become further `Protocol` states.
+
+use crate::app::App;
+use mio::net::TcpStream;
+use mio::Interest;
+use pg_rest_core::error::ApiError;
+use pg_rest_core::http1::{self, Decoded, Limits};
+use pg_rest_core::response::{error_response, Response};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop answering pipelined requests while this much output waits for a slow reader.
+const OUT_HIGH_WATER: usize = 256 * 1024;
+/// After the last response of a closing connection, unread client bytes are drained for this
+/// long before the socket closes, so the client reads the response instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and answering them.
+    Open,
+    /// The last response is queued; close once it is written.
+    CloseAfterFlush,
+    /// Write side shut; discarding input until EOF or the deadline.
+    Lingering(Instant),
+    /// Done: the event loop drops the connection.
+    Closed,
+}
+
+/// What one `drive` call moved, for the worker's counters.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Traffic {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+pub struct Conn {
+    pub stream: TcpStream,
+    pub phase: Phase,
+    /// Accepted beyond max_connections: answered 503 and not counted as open.
+    pub refused: bool,
+    inbuf: Vec<u8>,
+    outbuf: Vec<u8>,
+    out_pos: usize,
+    /// The peer closed its write side.
+    read_eof: bool,
+    /// When the first byte of the request being received arrived.
+    request_started: Option<Instant>,
+    continue_sent: bool,
+    pub last_active: Instant,
+    /// The interest currently registered with the poller.
+    pub interest: Interest,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, now: Instant) -> Conn {
+        Conn {
+            stream,
+            phase: Phase::Open,
+            refused: false,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            out_pos: 0,
+            read_eof: false,
+            request_started: None,
+            continue_sent: false,
+            last_active: now,
+            interest: Interest::READABLE,
+        }
+    }
+
+    /// A connection beyond `pg_rest.max_connections`: one polite 503, then close.
+    pub fn refuse(&mut self) {
+        let err = ApiError::too_many_connections();
+        self.queue(&error_response(&err), false, false);
+        self.phase = Phase::CloseAfterFlush;
+        self.refused = true;
+    }
+
+    /// Makes all the progress the socket allows: read, answer, write, until nothing moves.
+    pub fn drive(&mut self, app: &mut App, limits: &Limits, now: Instant) -> Traffic {
+        let mut traffic = Traffic::default();
+        loop {
+            let mut progressed = self.read(limits, now, &mut traffic);
+            progressed |= self.answer(app, limits, now, &mut traffic);
+            progressed |= self.flush(now, &mut traffic);
+            self.advance_phase(now);
+            if !progressed || self.phase == Phase::Closed {
+                return traffic;
+            }
+        }
+    }
+
+    /// The poller interest this state needs.
+    pub fn wanted_interest(&self) -> Interest {
+        if self.out_pos < self.outbuf.len() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        }
+    }
+
+    /// Applies idle, request and linger deadlines.
+    pub fn check_timeouts(&mut self, now: Instant, idle: Duration, request: Duration) -> Traffic {
+        let mut traffic = Traffic::default();
+        match self.phase {
+            Phase::Lingering(until) if now >= until => self.phase = Phase::Closed,
+            Phase::Open => {
+                if let Some(started) = self.request_started {
+                    if now.duration_since(started) >= request {
+                        self.fail(ApiError::request_timeout());
+                        traffic.errors += 1;
+                        self.flush(now, &mut traffic);
+                        self.advance_phase(now);
+                    }
+                } else if self.inbuf.is_empty()
+                    && self.pending_output() == 0
+                    && now.duration_since(self.last_active) >= idle
+                {
+                    self.phase = Phase::Closed;
+                }
+            }
+            // A client that stopped reading its responses is dropped like an idle one.
+            Phase::CloseAfterFlush if now.duration_since(self.last_active) >= idle => {
+                self.phase = Phase::Closed
+            }
+            _ => {}
+        }
+        traffic
+    }
+
+    /// Nothing buffered either way: safe to close at shutdown.
+    pub fn is_quiet(&self) -> bool {
+        self.inbuf.is_empty() && self.pending_output() == 0 && self.request_started.is_none()
+    }
+
+    fn pending_output(&self) -> usize {
+        self.outbuf.len() - self.out_pos
+    }
+
+    fn read(&mut self, limits: &Limits, now: Instant, traffic: &mut Traffic) -> bool {
+        if self.read_eof || self.phase == Phase::Closed {
+            return false;
+        }
+        let lingering = matches!(self.phase, Phase::Lingering(_));
+        // Bound what one connection may buffer: a request can be at most head + body; more
+        // unread input waits in the kernel until answers drain it (pipelining backpressure).
+        let cap = limits.max_header_size + limits.max_body_size + READ_CHUNK;
+        let mut chunk = [0u8; READ_CHUNK];
+        let mut progressed = false;
+        loop {
+            if !lingering && (self.inbuf.len() >= cap || self.pending_output() >= OUT_HIGH_WATER) {
+                return progressed;
+            }
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    self.read_eof = true;
+                    return true;
+                }
+                Ok(n) => {
+                    progressed = true;
+                    traffic.bytes_in += n as u64;
+                    self.last_active = now;
+                    if !lingering {
+                        self.inbuf.extend_from_slice(&chunk[..n]);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return progressed,
+                Err(_) => {
+                    self.phase = Phase::Closed;
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// Answers every complete request in `inbuf`, in order.
+    fn answer(
+        &mut self,
+        app: &mut App,
+        limits: &Limits,
+        now: Instant,
+        traffic: &mut Traffic,
+    ) -> bool {
+        let mut progressed = false;
+        while self.phase == Phase::Open && self.pending_output() < OUT_HIGH_WATER {
+            match http1::decode(&self.inbuf, limits) {
+                Ok(Decoded::Request { request, consumed }) => {
+                    self.inbuf.drain(..consumed);
+                    self.request_started = None;
+                    self.continue_sent = false;
+                    let mut response = app.handle(&request);
+                    traffic.requests += 1;
+                    if response.status >= 400 {
+                        traffic.errors += 1;
+                    }
+                    if request.keep_alive && request.minor_version == 0 {
+                        // HTTP/1.0 clients keep the connection only when told so.
+                        response
+                            .headers
+                            .push(("Connection", "keep-alive".to_string()));
+                    }
+                    self.queue(&response, request.method == "HEAD", request.keep_alive);
+                    if !request.keep_alive {
+                        self.phase = Phase::CloseAfterFlush;
+                    }
+                    progressed = true;
+                }
+                Ok(Decoded::Incomplete { send_continue, .. }) => {
+                    if self.inbuf.is_empty() {
+                        self.request_started = None;
+                    } else {
+                        self.request_started.get_or_insert(now);
+                    }
+                    if send_continue && !self.continue_sent {
+                        self.outbuf.extend_from_slice(http1::CONTINUE_RESPONSE);
+                        self.continue_sent = true;
+                        progressed = true;
+                    }
+                    if self.read_eof {
+                        // The client will send nothing more: close once answers are out.
+                        self.phase = Phase::CloseAfterFlush;
+                        progressed = true;
+                    }
+                    break;
+                }
+                Err(e) => {
+                    traffic.requests += 1;
+                    traffic.errors += 1;
+                    self.fail(ApiError::protocol(e.status(), e.message()));
+                    progressed = true;
+                }
+            }
+        }
+        progressed
+    }
+
+    /// Answers a protocol error and closes: the byte stream can no longer be trusted.
+    fn fail(&mut self, err: ApiError) {
+        self.queue(&error_response(&err), false, false);
+        self.inbuf.clear();
+        self.request_started = None;
+        self.phase = Phase::CloseAfterFlush;
+    }
+
+    fn queue(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_str()))
+            .collect();
+        http1::encode_response(
+            &mut self.outbuf,
+            response.status,
+            &headers,
+            &response.body,
+            head_only,
+            keep_alive,
+        );
+    }
+
+    fn flush(&mut self, now: Instant, traffic: &mut Traffic) -> bool {
+        let mut progressed = false;
+        while self.out_pos < self.outbuf.len() && self.phase != Phase::Closed {
+            match self.stream.write(&self.outbuf[self.out_pos..]) {
+                Ok(0) => {
+                    self.phase = Phase::Closed;
+                    return true;
+                }
+                Ok(n) => {
+                    self.out_pos += n;
+                    traffic.bytes_out += n as u64;
+                    self.last_active = now;
+                    progressed = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.phase = Phase::Closed;
+                    return true;
+                }
+            }
+        }
+        if self.out_pos == self.outbuf.len() {
+            self.outbuf.clear();
+            self.out_pos = 0;
+        }
+        progressed
+    }
+
+    fn advance_phase(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Open if self.read_eof && self.is_quiet() => self.phase = Phase::Closed,
+            Phase::CloseAfterFlush if self.pending_output() == 0 => {
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.phase = if self.read_eof {
+                    Phase::Closed
+                } else {
+                    Phase::Lingering(now + LINGER)
+                };
+            }
+            Phase::Lingering(_) if self.read_eof => self.phase = Phase::Closed,
+            _ => {}
+        }
+    }
+}

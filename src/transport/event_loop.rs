@@ -1,0 +1,242 @@
+//! The http worker's event loop: one thread, one mio poller over the listening sockets, the
+//! client connections, the signal self-pipe and the postmaster-alive pipe. Requests run
+//! inline (their SQL is the only blocking step, bounded by pg_rest.statement_timeout).
+
+use crate::app::App;
+use crate::stats::WorkerSlot;
+use crate::transport::conn::{Conn, Phase, Traffic};
+use crate::transport::listener;
+use crate::worker::config::Config;
+use crate::worker::signals;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use pgrx::prelude::*;
+use slab::Slab;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+const WAKE: Token = Token(usize::MAX - 1);
+const POSTMASTER: Token = Token(usize::MAX - 2);
+/// Tokens below this are listeners; connection `k` is `Token(CONN_BASE + k)`.
+const CONN_BASE: usize = 1 << 16;
+/// How often deadlines are checked when no event arrives.
+const TICK: Duration = Duration::from_millis(250);
+/// How long a shutting-down worker waits for queued responses to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+const EVENTS_CAPACITY: usize = 1024;
+
+pub struct EventLoop {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Conn>,
+    /// Connections being served (not counting refused ones lingering on their 503).
+    open: usize,
+    wake: OwnedFd,
+    slot: &'static WorkerSlot,
+}
+
+impl EventLoop {
+    pub fn new(config: &Config, wake: OwnedFd, slot: &'static WorkerSlot) -> io::Result<EventLoop> {
+        let poll = Poll::new()?;
+        let mut listeners = listener::bind_all(&config.listen_addresses, config.port)?;
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, Token(i), Interest::READABLE)?;
+        }
+        poll.registry()
+            .register(&mut SourceFd(&wake.as_raw_fd()), WAKE, Interest::READABLE)?;
+        // SAFETY: PostgreSQL's postmaster-alive pipe: readable (EOF) once the postmaster dies.
+        let pm_fd = unsafe { pg_sys::postmaster_alive_fds[pg_sys::POSTMASTER_FD_WATCH as usize] };
+        poll.registry()
+            .register(&mut SourceFd(&pm_fd), POSTMASTER, Interest::READABLE)?;
+        Ok(EventLoop {
+            poll,
+            listeners,
+            conns: Slab::new(),
+            open: 0,
+            wake,
+            slot,
+        })
+    }
+
+    /// Serves until SIGTERM (then drains) or postmaster death (then exits at once).
+    pub fn run(mut self, mut app: App) {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        let mut last_tick = Instant::now();
+        let mut shutdown_deadline: Option<Instant> = None;
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    quiet_log!("pg_rest http worker: poll failed: {e}");
+                    return;
+                }
+            }
+            let now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WAKE => signals::drain(&self.wake),
+                    POSTMASTER => {
+                        // The postmaster is gone: no one to answer to; exit without cleanup.
+                        // SAFETY: ends the process.
+                        unsafe { pg_sys::proc_exit(1) }
+                    }
+                    Token(i) if i < CONN_BASE => {
+                        if shutdown_deadline.is_none() {
+                            self.accept(i, &mut app, now);
+                        }
+                    }
+                    Token(t) => self.drive(t - CONN_BASE, &mut app, now),
+                }
+            }
+            if signals::take_sighup() {
+                reload_config();
+                app.reload(Config::load());
+            }
+            if signals::terminating() && shutdown_deadline.is_none() {
+                shutdown_deadline = Some(now + SHUTDOWN_GRACE);
+                self.stop_listening();
+            }
+            if now.duration_since(last_tick) >= TICK {
+                last_tick = now;
+                self.check_timeouts(&app, now);
+            }
+            if let Some(deadline) = shutdown_deadline {
+                self.close_quiet();
+                if self.conns.is_empty() || now >= deadline {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, listener: usize, app: &mut App, now: Instant) {
+        loop {
+            let (stream, _) = match self.listeners[listener].accept() {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // E.g. EMFILE: leave the rest in the backlog; the next event retries.
+                Err(_) => return,
+            };
+            let _ = stream.set_nodelay(true);
+            let mut conn = Conn::new(stream, now);
+            let refused = self.open >= app.config().max_connections;
+            if refused {
+                conn.refuse();
+            } else {
+                self.open += 1;
+                WorkerSlot::add(&self.slot.connections, 1);
+            }
+            let entry = self.conns.vacant_entry();
+            let key = entry.key();
+            if self
+                .poll
+                .registry()
+                .register(&mut conn.stream, Token(CONN_BASE + key), conn.interest)
+                .is_err()
+            {
+                if !refused {
+                    self.open -= 1;
+                    WorkerSlot::add(&self.slot.connections, -1);
+                }
+                continue;
+            }
+            entry.insert(conn);
+            self.drive(key, app, now);
+        }
+    }
+
+    fn drive(&mut self, key: usize, app: &mut App, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let limits = app.config().limits;
+        let traffic = conn.drive(app, &limits, now);
+        self.count(traffic);
+        self.update(key);
+    }
+
+    /// Re-registers interest after a state change, or drops a finished connection.
+    fn update(&mut self, key: usize) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.phase == Phase::Closed {
+            self.remove(key);
+            return;
+        }
+        let wanted = conn.wanted_interest();
+        if wanted != conn.interest {
+            conn.interest = wanted;
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(CONN_BASE + key), wanted)
+                .is_err()
+            {
+                self.remove(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        let mut conn = self.conns.remove(key);
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        if !conn.refused {
+            self.open -= 1;
+            WorkerSlot::add(&self.slot.connections, -1);
+        }
+    }
+
+    fn count(&self, t: Traffic) {
+        if t.requests > 0 {
+            WorkerSlot::add(&self.slot.requests, t.requests as i64);
+            WorkerSlot::add(&self.slot.errors, t.errors as i64);
+        }
+        if t.bytes_in > 0 {
+            WorkerSlot::add(&self.slot.bytes_in, t.bytes_in as i64);
+        }
+        if t.bytes_out > 0 {
+            WorkerSlot::add(&self.slot.bytes_out, t.bytes_out as i64);
+        }
+    }
+
+    fn check_timeouts(&mut self, app: &App, now: Instant) {
+        let config = app.config();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                let traffic = conn.check_timeouts(now, config.idle_timeout, config.request_timeout);
+                self.count(traffic);
+                self.update(key);
+            }
+        }
+    }
+
+    fn stop_listening(&mut self) {
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+    }
+
+    /// At shutdown: connections with nothing in flight close now; the rest finish writing.
+    fn close_quiet(&mut self) {
+        let quiet: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_quiet())
+            .map(|(k, _)| k)
+            .collect();
+        for key in quiet {
+            self.remove(key);
+        }
+    }
+}
+
+/// Re-reads postgresql.conf after SIGHUP; a bad file is logged by PostgreSQL and changes nothing.
+fn reload_config() {
+    crate::execute::guarded_void(|| unsafe {
+        pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP)
+    });
+}

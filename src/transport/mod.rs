@@ -1,0 +1,5 @@
+//! Transport: listening sockets, the event loop, and per-connection protocol state machines.
+
+pub mod conn;
+pub mod event_loop;
+pub mod listener;

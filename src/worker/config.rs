@@ -1,0 +1,54 @@
+//! A worker's snapshot of the settings, taken at start and after each SIGHUP, so the hot path
+//! reads plain fields instead of GUC storage.
+
+use crate::gucs::{self, string_value};
+use pg_rest_core::http1::Limits;
+use pg_rest_core::settings::split_list;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addresses: Vec<String>,
+    pub port: u16,
+    pub workers: usize,
+    pub max_connections: usize,
+    pub limits: Limits,
+    pub idle_timeout: Duration,
+    pub request_timeout: Duration,
+    pub schemas: Vec<String>,
+    pub anon_role: Option<String>,
+    /// Milliseconds; 0: none of pg_rest's own.
+    pub statement_timeout_ms: i32,
+    pub log_requests: bool,
+    pub test_faults: bool,
+}
+
+impl Config {
+    pub fn load() -> Config {
+        let listen = string_value(&gucs::LISTEN_ADDRESSES);
+        let schemas = string_value(&gucs::SCHEMAS);
+        let anon = string_value(&gucs::ANON_ROLE);
+        Config {
+            listen_addresses: split_list(&listen).into_iter().map(String::from).collect(),
+            port: gucs::PORT.get().clamp(1, 65535) as u16,
+            workers: gucs::WORKERS.get().max(1) as usize,
+            max_connections: gucs::MAX_CONNECTIONS.get().max(1) as usize,
+            limits: Limits {
+                max_header_size: gucs::MAX_HEADER_SIZE.get().max(0) as usize,
+                max_body_size: gucs::MAX_BODY_SIZE.get().max(0) as usize,
+            },
+            idle_timeout: Duration::from_secs(gucs::IDLE_TIMEOUT.get().max(1) as u64),
+            request_timeout: Duration::from_secs(gucs::REQUEST_TIMEOUT.get().max(1) as u64),
+            schemas: split_list(&schemas).into_iter().map(String::from).collect(),
+            anon_role: (!anon.trim().is_empty()).then(|| anon.trim().to_string()),
+            statement_timeout_ms: gucs::STATEMENT_TIMEOUT.get(),
+            log_requests: gucs::LOG_REQUESTS.get(),
+            test_faults: gucs::TEST_FAULTS.get(),
+        }
+    }
+
+    /// The default schema: the first of `pg_rest.schemas` (the check hook keeps it non-empty).
+    pub fn default_schema(&self) -> &str {
+        self.schemas.first().map_or("public", String::as_str)
+    }
+}

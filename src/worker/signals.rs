@@ -1,0 +1,95 @@
+//! Signal handling for pg_rest's workers. The handlers only set flags, poke PostgreSQL's
+//! interrupt flags and latch, and write one byte to a self-pipe that the event loop polls, so
+//! a signal wakes `epoll_wait` without any race between checking a flag and sleeping.
+//!
+//! SIGINT is left to PostgreSQL (StatementCancelHandler): `pg_cancel_backend` and statement
+//! timeouts keep working. SIGTERM also sets `QueryCancelPending`, so a request running at
+//! shutdown stops with a catchable 57014 instead of PostgreSQL's uncatchable FATAL.
+
+use pgrx::pg_sys;
+use std::ffi::c_int;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+static GOT_SIGTERM: AtomicBool = AtomicBool::new(false);
+static GOT_SIGHUP: AtomicBool = AtomicBool::new(false);
+/// Write end of the self-pipe; -1 until `install`.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// Whether SIGTERM cancels the running statement (http workers) or only sets the flag.
+static CANCEL_ON_TERM: AtomicBool = AtomicBool::new(false);
+
+extern "C" {
+    // Declared here without pgrx's FFI guard: called from a signal handler, where only the
+    // async-signal-safe C function itself may run.
+    #[link_name = "SetLatch"]
+    fn raw_set_latch(latch: *mut pg_sys::Latch);
+}
+
+/// Installs the handlers and unblocks signals. Returns the read end of the self-pipe.
+pub fn install(cancel_on_term: bool) -> std::io::Result<OwnedFd> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 fills two fds on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    WAKE_FD.store(fds[1], Ordering::SeqCst);
+    CANCEL_ON_TERM.store(cancel_on_term, Ordering::SeqCst);
+    // SAFETY: plain C calls while signals are still blocked (bgworker start).
+    unsafe {
+        pg_sys::pqsignal(libc::SIGTERM, Some(on_sigterm));
+        pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
+        pg_sys::BackgroundWorkerUnblockSignals();
+        Ok(OwnedFd::from_raw_fd(fds[0]))
+    }
+}
+
+/// Has SIGTERM arrived (sticky: shutdown is not undone)?
+pub fn terminating() -> bool {
+    GOT_SIGTERM.load(Ordering::SeqCst)
+}
+
+/// Has SIGHUP arrived since the last call?
+pub fn take_sighup() -> bool {
+    GOT_SIGHUP.swap(false, Ordering::SeqCst)
+}
+
+/// Empties the self-pipe after a wake-up.
+pub fn drain(fd: &OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a local buffer from our own non-blocking pipe.
+    while unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+fn wake() {
+    let fd = WAKE_FD.load(Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; a full pipe already means "wake up".
+        unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+    }
+    // SAFETY: MyLatch is set before any signal is unblocked; SetLatch is async-signal-safe.
+    unsafe { raw_set_latch(pg_sys::MyLatch) };
+}
+
+unsafe extern "C-unwind" fn on_sigterm(_signo: c_int) {
+    let saved = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    GOT_SIGTERM.store(true, Ordering::SeqCst);
+    if CANCEL_ON_TERM.load(Ordering::Relaxed) {
+        // SAFETY: these are sig_atomic_t flags PostgreSQL's own handlers set the same way.
+        unsafe {
+            pg_sys::QueryCancelPending = 1;
+            pg_sys::InterruptPending = 1;
+        }
+    }
+    wake();
+    // SAFETY: restoring errno, as PostgreSQL's handlers do.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+unsafe extern "C-unwind" fn on_sighup(_signo: c_int) {
+    let saved = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    GOT_SIGHUP.store(true, Ordering::SeqCst);
+    wake();
+    // SAFETY: restoring errno.
+    unsafe { *libc::__errno_location() = saved };
+}

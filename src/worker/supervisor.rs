@@ -1,0 +1,315 @@
+//! The supervisor: a static background worker (registered in `_PG_init`) that keeps
+//! `pg_rest.workers` http workers running. It owns the restart policy — the http workers are
+//! registered with "never restart", because the postmaster would never restart one that exits
+//! 0 (e.g. after `pg_terminate_backend`) — and applies SIGHUP changes of the worker count.
+//!
+//! Worker handles live in shared memory (`stats::WorkerSlot`), so a supervisor that was itself
+//! terminated and restarted adopts the running workers instead of starting duplicates.
+
+use crate::gucs::{self, string_value, MAX_WORKERS};
+use crate::stats;
+use crate::worker::signals;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime};
+use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
+use std::ffi::c_int;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// A worker that lived at least this long is healthy: its next restart is immediate.
+const HEALTHY_UPTIME: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often the supervisor looks at its workers when nothing wakes it.
+const TICK: Duration = Duration::from_millis(500);
+
+/// PostgreSQL's `BackgroundWorkerHandle` (bgworker.c), opaque in the bindings: two plain
+/// fields that identify a registration, valid in any process.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct HandleRepr {
+    slot: c_int,
+    generation: u64,
+}
+
+/// What the supervisor knows of one http worker slot.
+struct Slot {
+    handle: Option<HandleRepr>,
+    started_at: Instant,
+    not_before: Instant,
+    backoff: Duration,
+}
+
+pub fn register() {
+    BackgroundWorkerBuilder::new("pg_rest supervisor")
+        .set_type("pg_rest supervisor")
+        .set_library("pg_rest")
+        .set_function("pg_rest_supervisor_main")
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::ConsistentState)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
+    if let Err(e) = signals::install(false) {
+        quiet_log!("pg_rest supervisor: cannot create its wake-up pipe: {e}");
+        // SAFETY: ending this process; exit code 1 lets the postmaster restart it.
+        unsafe { pg_sys::proc_exit(1) };
+    }
+    // No database: the supervisor only reads the shared catalog pg_database.
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    let mut supervisor = Supervisor::adopt();
+    quiet_log!(
+        "pg_rest supervisor started; {} http worker(s) wanted",
+        gucs::WORKERS.get()
+    );
+    while !signals::terminating() {
+        if signals::take_sighup() {
+            reload_config();
+        }
+        supervisor.reconcile();
+        wait(TICK);
+    }
+    // Leave the http workers serving: in a server shutdown the postmaster stops them itself;
+    // after pg_terminate_backend the restarted supervisor adopts them. Exit 1 so the
+    // postmaster restarts this worker (it would unregister it on 0).
+    quiet_log!("pg_rest supervisor exiting on SIGTERM");
+    // SAFETY: ending this process.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+struct Supervisor {
+    slots: Vec<Slot>,
+    database_missing_logged: bool,
+}
+
+impl Supervisor {
+    /// Takes over the handles a previous supervisor left in shared memory.
+    fn adopt() -> Supervisor {
+        let now = Instant::now();
+        let slots = (0..MAX_WORKERS as usize)
+            .map(|i| {
+                let shared = stats::slot(i);
+                let slot = shared.handle_slot.load(Relaxed);
+                let handle = (slot > 0).then(|| HandleRepr {
+                    slot: (slot - 1) as c_int,
+                    generation: shared.handle_generation.load(Relaxed) as u64,
+                });
+                Slot {
+                    handle,
+                    started_at: now,
+                    not_before: now,
+                    backoff: FIRST_BACKOFF,
+                }
+            })
+            .collect();
+        Supervisor {
+            slots,
+            database_missing_logged: false,
+        }
+    }
+
+    /// Starts missing workers (with backoff), stops surplus ones.
+    fn reconcile(&mut self) {
+        let wanted = gucs::WORKERS.get().clamp(1, MAX_WORKERS) as usize;
+        let now = Instant::now();
+        let mut database_checked = None;
+        for i in 0..self.slots.len() {
+            let running = self.slots[i].handle.and_then(worker_pid);
+            if i >= wanted {
+                if let Some(h) = self.slots[i].handle.take() {
+                    if running.is_some() {
+                        quiet_log!(
+                            "pg_rest: stopping http worker {i} (pg_rest.workers = {wanted})"
+                        );
+                        terminate(h);
+                    }
+                    forget_handle(i);
+                }
+                continue;
+            }
+            if running.is_some() {
+                continue;
+            }
+            if self.slots[i].handle.take().is_some() {
+                self.note_exit(i, now);
+                forget_handle(i);
+            }
+            if now < self.slots[i].not_before {
+                continue;
+            }
+            if !*database_checked.get_or_insert_with(|| self.database_exists()) {
+                return;
+            }
+            self.start(i, now);
+        }
+    }
+
+    /// Logs why a worker is restarted, and when: quick deaths back off exponentially.
+    fn note_exit(&mut self, i: usize, now: Instant) {
+        let slot = &mut self.slots[i];
+        let uptime = now.duration_since(slot.started_at);
+        if uptime >= HEALTHY_UPTIME {
+            slot.backoff = FIRST_BACKOFF;
+            slot.not_before = now;
+            quiet_log!(
+                "pg_rest: http worker {i} exited after {}s; restarting it now",
+                uptime.as_secs()
+            );
+        } else {
+            slot.not_before = now + slot.backoff;
+            quiet_log!(
+                "pg_rest: http worker {i} exited after {:.1}s (its own log line above says why); restarting it in {}s",
+                uptime.as_secs_f32(),
+                slot.backoff.as_secs()
+            );
+            slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    fn start(&mut self, i: usize, now: Instant) {
+        let builder = BackgroundWorkerBuilder::new(&format!("pg_rest http worker {i}"))
+            .set_type("pg_rest http")
+            .set_library("pg_rest")
+            .set_function("pg_rest_http_main")
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::ConsistentState)
+            .set_restart_time(None)
+            .set_argument(Some(pg_sys::Datum::from(i)))
+            // SAFETY: reading this process's pid.
+            .set_notify_pid(unsafe { pg_sys::MyProcPid });
+        let mut bgw: pg_sys::BackgroundWorker = (&builder).into();
+        let mut handle: *mut pg_sys::BackgroundWorkerHandle = std::ptr::null_mut();
+        // SAFETY: bgw is a complete registration; on success PostgreSQL sets `handle`.
+        let ok = unsafe { pg_sys::RegisterDynamicBackgroundWorker(&mut bgw, &mut handle) };
+        let slot = &mut self.slots[i];
+        if !ok || handle.is_null() {
+            slot.not_before = now + slot.backoff;
+            quiet_log!(
+                "pg_rest: could not register http worker {i}: no free background worker slot; \
+                 raise max_worker_processes (needs pg_rest.workers + 1 for pg_rest, plus what else uses workers)"
+            );
+            slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+            return;
+        }
+        // SAFETY: a BackgroundWorkerHandle is exactly this struct (bgworker.c).
+        let h = unsafe { *handle.cast::<HandleRepr>() };
+        let shared = stats::slot(i);
+        shared.handle_generation.store(h.generation as i64, Relaxed);
+        shared.handle_slot.store(h.slot as i64 + 1, Relaxed);
+        slot.handle = Some(h);
+        slot.started_at = now;
+    }
+
+    /// Whether `pg_rest.database` exists; says so once in the log while it does not.
+    fn database_exists(&mut self) -> bool {
+        let name = string_value(&gucs::DATABASE);
+        let exists = database_exists(&name);
+        if !exists && !self.database_missing_logged {
+            quiet_log!("pg_rest: database \"{name}\" (pg_rest.database) does not exist yet; http workers start once it is created");
+        }
+        self.database_missing_logged = !exists;
+        exists
+    }
+}
+
+/// Scans pg_database without an index: right after a server start the shared relcache init
+/// file may be missing, and opening an index would then need pg_class, which a process
+/// connected to no database cannot read.
+fn database_exists(name: &str) -> bool {
+    // SAFETY: one short transaction around a heap scan of a shared catalog, aborted on error.
+    unsafe {
+        pg_sys::StartTransactionCommand();
+        PgTryBuilder::new(|| {
+            let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as _);
+            let scan = pg_sys::systable_beginscan(
+                rel,
+                pg_sys::InvalidOid,
+                false,
+                std::ptr::null_mut(),
+                0,
+                std::ptr::null_mut(),
+            );
+            let mut found = false;
+            loop {
+                let tuple = pg_sys::systable_getnext(scan);
+                if tuple.is_null() {
+                    break;
+                }
+                let data = (*tuple).t_data;
+                let form = data
+                    .cast::<u8>()
+                    .add((*data).t_hoff as usize)
+                    .cast::<pg_sys::FormData_pg_database>();
+                let datname = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr());
+                if datname.to_bytes() == name.as_bytes() {
+                    found = true;
+                    break;
+                }
+            }
+            pg_sys::systable_endscan(scan);
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
+            pg_sys::CommitTransactionCommand();
+            found
+        })
+        .catch_others(|_| {
+            pg_sys::AbortCurrentTransaction();
+            false
+        })
+        .execute()
+    }
+}
+
+/// The worker's pid if it is running.
+fn worker_pid(h: HandleRepr) -> Option<i32> {
+    let mut handle = h;
+    let mut pid: pg_sys::pid_t = 0;
+    // SAFETY: GetBackgroundWorkerPid only reads the handle's two fields.
+    let status = unsafe {
+        pg_sys::GetBackgroundWorkerPid((&mut handle as *mut HandleRepr).cast(), &mut pid)
+    };
+    match status {
+        pg_sys::BgwHandleStatus::BGWH_STARTED | pg_sys::BgwHandleStatus::BGWH_NOT_YET_STARTED => {
+            Some(pid)
+        }
+        _ => None,
+    }
+}
+
+fn terminate(h: HandleRepr) {
+    let mut handle = h;
+    // SAFETY: as above; the postmaster sends SIGTERM and unregisters the worker.
+    unsafe { pg_sys::TerminateBackgroundWorker((&mut handle as *mut HandleRepr).cast()) };
+}
+
+fn forget_handle(i: usize) {
+    stats::slot(i).handle_slot.store(0, Relaxed);
+}
+
+/// Re-reads postgresql.conf. Errors in the file are logged by PostgreSQL and keep old values.
+fn reload_config() {
+    PgTryBuilder::new(|| unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) })
+        .catch_others(|e| {
+            quiet_log!("pg_rest supervisor: reloading the configuration failed: {e:?}")
+        })
+        .execute();
+}
+
+/// Sleeps on the latch (set by our signal handlers and by the postmaster when a worker
+/// exits) without checking interrupts: nothing here may raise an ERROR outside a guard.
+fn wait(timeout: Duration) {
+    let flags = pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH;
+    // SAFETY: plain latch calls on this process's own latch.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            flags as i32,
+            timeout.as_millis() as _,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+}

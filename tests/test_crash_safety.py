@@ -1,0 +1,149 @@
+"""DESIGN.md "Crash safety": errors, timeouts, cancels, panics and a terminated worker leave
+the server up, the other workers serving, and ordinary backends undisturbed.
+
+Tests run in file order and share one module fixture (the baseline)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import ConnectionClosed, assert_pgrst_error, build_request, wait_until
+
+
+@pytest.fixture(scope="module")
+def baseline(pg):
+    pids = pg.http_pids()
+    assert len(pids) == 2, f"expected 2 http workers at start, got {pids}"
+    conn = pg.connect()
+    backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    log_offset = pg.log_size()
+    state = {"pids": pids, "conn": conn, "backend_pid": backend_pid, "log_offset": log_offset}
+    yield state
+    conn.close()
+
+
+def get(c, target: str, timeout: float = 10):
+    c.send(build_request("GET", target))
+    return c.read_response(timeout=timeout)
+
+
+def test_sql_error_is_400_and_connection_survives(pg, baseline):
+    with pg.raw() as c:
+        r = get(c, "/boom")
+        assert_pgrst_error(r.status, r.body, 400, "22012")
+        r = get(c, "/books")
+        assert r.status == 200, r
+        assert len(r.json()) == 5
+    assert pg.http_pids() == baseline["pids"]
+
+
+def test_statement_timeout(pg, baseline):
+    with pg.reload_with(statement_timeout="500ms"):
+        with pg.raw() as c:
+            t0 = time.monotonic()
+            r = get(c, "/slow", timeout=6)
+            elapsed = time.monotonic() - t0
+            assert_pgrst_error(r.status, r.body, 500, "57014")
+            assert elapsed < 2.5, f"statement_timeout 500ms answered after {elapsed:.2f}s"
+            r = get(c, "/books?id=eq.1")
+            assert r.status == 200, r
+    assert pg.http_pids() == baseline["pids"]
+
+
+def test_pg_cancel_backend_on_every_worker(pg, baseline):
+    result: dict = {}
+
+    def slow_request():
+        t0 = time.monotonic()
+        try:
+            with pg.raw(timeout=8) as c:
+                result["resp"] = get(c, "/slow", timeout=8)
+                # Same connection still good afterwards.
+                result["after"] = get(c, "/books?id=eq.2", timeout=5)
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            result["error"] = exc
+        result["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow_request, daemon=True)
+    t.start()
+    time.sleep(0.5)
+    # Cancel every http worker: the idle one gets a cancel too, which must be harmless.
+    cancelled = pg.sql("SELECT pid, pg_cancel_backend(pid) FROM pg_stat_activity "
+                       "WHERE backend_type = 'pg_rest http'")
+    t.join(10)
+    assert not t.is_alive(), "slow request still running 10 s after pg_cancel_backend"
+    assert len(cancelled) == 2 and all(ok for _, ok in cancelled), cancelled
+    assert "error" not in result, f"slow request failed: {result['error']!r}"
+    r = result["resp"]
+    assert_pgrst_error(r.status, r.body, 500, "57014")
+    assert result["elapsed"] < 2.5, f"cancelled request answered after {result['elapsed']:.2f}s"
+    assert result["after"].status == 200, result["after"]
+
+    # Nobody died, and a cancel received while idle does not fail later requests.
+    assert pg.http_pids() == baseline["pids"]
+    for n in range(10):
+        with pg.raw(timeout=5) as c:
+            r = get(c, f"/books?id=eq.{n % 5 + 1}", timeout=5)
+            assert r.status == 200, f"request {n} after the cancels: {r!r}"
+    assert pg.http_pids() == baseline["pids"]
+
+
+def test_rust_panic_is_500_and_worker_survives(pg, baseline):
+    with pg.raw() as c:
+        r = get(c, "/_pg_rest_test/panic")
+        assert_pgrst_error(r.status, r.body, 500)
+        r = get(c, "/books")
+        assert r.status == 200, r
+        assert len(r.json()) == 5
+    assert pg.http_pids() == baseline["pids"]
+
+
+def test_terminated_worker_is_replaced_and_others_keep_serving(pg, baseline):
+    before = pg.http_pids()
+    assert len(before) == 2, before
+    victim, survivor = sorted(before)
+    assert pg.sql("SELECT pg_terminate_backend(%s)", victim)[0][0] is True
+
+    # The other worker serves at once; a connection that landed on the dying worker may fail
+    # once, so each request is allowed one retry.
+    t0 = time.monotonic()
+    for n in range(10):
+        last = None
+        for _attempt in range(2):
+            try:
+                with pg.raw(timeout=3) as c:
+                    r = get(c, f"/books?id=eq.{n % 5 + 1}", timeout=3)
+                if r.status == 200:
+                    last = r
+                    break
+                last = r
+            except (ConnectionClosed, ConnectionRefusedError, ConnectionResetError,
+                    socket.timeout, TimeoutError) as exc:
+                last = exc
+            time.sleep(0.1)
+        assert getattr(last, "status", None) == 200, f"request {n} after terminate: {last!r}"
+    assert time.monotonic() - t0 < 10
+
+    def two_workers_again():
+        pids = pg.http_pids()
+        return pids if len(pids) == 2 and victim not in pids else None
+
+    pids = wait_until(two_workers_again, 15, interval=0.25,
+                      what="a replacement http worker (2 workers, victim gone)")
+    assert survivor in pids, f"the surviving worker {survivor} was restarted too: {pids}"
+    new = pids - before
+    assert len(new) == 1, f"expected exactly one new worker pid, got {pids} (before {before})"
+    assert pg.get("/books").status_code == 200
+
+
+def test_ordinary_session_undisturbed(pg, baseline):
+    conn = baseline["conn"]
+    assert conn.execute("SELECT 1").fetchone()[0] == 1
+    assert conn.execute("SELECT pg_backend_pid()").fetchone()[0] == baseline["backend_pid"]
+    text = pg.log_since(baseline["log_offset"])
+    assert "terminating any other active server processes" not in text, text[-3000:]
+    assert "was terminated by signal" not in text, text[-3000:]

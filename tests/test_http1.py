@@ -1,0 +1,295 @@
+"""HTTP/1.1 transport: keep-alive, pipelining, framing, limits, timeouts, connection caps.
+
+Mostly raw sockets (RawHTTP in conftest.py), so that every byte on the wire is ours."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+
+from conftest import (ConnectionClosed, RawHTTP, assert_pgrst_error, build_request,
+                      wait_until)
+
+
+def get_req(target: str, **headers: str) -> bytes:
+    return build_request("GET", target, headers or None)
+
+
+def ids_of(resp) -> list[int]:
+    return sorted(row["id"] for row in resp.json())
+
+
+# ----------------------------------------------------------------------------------------
+# Keep-alive and pipelining
+# ----------------------------------------------------------------------------------------
+
+
+def test_keep_alive_three_requests_on_one_connection(pg):
+    with pg.raw() as c:
+        for n in (1, 2, 3):
+            c.send(get_req(f"/books?id=eq.{n}"))
+            r = c.read_response()
+            assert r.status == 200, r
+            assert ids_of(r) == [n]
+            assert (r.header("connection") or "").lower() != "close", r
+
+
+def test_httpx_keep_alive(pg):
+    with pg.client(limits=httpx.Limits(max_connections=1)) as c:
+        for _ in range(3):
+            r = c.get("/books")
+            assert r.status_code == 200
+            assert len(r.json()) == 5
+
+
+def test_pipelining_eight_requests_in_one_write(pg):
+    ns = [(i % 5) + 1 for i in range(8)]
+    data = b"".join(get_req(f"/books?id=eq.{n}") for n in ns)
+    with pg.raw() as c:
+        c.send(data)
+        responses = c.read_responses(["GET"] * 8, timeout=10)
+    for n, r in zip(ns, responses):
+        assert r.status == 200, r
+        assert ids_of(r) == [n], f"response out of order: expected id {n}, got {r.body!r}"
+
+
+def test_request_sent_byte_by_byte(pg):
+    data = get_req("/books?id=eq.3", Accept="application/json")
+    with pg.raw() as c:
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+            time.sleep(0.003)
+        r = c.read_response(timeout=10)
+    assert r.status == 200, r
+    assert ids_of(r) == [3]
+
+
+def test_head_same_length_no_body_then_pipelined_get(pg):
+    with pg.raw() as c:
+        c.send(get_req("/books"))
+        g = c.read_response()
+        assert g.status == 200, g
+        length = int(g.header("content-length"))
+        assert length == len(g.body)
+        # HEAD and a GET in one write: if HEAD sent a body, the GET's status line would break.
+        c.send(build_request("HEAD", "/books") + get_req("/books?id=eq.1"))
+        h = c.read_response("HEAD")
+        assert h.status == 200, h
+        assert int(h.header("content-length")) == length
+        nxt = c.read_response("GET")
+        assert nxt.status == 200, nxt
+        assert ids_of(nxt) == [1]
+
+
+def test_connection_close_then_eof(pg):
+    with pg.raw() as c:
+        c.send(get_req("/books?id=eq.2", Connection="close"))
+        r = c.read_response()
+        assert r.status == 200, r
+        assert ids_of(r) == [2]
+        assert c.wait_eof(5), "server kept the connection open after Connection: close"
+
+
+def test_chunked_post_is_405_and_body_is_consumed(pg):
+    # Writes are not implemented yet: any method other than GET/HEAD answers 405 PGRST117.
+    body = b'{"id": 99, "title": "x"}'
+    chunked = (b"%x\r\n" % 10) + body[:10] + b"\r\n" + (b"%x\r\n" % (len(body) - 10)) + \
+        body[10:] + b"\r\n0\r\n\r\n"
+    head = build_request("POST", "/books", {"Content-Type": "application/json",
+                                             "Transfer-Encoding": "chunked"})
+    with pg.raw() as c:
+        c.send(head + chunked)
+        r = c.read_response()
+        assert_pgrst_error(r.status, r.body, 405, "PGRST117")
+        # If the chunked body had not been consumed, it would be parsed as the next request.
+        c.send(get_req("/books?id=eq.4"))
+        r2 = c.read_response()
+        assert r2.status == 200, r2
+        assert ids_of(r2) == [4]
+    assert pg.sql("SELECT count(*) FROM books")[0][0] == 5
+
+
+def test_expect_100_continue(pg):
+    head = build_request("POST", "/books", {"Content-Type": "application/json",
+                                             "Content-Length": "5",
+                                             "Expect": "100-continue"})
+    with pg.raw() as c:
+        c.send(head)
+        interim = c.read_response(timeout=5)
+        assert interim.status == 100, f"expected 100 Continue before the body, got {interim!r}"
+        assert interim.version == "HTTP/1.1"
+        c.send(b"hello")
+        final = c.read_response(timeout=5)
+        assert_pgrst_error(final.status, final.body, 405, "PGRST117")
+        # The connection is still usable.
+        c.send(get_req("/books?id=eq.5"))
+        r = c.read_response()
+        assert r.status == 200, r
+        assert ids_of(r) == [5]
+
+
+# ----------------------------------------------------------------------------------------
+# Limits and malformed input
+# ----------------------------------------------------------------------------------------
+
+
+def test_header_too_large_is_431_then_close(pg):
+    big = "a" * (17 * 1024)  # > 16kB, the default pg_rest.max_header_size
+    data = get_req("/books", **{"X-Big": big})
+    with pg.raw() as c:
+        try:
+            c.send(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may stop reading once it has decided
+        r = c.read_response(timeout=5)
+        assert r.status == 431, r
+        assert c.wait_eof(5), "connection not closed after 431"
+
+
+def test_body_too_large_is_413_before_body_then_close(pg):
+    head = build_request("POST", "/books", {"Content-Type": "application/json",
+                                             "Content-Length": "104857600"})
+    with pg.raw() as c:
+        c.send(head)  # not a single body byte
+        r = c.read_response(timeout=5)
+        assert r.status == 413, r
+        assert c.wait_eof(5), "connection not closed after 413"
+
+
+def test_garbage_is_400_then_close(pg):
+    with pg.raw() as c:
+        c.send(b"\x00\x01garbage\r\n\r\n")
+        r = c.read_response(timeout=5)
+        assert r.status == 400, r
+        assert c.wait_eof(5), "connection not closed after 400"
+    # The worker survived it.
+    assert pg.get("/books?id=eq.1").status_code == 200
+
+
+# ----------------------------------------------------------------------------------------
+# Timeouts and slow clients
+# ----------------------------------------------------------------------------------------
+
+
+def test_idle_timeout_closes_idle_connection(pg):
+    with pg.reload_with(idle_timeout="2s"):
+        with pg.raw(timeout=10) as c:
+            c.send(get_req("/books?id=eq.1"))
+            assert c.read_response().status == 200
+            t0 = time.monotonic()
+            closed = c.wait_eof(8)
+            elapsed = time.monotonic() - t0
+        assert closed, "idle connection still open after 8 s with idle_timeout = 2s"
+        assert 1.5 <= elapsed <= 5.5, f"idle connection closed after {elapsed:.2f}s"
+
+
+def test_request_timeout_408_for_half_a_head(pg):
+    with pg.reload_with(request_timeout="2s"):
+        with pg.raw(timeout=10) as c:
+            t0 = time.monotonic()
+            c.send(b"GET /books HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc")
+            r = c.read_response(timeout=8)
+            elapsed = time.monotonic() - t0
+            assert r.status == 408, r
+            assert 1.5 <= elapsed <= 5.5, f"408 after {elapsed:.2f}s"
+            assert c.wait_eof(3), "connection not closed after 408"
+
+
+def test_slow_clients_do_not_block_others(pg):
+    slow = []
+    try:
+        # Enough half-open requests that both workers hold some.
+        for _ in range(6):
+            s = pg.raw(timeout=10)
+            s.send(b"GET /books HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(s)
+        for n in range(1, 11):
+            t0 = time.monotonic()
+            with pg.raw(timeout=5) as c:
+                c.send(get_req(f"/books?id=eq.{(n % 5) + 1}"))
+                r = c.read_response(timeout=5)
+            assert r.status == 200, r
+            assert time.monotonic() - t0 < 2.0, "request delayed by a slow client"
+        # And a slow client can still finish its request.
+        slow[0].send(b"1\r\n\r\n")
+        r = slow[0].read_response(timeout=5)
+        assert r.status == 200, r
+    finally:
+        for s in slow:
+            s.close()
+
+
+# ----------------------------------------------------------------------------------------
+# Connection cap
+# ----------------------------------------------------------------------------------------
+
+
+def test_max_connections_refuses_politely(pg):
+    with pg.reload_with(max_connections="4"):
+        conns: list[RawHTTP] = []
+        outcomes: list[object] = []
+        try:
+            for _ in range(20):
+                conns.append(RawHTTP(pg.http_port, timeout=5))
+            time.sleep(0.3)  # let the workers accept them all
+            for c in conns:
+                try:
+                    c.send(get_req("/books?id=eq.1"))
+                except (BrokenPipeError, ConnectionResetError) as exc:
+                    outcomes.append(("send-failed", repr(exc)))
+                    continue
+                outcomes.append(None)
+            for i, c in enumerate(conns):
+                if outcomes[i] is not None:
+                    continue
+                try:
+                    r = c.read_response(timeout=5)
+                    outcomes[i] = r.status
+                except ConnectionClosed as exc:
+                    outcomes[i] = ("closed-without-response", str(exc))
+                except (socket.timeout, TimeoutError):
+                    outcomes[i] = "hang"
+        finally:
+            for c in conns:
+                c.close()
+        assert "hang" not in outcomes, f"some connections hung: {outcomes}"
+        ok = outcomes.count(200)
+        refused = outcomes.count(503)
+        assert ok >= 1, f"no request served: {outcomes}"
+        assert ok <= 8, f"more than 2 workers x 4 connections served: {outcomes}"
+        assert refused >= 1, f"no connection refused with 503: {outcomes}"
+        assert ok + refused == 20, f"some connections got neither 200 nor 503: {outcomes}"
+
+        # After closing them all, new requests succeed again.
+        def fresh_ok():
+            with pg.raw(timeout=3) as c:
+                c.send(get_req("/books?id=eq.2"))
+                return c.read_response(timeout=3).status == 200
+        wait_until(fresh_ok, 5, what="a new connection to be served after closing the others")
+        for _ in range(6):
+            assert fresh_ok()
+
+
+def test_503_body_is_pgrst_shaped_or_empty(pg):
+    """A refused connection's 503 carries either no body or a PostgREST error JSON."""
+    with pg.reload_with(max_connections="1"):
+        conns = [RawHTTP(pg.http_port, timeout=5) for _ in range(8)]
+        try:
+            time.sleep(0.3)
+            statuses = []
+            for c in conns:
+                try:
+                    c.send(get_req("/books?id=eq.1"))
+                    r = c.read_response(timeout=5)
+                except (ConnectionClosed, BrokenPipeError, ConnectionResetError) as exc:
+                    statuses.append(("closed", repr(exc)))
+                    continue
+                statuses.append(r.status)
+                if r.status == 503 and r.body:
+                    assert_pgrst_error(r.status, r.body, 503)
+        finally:
+            for c in conns:
+                c.close()
+        assert 503 in statuses, statuses

@@ -1,0 +1,142 @@
+"""REST reads, PostgREST-compatible: filters, errors, views, privileges, schema changes."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_pgrst_error, wait_until
+
+BOOK_KEYS = {"id", "title", "author", "year"}
+
+
+def ids(resp) -> list[int]:
+    return sorted(row["id"] for row in resp.json())
+
+
+def test_get_all_books(http):
+    r = http.get("/books")
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/json; charset=utf-8"
+    assert r.headers["content-range"] == "0-4/*"
+    rows = r.json()
+    assert isinstance(rows, list) and len(rows) == 5
+    for row in rows:
+        assert set(row) == BOOK_KEYS, row
+    assert sorted(row["id"] for row in rows) == [1, 2, 3, 4, 5]
+    by_id = {row["id"]: row for row in rows}
+    assert by_id[1] == {"id": 1, "title": "The Rust Programming Language",
+                        "author": "Steve Klabnik", "year": 2018}
+    assert by_id[5]["author"] is None
+
+
+def test_eq_one_row(http):
+    r = http.get("/books?id=eq.2")
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"id": 2, "title": "Programming Rust", "author": "Jim Blandy",
+                         "year": 2017}]
+    assert r.headers["content-range"] == "0-0/*"
+
+
+def test_two_filters_and_together(http):
+    r = http.get("/books", params={"id": "gt.1", "year": "lt.2015"})
+    assert r.status_code == 200, r.text
+    assert ids(r) == [3, 4, 5]
+
+
+@pytest.mark.parametrize("query,expected", [
+    ({"id": "neq.1"}, [2, 3, 4, 5]),
+    ({"year": "gt.2012"}, [1, 2]),
+    ({"year": "gte.2012"}, [1, 2, 3]),
+    ({"year": "lt.2001"}, [4]),
+    ({"year": "lte.2001"}, [4, 5]),
+    ({"title": "like.*Rust*"}, [1, 2]),
+    ({"title": "like.*rust*"}, []),            # like is case sensitive
+    ({"title": "ilike.*rust*"}, [1, 2]),
+    ({"title": "ilike.postgresql*"}, [3]),
+    ({"author": "is.null"}, [5]),
+])
+def test_operators(http, query, expected):
+    r = http.get("/books", params=query)
+    assert r.status_code == 200, r.text
+    assert ids(r) == expected
+
+
+def test_single_quote_value(http):
+    r = http.get("/books", params={"title": "eq.The Hitchhiker's Guide to the Galaxy"})
+    assert r.status_code == 200, r.text
+    assert ids(r) == [4]
+
+
+def test_injection_attempt_is_just_a_value(pg, http):
+    r = http.get("/books", params={"title": "eq.x'; DROP TABLE books; --"})
+    assert r.status_code == 200, r.text
+    assert r.json() == []
+    assert pg.sql("SELECT count(*) FROM books")[0][0] == 5
+
+
+def test_no_rows(http):
+    r = http.get("/books?id=eq.999")
+    assert r.status_code == 200, r.text
+    assert r.json() == []
+    assert r.headers["content-range"] == "*/*"
+
+
+def test_unknown_table_404(http):
+    r = http.get("/nope")
+    err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST205")
+    assert err["message"] == "Could not find the table 'public.nope' in the schema cache"
+    assert err["details"] is None
+    assert err["hint"] is None or isinstance(err["hint"], str)
+
+
+def test_unknown_column_in_filter(http):
+    r = http.get("/books?nope=eq.1")
+    assert_pgrst_error(r.status_code, r.content, 400, "42703")
+
+
+def test_invalid_integer(http):
+    r = http.get("/books?id=eq.abc")
+    assert_pgrst_error(r.status_code, r.content, 400, "22P02")
+
+
+def test_unknown_operator(http):
+    r = http.get("/books?id=foo.1")
+    assert_pgrst_error(r.status_code, r.content, 400, "PGRST100")
+
+
+def test_view(http):
+    r = http.get("/books_view")
+    assert r.status_code == 200, r.text
+    rows = r.json()
+    assert len(rows) == 5
+    assert all(set(row) == {"id", "title"} for row in rows), rows
+    r = http.get("/books_view?id=eq.4")
+    assert r.json() == [{"id": 4, "title": "The Hitchhiker's Guide to the Galaxy"}]
+
+
+def test_no_grant_is_401(http):
+    r = http.get("/secret")
+    assert_pgrst_error(r.status_code, r.content, 401, "42501")
+
+
+def test_table_created_later_is_served_without_restart(pg, http):
+    pg.psql("CREATE TABLE public.late(id int); INSERT INTO public.late VALUES (1), (2);"
+            " GRANT SELECT ON public.late TO web_anon;")
+    try:
+        def served():
+            r = http.get("/late")
+            return r if r.status_code == 200 else None
+        r = wait_until(served, 10, interval=0.2, what="GET /late to answer 200")
+        assert sorted(row["id"] for row in r.json()) == [1, 2]
+    finally:
+        pg.psql("DROP TABLE IF EXISTS public.late")
+
+
+def test_anonymous_access_disabled(pg):
+    with pg.reload_with(anon_role=""):
+        r = pg.get("/books")
+        err = assert_pgrst_error(r.status_code, r.content, 401, "PGRST302")
+        assert err["message"] == "Anonymous access is disabled"
+    # Restored.
+    wait_until(lambda: pg.get("/books").status_code == 200, 5,
+               what="anonymous access to come back")
