@@ -88,7 +88,7 @@ WRK_P99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")"
 # --- (2) pgbench, same SQL -----------------------------------------------------------------
 cat > "$WORK/pgrst.sql" <<'SQL'
 \set id 1
-SELECT pg_catalog.count(_pgrst_t)::int8, coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT "public"."bench_items".* FROM "public"."bench_items" WHERE "public"."bench_items"."id" = :id::integer) _pgrst_t;
+SELECT pg_catalog.count(*)::int8, coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT "public"."bench_items".* FROM "public"."bench_items" WHERE "public"."bench_items"."id" = :id::integer) _pgrst_t;
 SQL
 log "pgbench -n -M prepared -c$CONNECTIONS -j$THREADS -T$DURATION (pg_rest's SQL)"
 timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" \

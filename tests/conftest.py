@@ -558,6 +558,9 @@ def pg() -> Iterator[Cluster]:
         if problem is None:
             try:
                 cluster.wait_http_ready("/books", timeout=60)
+                # Start every test module from the same state: both http workers up.
+                wait_until(lambda: len(cluster.http_pids()) == 2, 15, interval=0.2,
+                           what="2 pg_rest http workers")
             except AssertionError as exc:
                 problem = str(exc)
         if problem is not None:

@@ -16,8 +16,8 @@ from conftest import ConnectionClosed, assert_pgrst_error, build_request, wait_u
 
 @pytest.fixture(scope="module")
 def baseline(pg):
-    pids = pg.http_pids()
-    assert len(pids) == 2, f"expected 2 http workers at start, got {pids}"
+    pids = wait_until(lambda: (lambda p: p if len(p) == 2 else None)(pg.http_pids()), 15,
+                      interval=0.2, what="2 http workers at the start of the crash tests")
     conn = pg.connect()
     backend_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
     log_offset = pg.log_size()

@@ -111,8 +111,10 @@ def test_default_durations(pg, name, expected):
     ("anon_role", ""),
 ])
 def test_compiled_in_defaults(settings, name, expected):
-    # The test cluster sets these in postgresql.conf; boot_val is the built-in default.
-    assert settings[f"pg_rest.{name}"][2] == expected
+    # The test cluster sets these in postgresql.conf; boot_val is the built-in default
+    # (NULL for a string setting whose built-in default is empty).
+    boot_val = settings[f"pg_rest.{name}"][2]
+    assert (boot_val if boot_val is not None else "") == expected
 
 
 def test_cluster_values_applied(pg):
