@@ -113,7 +113,7 @@ fn read(
     api_request: &ApiRequest,
 ) -> Result<(i64, String), ApiError> {
     let cache = cache.current(&config.schemas);
-    let plan = plan::read_plan(api_request, cache, config.default_schema())?;
+    let plan = plan::read_plan(api_request, cache, config.default_schema(), config.max_rows)?;
     let statement = sql::read_statement(&plan);
     execute::set_request_settings(ctx);
     Ok(execute::run_read(plans, &statement))

@@ -73,6 +73,8 @@ pub fn in_transaction<T>(
     })
     .execute();
     clear_cancel();
+    // SAFETY: updates this backend's pg_stat_activity entry.
+    unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
     result
 }
 
@@ -110,49 +112,73 @@ fn set_local(name: &str, value: &str) {
     }
 }
 
+/// A kept plan, its SQL as a C string (what pg_stat_activity shows while it runs), and when it
+/// was last used.
+struct KeptPlan {
+    plan: pg_sys::SPIPlanPtr,
+    sql: CString,
+    used: u64,
+}
+
 /// Prepared plans kept across transactions, keyed by SQL text (= request shape).
 #[derive(Default)]
 pub struct PlanCache {
-    plans: HashMap<String, (pg_sys::SPIPlanPtr, u64)>,
+    plans: HashMap<String, KeptPlan>,
     clock: u64,
 }
 
 impl PlanCache {
-    /// Returns the kept plan for `sql`, preparing and keeping it on first use. Inside SPI.
+    /// Returns the kept plan for `sql`, preparing and keeping it on first use, and reports the
+    /// statement to pg_stat_activity. Inside SPI.
     fn plan(&mut self, sql: &str, nargs: usize) -> pg_sys::SPIPlanPtr {
         self.clock += 1;
-        if let Some((plan, used)) = self.plans.get_mut(sql) {
-            *used = self.clock;
-            return *plan;
-        }
-        let Ok(csql) = CString::new(sql) else {
-            error!("pg_rest: SQL text contains a NUL byte")
+        let kept = match self.plans.get_mut(sql) {
+            Some(kept) => kept,
+            None => {
+                let kept = prepare(sql, nargs, self.clock);
+                if self.plans.len() >= PLAN_CACHE_CAPACITY {
+                    self.evict_oldest();
+                }
+                self.plans.entry(sql.to_string()).or_insert(kept)
+            }
         };
-        let mut argtypes = vec![pg_sys::TEXTOID; nargs];
-        // SAFETY: inside SPI_connect; an ERROR longjmps into the request boundary.
-        let plan =
-            unsafe { pg_sys::SPI_prepare(csql.as_ptr(), nargs as c_int, argtypes.as_mut_ptr()) };
-        // SAFETY: SPI_keepplan moves a valid plan out of the SPI procedure context.
-        if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
-            error!("pg_rest: preparing a statement failed");
-        }
-        if self.plans.len() >= PLAN_CACHE_CAPACITY {
-            self.evict_oldest();
-        }
-        self.plans.insert(sql.to_string(), (plan, self.clock));
-        plan
+        kept.used = self.clock;
+        // SAFETY: copies the C string into this backend's activity slot.
+        unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, kept.sql.as_ptr())
+        };
+        kept.plan
     }
 
     fn evict_oldest(&mut self) {
         let oldest = self
             .plans
             .iter()
-            .min_by_key(|(_, (_, used))| *used)
+            .min_by_key(|(_, kept)| kept.used)
             .map(|(k, _)| k.clone());
-        if let Some((plan, _)) = oldest.and_then(|k| self.plans.remove(&k)) {
+        if let Some(kept) = oldest.and_then(|k| self.plans.remove(&k)) {
             // SAFETY: a kept plan no one else references.
-            unsafe { pg_sys::SPI_freeplan(plan) };
+            unsafe { pg_sys::SPI_freeplan(kept.plan) };
         }
+    }
+}
+
+/// Prepares `sql` with `nargs` text parameters and keeps the plan beyond this transaction.
+fn prepare(sql: &str, nargs: usize, now: u64) -> KeptPlan {
+    let Ok(csql) = CString::new(sql) else {
+        error!("pg_rest: SQL text contains a NUL byte")
+    };
+    let mut argtypes = vec![pg_sys::TEXTOID; nargs];
+    // SAFETY: inside SPI_connect; an ERROR longjmps into the request boundary.
+    let plan = unsafe { pg_sys::SPI_prepare(csql.as_ptr(), nargs as c_int, argtypes.as_mut_ptr()) };
+    // SAFETY: SPI_keepplan moves a valid plan out of the SPI procedure context.
+    if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
+        error!("pg_rest: preparing a statement failed");
+    }
+    KeptPlan {
+        plan,
+        sql: csql,
+        used: now,
     }
 }
 
@@ -215,6 +241,9 @@ fn api_error(caught: pg_sys::panic::CaughtError, authenticated: bool) -> ApiErro
     match &caught {
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
             let code = unpack_sqlstate(report.sql_error_code() as i32);
+            if code == "57014" && signals::terminating() {
+                return ApiError::shutting_down();
+            }
             ApiError::from_postgres(
                 &code,
                 report.message(),

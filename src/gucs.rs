@@ -29,19 +29,26 @@ pub static MAX_HEADER_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Seconds a client has to send a whole request once it started one.
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
+/// TLS certificate chain (PEM); with a key, TLS on `port` (not yet built).
 pub static TLS_CERT_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// TLS private key (PEM).
 pub static TLS_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Origins allowed by CORS (not yet built).
 pub static CORS_ALLOWED_ORIGINS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"*"));
 
 // -- Database and roles ----------------------------------------------------------------------
+/// Database the http workers serve.
 pub static DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 /// Role the workers connect as; empty: the bootstrap superuser.
 pub static AUTHENTICATOR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Exposed schemas, first is the default.
 pub static SCHEMAS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"public"));
+/// Role for requests without a token; empty: 401 for them.
 pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Function called before every request (not yet built).
 pub static PRE_REQUEST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Cap on rows a read returns; -1: unlimited.
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
@@ -49,20 +56,29 @@ pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 // -- Authentication --------------------------------------------------------------------------
+/// HS secret, PEM public key, JWK or JWKS; superuser-only to read (auth not yet built).
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Required `aud` claim, if set.
 pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// JSPath of the role in the JWT claims.
 pub static JWT_ROLE_CLAIM_KEY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c".role"));
 
 // -- Realtime and replicas -------------------------------------------------------------------
+/// Realtime worker and endpoints (not yet built).
 pub static REALTIME: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Logical replication slot of the realtime worker.
 pub static REALTIME_SLOT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pg_rest"));
+/// Function deciding who may subscribe/publish on a channel.
 pub static CHANNEL_CHECK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Conninfo list of replicas reads may go to (not yet built).
 pub static READ_REPLICAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// Where a standby sends writes (not yet built).
 pub static PRIMARY_CONNINFO: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 // -- Observability and tests -----------------------------------------------------------------
+/// One log line per request.
 pub static LOG_REQUESTS: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Enables `/_pg_rest_test/*` fault-injection paths; for pg_rest's own tests only.
 pub static TEST_FAULTS: GucSetting<bool> = GucSetting::<bool>::new(false);

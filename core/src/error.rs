@@ -97,6 +97,16 @@ impl ApiError {
         )
     }
 
+    /// 503 57P01: the worker stopped this request because it is shutting down; a retry reaches
+    /// another worker.
+    pub fn shutting_down() -> Self {
+        Self::new(
+            503,
+            "57P01",
+            "pg_rest worker shutting down; the request was rolled back, retry it",
+        )
+    }
+
     /// PGRSTX00: a fault inside pg_rest itself (a caught panic); the request was rolled back.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "PGRSTX00", message)

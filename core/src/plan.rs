@@ -11,6 +11,8 @@ pub struct ReadPlan {
     pub schema: String,
     pub relation: String,
     pub filters: Vec<PlannedFilter>,
+    /// `pg_rest.max_rows`: the most rows a read returns, if capped.
+    pub max_rows: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +22,13 @@ pub struct PlannedFilter {
     pub type_name: String,
 }
 
-/// Resolves a read of `req.resource` in `schema` (the first of `pg_rest.schemas`).
+/// Resolves a read of `req.resource` in `schema` (the first of `pg_rest.schemas`), returning at
+/// most `max_rows` rows.
 pub fn read_plan(
     req: &ApiRequest,
     cache: &SchemaCache,
     schema: &str,
+    max_rows: Option<u32>,
 ) -> Result<ReadPlan, ApiError> {
     let name = match &req.resource {
         Resource::Relation(name) => name,
@@ -50,6 +54,7 @@ pub fn read_plan(
         schema: schema.to_string(),
         relation: name.clone(),
         filters,
+        max_rows,
     })
 }
 
@@ -78,14 +83,20 @@ mod tests {
 
     #[test]
     fn resolves_filters_with_their_types() {
-        let plan = read_plan(&parse("GET", "/books?id=eq.1").unwrap(), &cache(), "public").unwrap();
+        let plan = read_plan(
+            &parse("GET", "/books?id=eq.1").unwrap(),
+            &cache(),
+            "public",
+            None,
+        )
+        .unwrap();
         assert_eq!(plan.relation, "books");
         assert_eq!(plan.filters[0].type_name, "integer");
     }
 
     #[test]
     fn unknown_relation_is_pgrst205() {
-        let e = read_plan(&parse("GET", "/nope").unwrap(), &cache(), "public").unwrap_err();
+        let e = read_plan(&parse("GET", "/nope").unwrap(), &cache(), "public", None).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (404, "PGRST205"));
         assert!(e.message.contains("'public.nope'"));
     }
@@ -96,6 +107,7 @@ mod tests {
             &parse("GET", "/books?nope=eq.1").unwrap(),
             &cache(),
             "public",
+            None,
         )
         .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (400, "42703"));
@@ -104,7 +116,7 @@ mod tests {
 
     #[test]
     fn other_schemas_are_not_searched() {
-        let e = read_plan(&parse("GET", "/books").unwrap(), &cache(), "api").unwrap_err();
+        let e = read_plan(&parse("GET", "/books").unwrap(), &cache(), "api", None).unwrap_err();
         assert_eq!(e.code, "PGRST205");
     }
 }

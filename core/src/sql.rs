@@ -50,6 +50,10 @@ pub fn read_statement(plan: &ReadPlan) -> Statement {
         sql.push_str(if i == 0 { " WHERE " } else { " AND " });
         push_condition(&mut sql, &qualified, filter, &mut params);
     }
+    if let Some(n) = plan.max_rows {
+        // A setting, not user input: an integer literal keeps one plan per shape.
+        let _ = write!(sql, " LIMIT {n}");
+    }
     sql.push_str(") _pgrst_t");
     Statement { sql, params }
 }
@@ -113,6 +117,10 @@ mod tests {
     use crate::schema_cache::{Column, Relation, SchemaCache};
 
     fn statement(target: &str) -> Statement {
+        statement_capped(target, None)
+    }
+
+    fn statement_capped(target: &str, max_rows: Option<u32>) -> Statement {
         let cache = SchemaCache::new([Relation {
             schema: "public".into(),
             name: "bo\"oks".into(),
@@ -127,7 +135,9 @@ mod tests {
                 },
             ],
         }]);
-        read_statement(&read_plan(&parse("GET", target).unwrap(), &cache, "public").unwrap())
+        read_statement(
+            &read_plan(&parse("GET", target).unwrap(), &cache, "public", max_rows).unwrap(),
+        )
     }
 
     #[test]
@@ -171,6 +181,17 @@ mod tests {
             statement("/bo%22oks?id=eq.1").sql,
             statement("/bo%22oks?id=gt.1").sql
         );
+    }
+
+    #[test]
+    fn max_rows_caps_the_inner_select() {
+        let s = statement_capped("/bo%22oks?id=gt.1", Some(100));
+        assert!(
+            s.sql.ends_with("\"id\" > $1::integer LIMIT 100) _pgrst_t"),
+            "{}",
+            s.sql
+        );
+        assert!(!statement("/bo%22oks").sql.contains("LIMIT"));
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub struct Config {
     pub request_timeout: Duration,
     pub schemas: Vec<String>,
     pub anon_role: Option<String>,
+    /// Rows a read returns at most; None: unlimited.
+    pub max_rows: Option<u32>,
     /// Milliseconds; 0: none of pg_rest's own.
     pub statement_timeout_ms: i32,
     pub log_requests: bool,
@@ -41,6 +43,7 @@ impl Config {
             request_timeout: Duration::from_secs(gucs::REQUEST_TIMEOUT.get().max(1) as u64),
             schemas: split_list(&schemas).into_iter().map(String::from).collect(),
             anon_role: (!anon.trim().is_empty()).then(|| anon.trim().to_string()),
+            max_rows: u32::try_from(gucs::MAX_ROWS.get()).ok(),
             statement_timeout_ms: gucs::STATEMENT_TIMEOUT.get(),
             log_requests: gucs::LOG_REQUESTS.get(),
             test_faults: gucs::TEST_FAULTS.get(),

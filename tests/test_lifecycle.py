@@ -1,0 +1,112 @@
+"""Worker lifecycle beyond the basics of test_process.py: waiting for a database that does not
+exist yet, SIGHUP keeping connections, a request in flight when its worker is terminated,
+pg_stat_activity showing a running request, and pg_rest.max_rows."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+
+import pytest
+
+from conftest import (REPO, Cluster, assert_pgrst_error, build_cluster, build_request,
+                      port_is_open, require_extension_installed, wait_until)
+
+LATE_DB = "late_db"
+MISSING_DB_LINE = f'database "{LATE_DB}" (pg_rest.database) does not exist yet'
+
+
+def test_workers_wait_for_a_missing_database_then_serve():
+    """No crash loop while pg_rest.database is missing: one log line, no http worker; once the
+    database is created, workers start and serve without a restart."""
+    require_extension_installed()
+    port = 3103
+    if port_is_open(port):
+        pytest.fail(f"port {port} already in use")
+    cluster = Cluster(
+        root=REPO / "target" / "test-pg-late",
+        pg_port=54331,
+        http_port=port,
+        dbname="postgres",
+        conf={
+            "pg_rest.port": str(port),
+            "pg_rest.listen_addresses": "'127.0.0.1'",
+            "pg_rest.database": f"'{LATE_DB}'",
+            "pg_rest.workers": "1",
+            "pg_rest.anon_role": "'web_anon'",
+        },
+    )
+    try:
+        build_cluster(cluster, None, create_extension=False)
+        wait_until(lambda: MISSING_DB_LINE in cluster.log_text(), 10, interval=0.1,
+                   what="the missing-database log line")
+        time.sleep(3)  # several supervisor ticks
+        assert cluster.http_pids() == set()
+        assert cluster.log_text().count(MISSING_DB_LINE) == 1, "logged more than once"
+        assert "exited with exit code" not in cluster.log_text(), cluster.log_tail()
+        assert not port_is_open(port)
+
+        cluster.psql(f"CREATE DATABASE {LATE_DB}", dbname="postgres")
+        cluster.psql("CREATE ROLE web_anon NOLOGIN; CREATE TABLE t(id int); "
+                     "INSERT INTO t VALUES (7); GRANT SELECT ON t TO web_anon;", dbname=LATE_DB)
+        cluster.wait_http_ready("/t", timeout=15)
+        assert cluster.get("/t").json() == [{"id": 7}]
+        assert len(cluster.http_pids()) == 1
+    finally:
+        if (cluster.data_dir / "postmaster.pid").exists():
+            cluster.stop("fast")
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+def test_keep_alive_connection_survives_sighup(pg):
+    with pg.raw() as c:
+        c.send(build_request("GET", "/books?id=eq.1"))
+        assert c.read_response().status == 200
+        with pg.reload_with(log_requests="on"):
+            c.send(build_request("GET", "/books?id=eq.2"))
+            r = c.read_response()
+            assert r.status == 200 and r.json()[0]["id"] == 2
+
+
+def _active_worker(pg, relation: str):
+    rows = pg.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_rest http' "
+                  "AND state = 'active' AND query LIKE %s", f'%"{relation}"%')
+    return rows[0][0] if rows else None
+
+
+def test_request_in_flight_when_its_worker_is_terminated(pg):
+    """The running SQL is stopped (a catchable cancel, not PostgreSQL's FATAL), the client gets
+    503 57P01 to retry, and the supervisor replaces the worker."""
+    wait_until(lambda: len(pg.http_pids()) == 2, 15, interval=0.2, what="2 http workers")
+    result: dict = {}
+
+    def slow():
+        with pg.raw(timeout=10) as c:
+            c.send(build_request("GET", "/slow"))
+            t0 = time.monotonic()
+            result["response"] = c.read_response(timeout=10)
+            result["elapsed"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow)
+    t.start()
+    busy = wait_until(lambda: _active_worker(pg, "slow"), 5, interval=0.05,
+                      what="a pg_rest http worker shown active on /slow in pg_stat_activity")
+    pg.sql("SELECT pg_terminate_backend(%s)", busy)
+    t.join(15)
+    assert not t.is_alive()
+    r = result["response"]
+    assert_pgrst_error(r.status, r.body, 503, "57P01")
+    assert result["elapsed"] < 2.5, result["elapsed"]
+    wait_until(lambda: len(pg.http_pids()) == 2 and busy not in pg.http_pids(), 15,
+               interval=0.2, what="a replacement http worker")
+    assert pg.get("/books").status_code == 200
+
+
+def test_max_rows_caps_reads(pg):
+    with pg.reload_with(max_rows="2"):
+        r = pg.get("/books")
+        assert r.status_code == 200
+        assert len(r.json()) == 2
+        assert r.headers["content-range"] == "0-1/*"
+    assert len(pg.get("/books").json()) == 5
