@@ -506,6 +506,29 @@ def build_cluster(cluster: Cluster, fixtures: list[Path] | None, create_extensio
         cluster.psql("CREATE EXTENSION pg_rest")
 
 
+def extra_cluster(name: str, pg_port: int, http_port: int, database: str,
+                  **conf: str) -> Cluster:
+    """A second throwaway cluster (target/<name>) with one pg_rest http worker on
+    127.0.0.1:`http_port` serving `database`; `conf` adds postgresql.conf lines."""
+    require_extension_installed()
+    if port_is_open(http_port):
+        pytest.fail(f"port {http_port} already in use")
+    return Cluster(
+        root=REPO / "target" / name,
+        pg_port=pg_port,
+        http_port=http_port,
+        dbname="postgres",
+        conf={
+            "pg_rest.port": str(http_port),
+            "pg_rest.listen_addresses": "'127.0.0.1'",
+            "pg_rest.database": f"'{database}'",
+            "pg_rest.workers": "1",
+            "pg_rest.anon_role": "'web_anon'",
+            **conf,
+        },
+    )
+
+
 def require_extension_installed() -> None:
     missing = [str(p) for p in (EXT_SO, EXT_CONTROL) if not p.exists()]
     if missing:

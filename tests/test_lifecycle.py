@@ -8,10 +8,8 @@ import shutil
 import threading
 import time
 
-import pytest
-
-from conftest import (REPO, Cluster, assert_pgrst_error, build_cluster, build_request,
-                      port_is_open, require_extension_installed, wait_until)
+from conftest import (assert_pgrst_error, build_cluster, build_request, extra_cluster,
+                      port_is_open, wait_until)
 
 LATE_DB = "late_db"
 MISSING_DB_LINE = f'database "{LATE_DB}" (pg_rest.database) does not exist yet'
@@ -20,23 +18,8 @@ MISSING_DB_LINE = f'database "{LATE_DB}" (pg_rest.database) does not exist yet'
 def test_workers_wait_for_a_missing_database_then_serve():
     """No crash loop while pg_rest.database is missing: one log line, no http worker; once the
     database is created, workers start and serve without a restart."""
-    require_extension_installed()
     port = 3103
-    if port_is_open(port):
-        pytest.fail(f"port {port} already in use")
-    cluster = Cluster(
-        root=REPO / "target" / "test-pg-late",
-        pg_port=54331,
-        http_port=port,
-        dbname="postgres",
-        conf={
-            "pg_rest.port": str(port),
-            "pg_rest.listen_addresses": "'127.0.0.1'",
-            "pg_rest.database": f"'{LATE_DB}'",
-            "pg_rest.workers": "1",
-            "pg_rest.anon_role": "'web_anon'",
-        },
-    )
+    cluster = extra_cluster("test-pg-late", 54331, port, LATE_DB)
     try:
         build_cluster(cluster, None, create_extension=False)
         wait_until(lambda: MISSING_DB_LINE in cluster.log_text(), 10, interval=0.1,

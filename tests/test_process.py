@@ -10,10 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from conftest import (REPO, Cluster, build_cluster, port_is_open, require_extension_installed,
-                      run, wait_until)
+from conftest import build_cluster, extra_cluster, run, wait_until
 
 
 def test_supervisor_is_visible(pg):
@@ -158,24 +155,9 @@ def _alive(pid: int) -> bool:
 
 
 def test_postmaster_death_stops_pg_rest(pg):
-    require_extension_installed()
     port = 3102
-    if port_is_open(port):
-        pytest.fail(f"port {port} already in use")
-    cluster = Cluster(
-        root=REPO / "target" / "test-pg-death",
-        pg_port=54330,
-        http_port=port,
-        dbname="postgres",
-        conf={
-            "cluster_name": f"'{DEATH_CLUSTER_NAME}'",
-            "pg_rest.port": str(port),
-            "pg_rest.listen_addresses": "'127.0.0.1'",
-            "pg_rest.database": "'postgres'",
-            "pg_rest.workers": "1",
-            "pg_rest.anon_role": "'web_anon'",
-        },
-    )
+    cluster = extra_cluster("test-pg-death", 54330, port, "postgres",
+                            cluster_name=f"'{DEATH_CLUSTER_NAME}'")
     procs: set[int] = set()
     shm_id = None
     killed = False
