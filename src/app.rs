@@ -95,7 +95,7 @@ impl App {
         };
         let fault = request.target[TEST_FAULT_PREFIX.len()..].to_string();
         execute::in_transaction(&ctx, |ctx| {
-            execute::set_request_settings(ctx);
+            execute::begin_request_sql(ctx);
             match fault.as_str() {
                 "panic" => panic!("fault injected by /_pg_rest_test/panic"),
                 _ => Err(ApiError::invalid_path()),
@@ -112,9 +112,24 @@ fn read(
     ctx: &RequestContext,
     api_request: &ApiRequest,
 ) -> Result<(i64, String), ApiError> {
-    let cache = cache.current(&config.schemas);
-    let plan = plan::read_plan(api_request, cache, config.default_schema(), config.max_rows)?;
+    let schema = config.default_schema();
+    let mut plan = plan::read_plan(
+        api_request,
+        cache.current(&config.schemas),
+        schema,
+        config.max_rows,
+    );
+    if matches!(&plan, Err(e) if e.code == "PGRST205") && cache.reload_after_miss(&config.schemas) {
+        // Perhaps created since the cache was loaded: CREATE sends no invalidation we watch.
+        plan = plan::read_plan(
+            api_request,
+            cache.current(&config.schemas),
+            schema,
+            config.max_rows,
+        );
+    }
+    let plan = plan?;
     let statement = sql::read_statement(&plan);
-    execute::set_request_settings(ctx);
+    execute::begin_request_sql(ctx);
     Ok(execute::run_read(plans, &statement))
 }

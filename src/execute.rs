@@ -32,21 +32,21 @@ pub struct RequestContext<'a> {
 }
 
 /// Runs `body` in a fresh transaction; commits on `Ok`, aborts on `Err`, ERROR or panic.
-/// `body` gets the context back to switch role once it has done its own catalog work.
+/// `body` does its own catalog work first (schema cache), then calls [`begin_request_sql`].
 pub fn in_transaction<T>(
     ctx: &RequestContext,
     body: impl FnOnce(&RequestContext) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    clear_cancel();
-    // SAFETY: the start of a transaction in a worker connected to a database.
-    unsafe {
-        pg_sys::SetCurrentStatementStartTimestamp();
-        pg_sys::StartTransactionCommand();
-        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-    }
+    signals::clear_cancel();
     let authenticated = false;
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
-        arm_statement_timeout(ctx.statement_timeout_ms);
+        // SAFETY: the start of a transaction in a worker connected to a database; inside the
+        // guard, so even a failing start is aborted and answered.
+        unsafe {
+            pg_sys::SetCurrentStatementStartTimestamp();
+            pg_sys::StartTransactionCommand();
+            pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        }
         let outcome = body(ctx);
         disarm_statement_timeout();
         // SAFETY: ending the transaction started above; a failing commit (deferred
@@ -72,7 +72,7 @@ pub fn in_transaction<T>(
         Err(api_error(caught, authenticated))
     })
     .execute();
-    clear_cancel();
+    signals::clear_cancel();
     // SAFETY: updates this backend's pg_stat_activity entry.
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
     result
@@ -85,12 +85,15 @@ pub fn guarded_void(f: impl FnOnce()) {
         .execute();
 }
 
-/// Switches to the request's role and publishes `request.method` / `request.path`, all
-/// transaction-local, through the C API (~1 µs, against ~10 µs for SQL `set_config`).
-pub fn set_request_settings(ctx: &RequestContext) {
+/// Starts the request's own SQL: switches to its role, publishes `request.method` and
+/// `request.path` (all transaction-local, through the C API: ~1 µs, against ~10 µs for SQL
+/// `set_config`), and arms the statement timer — after the schema-cache work, so a small
+/// timeout cannot starve a cache reload.
+pub fn begin_request_sql(ctx: &RequestContext) {
     set_local("role", ctx.role);
     set_local("request.method", ctx.method);
     set_local("request.path", ctx.path);
+    arm_statement_timeout(ctx.statement_timeout_ms);
 }
 
 fn set_local(name: &str, value: &str) {
@@ -213,8 +216,16 @@ pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, String) {
     }
 }
 
-/// Arms PostgreSQL's statement timer: SPI in a background worker does not arm it by itself.
+/// Arms PostgreSQL's statement timer, which SPI in a background worker does not arm by itself:
+/// `pg_rest.statement_timeout`, or else the server's `statement_timeout` (database and role
+/// defaults included), so no request runs unbounded unless both are 0.
 fn arm_statement_timeout(ms: i32) {
+    // SAFETY: reading the current value of a GUC variable.
+    let ms = if ms > 0 {
+        ms
+    } else {
+        unsafe { pg_sys::StatementTimeout }
+    };
     if ms > 0 {
         // SAFETY: a plain timer call; the SIGALRM handler sets QueryCancelPending.
         unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };
@@ -224,15 +235,6 @@ fn arm_statement_timeout(ms: i32) {
 fn disarm_statement_timeout() {
     // SAFETY: disarming a possibly unarmed timer is a no-op.
     unsafe { disable_timeout(STATEMENT_TIMEOUT, false) };
-}
-
-/// A cancel that arrived while the worker was idle must not hit the next request, and one left
-/// pending must not raise outside a guard. SIGTERM's cancel stays: the worker is stopping.
-fn clear_cancel() {
-    if !signals::terminating() {
-        // SAFETY: a sig_atomic_t flag; PostgreSQL clears it the same way.
-        unsafe { pg_sys::QueryCancelPending = 0 };
-    }
 }
 
 /// The client's view of a caught failure.

@@ -7,11 +7,27 @@ use pgrx::prelude::*;
 
 /// Logs one line at LOG level, interrupts held (HOLD_INTERRUPTS / RESUME_INTERRUPTS).
 pub fn log_quietly(message: &str) {
-    // SAFETY: the C macros' counter; this process is single-threaded.
-    unsafe { pg_sys::InterruptHoldoffCount += 1 };
+    let _held = HeldInterrupts::new();
     log!("{message}");
-    // SAFETY: as above.
-    unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+}
+
+/// HOLD_INTERRUPTS for a scope; released on drop, so even an unwinding panic cannot leave
+/// cancels and timeouts disabled for good.
+struct HeldInterrupts;
+
+impl HeldInterrupts {
+    fn new() -> Self {
+        // SAFETY: the C macros' counter; this process is single-threaded.
+        unsafe { pg_sys::InterruptHoldoffCount += 1 };
+        HeldInterrupts
+    }
+}
+
+impl Drop for HeldInterrupts {
+    fn drop(&mut self) {
+        // SAFETY: as above, balanced with `new`.
+        unsafe { pg_sys::InterruptHoldoffCount -= 1 };
+    }
 }
 
 /// `log!` with interrupts held; see the module documentation.

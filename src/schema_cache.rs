@@ -1,24 +1,40 @@
-//! Loads the schema cache from the catalogs, and keeps it fresh without a reload signal:
-//! a relcache invalidation callback marks it stale whenever any relation changes (DDL,
-//! including in other sessions), and the next request reloads it inside its own transaction.
+//! Loads the schema cache from the catalogs and keeps it fresh without a reload signal:
+//! a relcache invalidation callback marks it stale when a cached relation changes (DDL in any
+//! session: ALTER, DROP, rename), and a request for a relation the cache does not know reloads
+//! it (CREATE), at most once a second. Invalidations of other relations (temporary tables,
+//! unexposed schemas) cost nothing.
 
 use pg_rest_core::schema_cache::{Column, Relation, SchemaCache};
 use pgrx::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
+/// Set by the invalidation callback, taken by the next request.
 static STALE: AtomicBool = AtomicBool::new(true);
 
+thread_local! {
+    /// OIDs of the relations in the cache, for the invalidation callback.
+    static CACHED_OIDS: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
+}
+
+/// A miss reloads the cache at most this often, so requests for unknown names cannot turn
+/// into a reload per request.
+const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
 const LOAD_SQL: &str = "\
-SELECT n.nspname::text, c.relname::text, a.attname::text, pg_catalog.format_type(a.atttypid, NULL)
+SELECT c.oid::int8, n.nspname::text, c.relname::text, a.attname::text,
+       pg_catalog.format_type(a.atttypid, NULL)
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
-ORDER BY 1, 2, a.attnum";
+ORDER BY 2, 3, a.attnum";
 
 /// Registers the invalidation callback; once per http worker, after connecting.
 pub fn register_invalidation() {
-    // SAFETY: registering a callback that only stores to an atomic.
+    // SAFETY: registering a callback that only reads a set and stores to an atomic.
     unsafe {
         pg_sys::CacheRegisterRelcacheCallback(
             Some(on_relcache_invalidation),
@@ -27,9 +43,17 @@ pub fn register_invalidation() {
     };
 }
 
+/// `relid` is InvalidOid when PostgreSQL drops all its relcache (e.g. after a sinval overflow).
 #[pg_guard]
-unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid: pg_sys::Oid) {
-    STALE.store(true, Ordering::Relaxed);
+unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    let ours = relid == pg_sys::InvalidOid
+        || CACHED_OIDS.with(|oids| {
+            oids.try_borrow()
+                .map_or(true, |o| o.contains(&relid.to_u32()))
+        });
+    if ours {
+        STALE.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A worker's schema cache and the schema list it was loaded for.
@@ -37,6 +61,7 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, _relid
 pub struct Holder {
     cache: SchemaCache,
     schemas: Vec<String>,
+    loaded_at: Option<Instant>,
 }
 
 impl Holder {
@@ -48,37 +73,71 @@ impl Holder {
     /// The cache, reloaded first if stale. Call inside the request's transaction.
     pub fn current(&mut self, schemas: &[String]) -> &SchemaCache {
         if STALE.swap(false, Ordering::Relaxed) || self.schemas != schemas {
-            self.cache = load(schemas);
-            self.schemas = schemas.to_vec();
+            self.reload(schemas);
         }
         &self.cache
     }
+
+    /// After a miss: reloads unless the cache is younger than `MISS_RELOAD_INTERVAL`; true if
+    /// it did (worth planning again).
+    pub fn reload_after_miss(&mut self, schemas: &[String]) -> bool {
+        if self
+            .loaded_at
+            .is_some_and(|t| t.elapsed() < MISS_RELOAD_INTERVAL)
+        {
+            return false;
+        }
+        self.reload(schemas);
+        true
+    }
+
+    fn reload(&mut self, schemas: &[String]) {
+        // An ERROR while loading unwinds through here: the cache stays marked stale, so the
+        // next request retries. Invalidations arriving during the load set STALE again and
+        // are not lost.
+        let retry_on_unwind = StaleOnUnwind;
+        let (cache, oids) = load(schemas);
+        std::mem::forget(retry_on_unwind);
+        CACHED_OIDS.with(|o| *o.borrow_mut() = oids);
+        self.cache = cache;
+        self.schemas = schemas.to_vec();
+        self.loaded_at = Some(Instant::now());
+    }
 }
 
+/// Marks the cache stale when dropped; `forget` it on success.
+struct StaleOnUnwind;
+
+impl Drop for StaleOnUnwind {
+    fn drop(&mut self) {
+        STALE.store(true, Ordering::Relaxed);
+    }
+}
+
+type Row = (i64, String, String, String, String);
+
 /// Reads exposed relations and their columns. An ERROR here propagates to the request
-/// boundary like any other; the cache is then marked stale again so the next request retries.
-fn load(schemas: &[String]) -> SchemaCache {
-    STALE.store(true, Ordering::Relaxed);
-    let rows: Vec<(String, String, String, String)> = Spi::connect(|client| {
+/// boundary like any other.
+fn load(schemas: &[String]) -> (SchemaCache, HashSet<u32>) {
+    let rows: Vec<Row> = Spi::connect(|client| {
         let table = client.select(LOAD_SQL, None, &[schemas.to_vec().into()])?;
         table
             .map(|row| {
                 Ok((
-                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<i64>(1)?.unwrap_or_default(),
                     row.get::<String>(2)?.unwrap_or_default(),
                     row.get::<String>(3)?.unwrap_or_default(),
                     row.get::<String>(4)?.unwrap_or_default(),
+                    row.get::<String>(5)?.unwrap_or_default(),
                 ))
             })
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| error!("pg_rest: loading the schema cache failed: {e}"));
     let mut relations: Vec<Relation> = Vec::new();
-    for (schema, name, column, type_name) in rows {
-        let same = relations
-            .last()
-            .is_some_and(|r| r.schema == schema && r.name == name);
-        if !same {
+    let mut oids = HashSet::new();
+    for (oid, schema, name, column, type_name) in rows {
+        if oids.insert(oid as u32) {
             relations.push(Relation {
                 schema,
                 name,
@@ -92,6 +151,5 @@ fn load(schemas: &[String]) -> SchemaCache {
             });
         }
     }
-    STALE.store(false, Ordering::Relaxed);
-    SchemaCache::new(relations)
+    (SchemaCache::new(relations), oids)
 }

@@ -57,9 +57,15 @@ impl WorkerSlot {
         self.pid.store(pid as i64, Relaxed);
     }
 
-    pub fn release(&self) {
-        self.pid.store(0, Relaxed);
-        self.connections.store(0, Relaxed);
+    /// Gives the slot up, unless another process already claimed it.
+    pub fn release(&self, pid: i32) {
+        if self
+            .pid
+            .compare_exchange(pid as i64, 0, Relaxed, Relaxed)
+            .is_ok()
+        {
+            self.connections.store(0, Relaxed);
+        }
     }
 
     pub fn add(counter: &AtomicI64, n: i64) {

@@ -93,3 +93,39 @@ def test_max_rows_caps_reads(pg):
         assert len(r.json()) == 2
         assert r.headers["content-range"] == "0-1/*"
     assert len(pg.get("/books").json()) == 5
+
+
+def test_drop_database_is_not_blocked_by_idle_workers(pg):
+    """DROP DATABASE waits for every process to absorb a ProcSignalBarrier; idle pg_rest
+    processes must do so promptly (they sleep in epoll, not in PostgreSQL's own loops)."""
+    pg.sql("CREATE DATABASE barrier_probe")
+    t0 = time.monotonic()
+    with pg.connect() as conn:
+        conn.execute("SET statement_timeout = '20s'")
+        conn.execute("DROP DATABASE barrier_probe")
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5, f"DROP DATABASE took {elapsed:.1f}s"
+    assert pg.get("/books").status_code == 200
+
+
+def test_schema_cache_follows_ddl_on_cached_tables(pg):
+    pg.sql("CREATE TABLE evolving (id int); INSERT INTO evolving VALUES (1);"
+           "GRANT SELECT ON evolving TO web_anon")
+    try:
+        wait_until(lambda: pg.get("/evolving").status_code == 200, 5, interval=0.1,
+                   what="the new table to be served")
+        assert_pgrst_error(*_status_body(pg.get("/evolving?tag=is.null")), 400, "42703")
+        pg.sql("ALTER TABLE evolving ADD COLUMN tag text")
+        wait_until(lambda: pg.get("/evolving?tag=is.null").status_code == 200, 5, interval=0.1,
+                   what="a filter on the added column")
+        assert pg.get("/evolving?tag=is.null").json() == [{"id": 1, "tag": None}]
+        pg.sql("ALTER TABLE evolving RENAME TO evolved")
+        wait_until(lambda: pg.get("/evolving").status_code == 404, 5, interval=0.1,
+                   what="the renamed table's old name to be gone")
+        assert pg.get("/evolved").status_code == 200
+    finally:
+        pg.sql("DROP TABLE IF EXISTS evolving; DROP TABLE IF EXISTS evolved")
+
+
+def _status_body(r):
+    return r.status_code, r.content

@@ -20,6 +20,9 @@ const OUT_HIGH_WATER: usize = 256 * 1024;
 /// After the last response of a closing connection, unread client bytes are drained for this
 /// long before the socket closes, so the client reads the response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
+/// Buffers that grew beyond this for one large message are freed once empty, so thousands of
+/// idle keep-alive connections do not each keep their peak size.
+const SHRINK_ABOVE: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -48,6 +51,9 @@ pub struct Conn {
     /// Accepted beyond max_connections: answered 503 and not counted as open.
     pub refused: bool,
     inbuf: Vec<u8>,
+    /// Bytes of `inbuf` already answered; compacted once per `answer`, not per request, so a
+    /// deep pipeline costs one move instead of one per request.
+    in_pos: usize,
     outbuf: Vec<u8>,
     out_pos: usize,
     /// The peer closed its write side.
@@ -67,6 +73,7 @@ impl Conn {
             phase: Phase::Open,
             refused: false,
             inbuf: Vec::new(),
+            in_pos: 0,
             outbuf: Vec::new(),
             out_pos: 0,
             read_eof: false,
@@ -117,14 +124,13 @@ impl Conn {
                 if let Some(started) = self.request_started {
                     if now.duration_since(started) >= request {
                         self.fail(ApiError::request_timeout());
+                        traffic.requests += 1;
                         traffic.errors += 1;
                         self.flush(now, &mut traffic);
                         self.advance_phase(now);
                     }
-                } else if self.inbuf.is_empty()
-                    && self.pending_output() == 0
-                    && now.duration_since(self.last_active) >= idle
-                {
+                } else if self.unread().is_empty() && now.duration_since(self.last_active) >= idle {
+                    // Idle, or not reading its responses for as long: either way, drop it.
                     self.phase = Phase::Closed;
                 }
             }
@@ -139,7 +145,21 @@ impl Conn {
 
     /// Nothing buffered either way: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
-        self.inbuf.is_empty() && self.pending_output() == 0 && self.request_started.is_none()
+        self.unread().is_empty() && self.pending_output() == 0 && self.request_started.is_none()
+    }
+
+    /// Received bytes not yet answered.
+    fn unread(&self) -> &[u8] {
+        &self.inbuf[self.in_pos..]
+    }
+
+    /// Drops answered bytes, and memory a burst left behind.
+    fn compact(&mut self) {
+        self.inbuf.drain(..self.in_pos);
+        self.in_pos = 0;
+        if self.inbuf.is_empty() && self.inbuf.capacity() > SHRINK_ABOVE {
+            self.inbuf = Vec::new();
+        }
     }
 
     fn pending_output(&self) -> usize {
@@ -150,14 +170,16 @@ impl Conn {
         if self.read_eof || self.phase == Phase::Closed {
             return false;
         }
-        let lingering = matches!(self.phase, Phase::Lingering(_));
-        // Bound what one connection may buffer: a request can be at most head + body; more
-        // unread input waits in the kernel until answers drain it (pipelining backpressure).
-        let cap = limits.max_header_size + limits.max_body_size + READ_CHUNK;
+        // Only an open connection keeps what it reads; a closing one discards it.
+        let keep = self.phase == Phase::Open;
+        // Bound what one connection may buffer: the largest request the codec accepts (head,
+        // body and as much chunk framing again); more waits in the kernel until answers drain
+        // it (pipelining backpressure).
+        let cap = 2 * (limits.max_header_size + limits.max_body_size) + READ_CHUNK;
         let mut chunk = [0u8; READ_CHUNK];
         let mut progressed = false;
         loop {
-            if !lingering && (self.inbuf.len() >= cap || self.pending_output() >= OUT_HIGH_WATER) {
+            if keep && (self.unread().len() >= cap || self.pending_output() >= OUT_HIGH_WATER) {
                 return progressed;
             }
             match self.stream.read(&mut chunk) {
@@ -169,7 +191,7 @@ impl Conn {
                     progressed = true;
                     traffic.bytes_in += n as u64;
                     self.last_active = now;
-                    if !lingering {
+                    if keep {
                         self.inbuf.extend_from_slice(&chunk[..n]);
                     }
                 }
@@ -193,9 +215,9 @@ impl Conn {
     ) -> bool {
         let mut progressed = false;
         while self.phase == Phase::Open && self.pending_output() < OUT_HIGH_WATER {
-            match http1::decode(&self.inbuf, limits) {
+            match http1::decode(self.unread(), limits) {
                 Ok(Decoded::Request { request, consumed }) => {
-                    self.inbuf.drain(..consumed);
+                    self.in_pos += consumed;
                     self.request_started = None;
                     self.continue_sent = false;
                     let mut response = app.handle(&request);
@@ -216,7 +238,7 @@ impl Conn {
                     progressed = true;
                 }
                 Ok(Decoded::Incomplete { send_continue, .. }) => {
-                    if self.inbuf.is_empty() {
+                    if self.unread().is_empty() {
                         self.request_started = None;
                     } else {
                         self.request_started.get_or_insert(now);
@@ -241,6 +263,7 @@ impl Conn {
                 }
             }
         }
+        self.compact();
         progressed
     }
 
@@ -248,6 +271,7 @@ impl Conn {
     fn fail(&mut self, err: ApiError) {
         self.queue(&error_response(&err), false, false);
         self.inbuf.clear();
+        self.in_pos = 0;
         self.request_started = None;
         self.phase = Phase::CloseAfterFlush;
     }
@@ -291,8 +315,12 @@ impl Conn {
             }
         }
         if self.out_pos == self.outbuf.len() {
-            self.outbuf.clear();
             self.out_pos = 0;
+            if self.outbuf.capacity() > SHRINK_ABOVE {
+                self.outbuf = Vec::new();
+            } else {
+                self.outbuf.clear();
+            }
         }
         progressed
     }

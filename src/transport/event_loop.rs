@@ -12,9 +12,11 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pgrx::prelude::*;
+use pgrx::PgTryBuilder;
 use slab::Slab;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 const WAKE: Token = Token(usize::MAX - 1);
@@ -26,6 +28,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long a shutting-down worker waits for queued responses to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const EVENTS_CAPACITY: usize = 1024;
+/// Connections beyond max_connections kept open at once to deliver their 503; more are closed
+/// without a word (the 503 is politeness, not a resource to exhaust).
+const MAX_REFUSED_LINGERING: usize = 64;
 
 pub struct EventLoop {
     poll: Poll,
@@ -33,6 +38,14 @@ pub struct EventLoop {
     conns: Slab<Conn>,
     /// Connections being served (not counting refused ones lingering on their 503).
     open: usize,
+    /// Refused connections still lingering on their 503.
+    refused: usize,
+    /// Connections the process's descriptor limit leaves room for.
+    fd_budget: usize,
+    /// `accept` ran out of descriptors or memory; retried on the tick.
+    accept_paused: bool,
+    /// Reused key list for the deadline sweep.
+    conns_scratch: Vec<usize>,
     wake: OwnedFd,
     slot: &'static WorkerSlot,
 }
@@ -55,6 +68,10 @@ impl EventLoop {
             listeners,
             conns: Slab::new(),
             open: 0,
+            refused: 0,
+            fd_budget: listener::raise_fd_limit(),
+            accept_paused: false,
+            conns_scratch: Vec::new(),
             wake,
             slot,
         })
@@ -72,8 +89,9 @@ impl EventLoop {
                     return;
                 }
             }
-            let now = Instant::now();
             for event in events.iter() {
+                // Per event: a request before this one may have run its SQL for a while.
+                let now = Instant::now();
                 match event.token() {
                     WAKE => signals::drain(&self.wake),
                     POSTMASTER => {
@@ -89,6 +107,8 @@ impl EventLoop {
                     Token(t) => self.drive(t - CONN_BASE, &mut app, now),
                 }
             }
+            signals::absorb_interrupts();
+            let now = Instant::now();
             if signals::take_sighup() {
                 reload_config();
                 app.reload(Config::load());
@@ -99,7 +119,7 @@ impl EventLoop {
             }
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
-                self.check_timeouts(&app, now);
+                self.tick(&mut app, now, shutdown_deadline.is_none());
             }
             if let Some(deadline) = shutdown_deadline {
                 self.close_quiet();
@@ -110,50 +130,89 @@ impl EventLoop {
         }
     }
 
+    /// Periodic work: deadlines, a paused accept, and the statistics PostgreSQL expects a
+    /// background worker to flush itself (rate-limited by PostgreSQL to once a second).
+    fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
+        self.check_timeouts(app, now);
+        if accepting && std::mem::take(&mut self.accept_paused) {
+            for i in 0..self.listeners.len() {
+                self.accept(i, app, now);
+            }
+        }
+        crate::execute::guarded_void(|| unsafe {
+            pg_sys::pgstat_report_stat(false);
+        });
+    }
+
     fn accept(&mut self, listener: usize, app: &mut App, now: Instant) {
         loop {
-            let (stream, _) = match self.listeners[listener].accept() {
-                Ok(s) => s,
+            let stream = match self.listeners[listener].accept() {
+                Ok((stream, _)) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // E.g. EMFILE: leave the rest in the backlog; the next event retries.
-                Err(_) => return,
+                Err(e) if out_of_resources(&e) => {
+                    // The backlog stays; edge-triggered, so retry on the tick, not an event.
+                    if !self.accept_paused {
+                        quiet_log!("pg_rest http worker: accept paused: {e}");
+                    }
+                    self.accept_paused = true;
+                    return;
+                }
+                // Interrupted, or a connection that died in the backlog: take the next one.
+                Err(_) => continue,
             };
             let _ = stream.set_nodelay(true);
             let mut conn = Conn::new(stream, now);
-            let refused = self.open >= app.config().max_connections;
-            if refused {
+            if self.open >= self.max_open(app) {
+                if self.refused >= MAX_REFUSED_LINGERING {
+                    continue; // dropping the stream closes it
+                }
                 conn.refuse();
+                self.refused += 1;
             } else {
                 self.open += 1;
                 WorkerSlot::add(&self.slot.connections, 1);
             }
-            let entry = self.conns.vacant_entry();
-            let key = entry.key();
-            if self
-                .poll
-                .registry()
-                .register(&mut conn.stream, Token(CONN_BASE + key), conn.interest)
-                .is_err()
-            {
-                if !refused {
-                    self.open -= 1;
-                    WorkerSlot::add(&self.slot.connections, -1);
+            let key = self.conns.insert(conn);
+            let registered = match self.conns.get_mut(key) {
+                Some(c) => {
+                    self.poll
+                        .registry()
+                        .register(&mut c.stream, Token(CONN_BASE + key), c.interest)
                 }
+                None => continue,
+            };
+            if registered.is_err() {
+                self.remove(key);
                 continue;
             }
-            entry.insert(conn);
             self.drive(key, app, now);
         }
     }
 
+    /// `pg_rest.max_connections`, bounded by the file descriptors this process may open.
+    fn max_open(&self, app: &App) -> usize {
+        app.config().max_connections.min(self.fd_budget)
+    }
+
+    /// Lets one connection make progress. A panic or ERROR outside a request's transaction (a
+    /// bug) closes that connection only; the worker and its other clients go on.
     fn drive(&mut self, key: usize, app: &mut App, now: Instant) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let limits = app.config().limits;
-        let traffic = conn.drive(app, &limits, now);
-        self.count(traffic);
+        let driven = PgTryBuilder::new(AssertUnwindSafe(|| Some(conn.drive(app, &limits, now))))
+            .catch_others(|e| {
+                quiet_log!(
+                    "pg_rest http worker: connection dropped after an internal error: {e:?}"
+                );
+                None
+            })
+            .execute();
+        match driven {
+            Some(traffic) => self.count(traffic),
+            None => conn.phase = Phase::Closed,
+        }
         self.update(key);
     }
 
@@ -183,7 +242,9 @@ impl EventLoop {
     fn remove(&mut self, key: usize) {
         let mut conn = self.conns.remove(key);
         let _ = self.poll.registry().deregister(&mut conn.stream);
-        if !conn.refused {
+        if conn.refused {
+            self.refused -= 1;
+        } else {
             self.open -= 1;
             WorkerSlot::add(&self.slot.connections, -1);
         }
@@ -203,9 +264,11 @@ impl EventLoop {
     }
 
     fn check_timeouts(&mut self, app: &App, now: Instant) {
+        self.conns_scratch.clear();
+        self.conns_scratch.extend(self.conns.iter().map(|(k, _)| k));
         let config = app.config();
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
-        for key in keys {
+        for i in 0..self.conns_scratch.len() {
+            let key = self.conns_scratch[i];
             if let Some(conn) = self.conns.get_mut(key) {
                 let traffic = conn.check_timeouts(now, config.idle_timeout, config.request_timeout);
                 self.count(traffic);
@@ -239,4 +302,12 @@ fn reload_config() {
     crate::execute::guarded_void(|| unsafe {
         pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP)
     });
+}
+
+/// Accept errors that mean "no room now" rather than "this connection failed".
+fn out_of_resources(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }

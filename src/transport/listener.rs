@@ -7,6 +7,37 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
 const BACKLOG: i32 = 1024;
+/// Descriptors left to PostgreSQL itself: its own file budget (max_files_per_process, 1000 by
+/// default, counted from the soft limit it saw at start) plus a margin.
+const FDS_FOR_POSTGRES: u64 = 1100;
+
+/// Raises this process's soft descriptor limit to the hard one — client sockets then live
+/// above the range PostgreSQL budgeted for its own files — and returns how many connections
+/// fit. PostgreSQL's file manager keeps to the budget it computed at start.
+pub fn raise_fd_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_cur
+        .saturating_sub(FDS_FOR_POSTGRES)
+        .min(usize::MAX as u64) as usize
+}
 
 /// Binds every address of `pg_rest.listen_addresses`. Addresses that cannot be bound are
 /// skipped (e.g. `::1` where IPv6 is off) as long as one can; otherwise the first error.
@@ -72,17 +103,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn star_means_both_families_and_duplicates_collapse() {
-        let addrs = resolve(&["*".into(), "0.0.0.0".into()], 8080).unwrap();
+    fn star_means_both_families_and_duplicates_collapse() -> io::Result<()> {
+        let addrs = resolve(&["*".into(), "0.0.0.0".into()], 8080)?;
         assert_eq!(addrs.len(), 2);
         assert!(addrs.iter().all(|a| a.port() == 8080));
+        Ok(())
     }
 
     #[test]
-    fn two_sockets_share_a_port() {
-        let a = bind_all(&["127.0.0.1".into()], 0).unwrap();
-        let port = a[0].local_addr().unwrap().port();
-        let b = bind_all(&["127.0.0.1".into()], port).unwrap();
-        assert_eq!(b[0].local_addr().unwrap().port(), port);
+    fn two_sockets_share_a_port() -> io::Result<()> {
+        let a = bind_all(&["127.0.0.1".into()], 0)?;
+        let port = a[0].local_addr()?.port();
+        let b = bind_all(&["127.0.0.1".into()], port)?;
+        assert_eq!(b[0].local_addr()?.port(), port);
+        Ok(())
     }
 }

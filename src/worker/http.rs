@@ -67,5 +67,6 @@ fn exit_with(code: c_int, message: &str) -> ! {
 
 #[pg_guard]
 unsafe extern "C-unwind" fn release_slot(_code: c_int, arg: pg_sys::Datum) {
-    stats::slot(arg.value()).release();
+    // SAFETY: reading this process's pid.
+    stats::slot(arg.value()).release(unsafe { pg_sys::MyProcPid });
 }

@@ -7,6 +7,7 @@
 //! shutdown stops with a catchable 57014 instead of PostgreSQL's uncatchable FATAL.
 
 use pgrx::pg_sys;
+use pgrx::PgTryBuilder;
 use std::ffi::c_int;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -40,6 +41,40 @@ pub fn install(cancel_on_term: bool) -> std::io::Result<OwnedFd> {
         pg_sys::pqsignal(libc::SIGHUP, Some(on_sighup));
         pg_sys::BackgroundWorkerUnblockSignals();
         Ok(OwnedFd::from_raw_fd(fds[0]))
+    }
+}
+
+/// Serves PostgreSQL's own interrupts (ProcSignal barriers, sinval catch-up, memory-context
+/// logging …) while the worker is between requests. An idle process that never absorbs a
+/// ProcSignalBarrier blocks `DROP DATABASE` cluster-wide, and our loops never reach a
+/// `CHECK_FOR_INTERRUPTS` on their own. A pending cancel is dropped first (there is nothing to
+/// cancel between requests; SIGTERM's is re-armed after), so the call cannot raise; it is guarded
+/// all the same.
+pub fn absorb_interrupts() {
+    // SAFETY: reading a sig_atomic_t flag.
+    if unsafe { pg_sys::InterruptPending } == 0 {
+        return;
+    }
+    // SAFETY: a sig_atomic_t flag.
+    unsafe { pg_sys::QueryCancelPending = 0 };
+    // SAFETY: ProcessInterrupts outside a transaction, as PostgreSQL's idle loop calls it.
+    PgTryBuilder::new(|| unsafe { pg_sys::ProcessInterrupts() })
+        .catch_others(|_| ())
+        .execute();
+    clear_cancel();
+}
+
+/// Drops a cancel that arrived while no request ran, so it neither hits the next request nor
+/// raises outside a guard. SIGTERM's cancel is kept (re-set after the clear, so a SIGTERM that
+/// lands in between is not lost): the worker is stopping.
+pub fn clear_cancel() {
+    // SAFETY: sig_atomic_t flags, cleared and set as PostgreSQL's own code does.
+    unsafe {
+        pg_sys::QueryCancelPending = 0;
+        if terminating() && CANCEL_ON_TERM.load(Ordering::Relaxed) {
+            pg_sys::QueryCancelPending = 1;
+            pg_sys::InterruptPending = 1;
+        }
     }
 }
 

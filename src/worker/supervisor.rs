@@ -35,6 +35,9 @@ struct HandleRepr {
 /// What the supervisor knows of one http worker slot.
 struct Slot {
     handle: Option<HandleRepr>,
+    /// Told to stop (pg_rest.workers was lowered); its index is not reused until it is gone,
+    /// so two processes never share one statistics slot.
+    stopping: bool,
     started_at: Instant,
     not_before: Instant,
     backoff: Duration,
@@ -54,11 +57,14 @@ pub fn register() {
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
-    if let Err(e) = signals::install(false) {
-        quiet_log!("pg_rest supervisor: cannot create its wake-up pipe: {e}");
-        // SAFETY: ending this process; exit code 1 lets the postmaster restart it.
-        unsafe { pg_sys::proc_exit(1) };
-    }
+    let wake = match signals::install(false) {
+        Ok(fd) => fd,
+        Err(e) => {
+            quiet_log!("pg_rest supervisor: cannot create its wake-up pipe: {e}");
+            // SAFETY: ending this process; exit code 1 lets the postmaster restart it.
+            unsafe { pg_sys::proc_exit(1) }
+        }
+    };
     // No database: the supervisor only reads the shared catalog pg_database.
     BackgroundWorker::connect_worker_to_spi(None, None);
     let mut supervisor = Supervisor::adopt();
@@ -67,6 +73,8 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
         gucs::WORKERS.get()
     );
     while !signals::terminating() {
+        signals::drain(&wake);
+        signals::absorb_interrupts();
         if signals::take_sighup() {
             reload_config();
         }
@@ -100,6 +108,7 @@ impl Supervisor {
                 });
                 Slot {
                     handle,
+                    stopping: false,
                     started_at: now,
                     not_before: now,
                     backoff: FIRST_BACKOFF,
@@ -116,35 +125,32 @@ impl Supervisor {
     fn reconcile(&mut self) {
         let wanted = gucs::WORKERS.get().clamp(1, MAX_WORKERS) as usize;
         let now = Instant::now();
-        let mut database_checked = None;
+        let mut may_start: Option<bool> = None;
         for i in 0..self.slots.len() {
-            let running = self.slots[i].handle.and_then(worker_pid);
+            let running = self.slots[i].handle.and_then(worker_pid).is_some();
+            if !running && self.slots[i].handle.take().is_some() {
+                forget_handle(i);
+                if !std::mem::take(&mut self.slots[i].stopping) && i < wanted {
+                    self.note_exit(i, now);
+                }
+            }
             if i >= wanted {
-                if let Some(h) = self.slots[i].handle.take() {
-                    if running.is_some() {
-                        quiet_log!(
-                            "pg_rest: stopping http worker {i} (pg_rest.workers = {wanted})"
-                        );
+                if running && !self.slots[i].stopping {
+                    quiet_log!("pg_rest: stopping http worker {i} (pg_rest.workers = {wanted})");
+                    if let Some(h) = self.slots[i].handle {
                         terminate(h);
                     }
-                    forget_handle(i);
+                    self.slots[i].stopping = true;
                 }
                 continue;
             }
-            if running.is_some() {
+            if running || now < self.slots[i].not_before {
                 continue;
             }
-            if self.slots[i].handle.take().is_some() {
-                self.note_exit(i, now);
-                forget_handle(i);
+            if *may_start.get_or_insert_with(|| self.database_exists()) && !self.start(i, now) {
+                // No background worker slot left: the others would fail the same way.
+                may_start = Some(false);
             }
-            if now < self.slots[i].not_before {
-                continue;
-            }
-            if !*database_checked.get_or_insert_with(|| self.database_exists()) {
-                return;
-            }
-            self.start(i, now);
         }
     }
 
@@ -170,7 +176,8 @@ impl Supervisor {
         }
     }
 
-    fn start(&mut self, i: usize, now: Instant) {
+    /// Registers http worker `i`; false when PostgreSQL has no worker slot free.
+    fn start(&mut self, i: usize, now: Instant) -> bool {
         let builder = BackgroundWorkerBuilder::new(&format!("pg_rest http worker {i}"))
             .set_type("pg_rest http")
             .set_library("pg_rest")
@@ -193,21 +200,30 @@ impl Supervisor {
                  raise max_worker_processes (needs pg_rest.workers + 1 for pg_rest, plus what else uses workers)"
             );
             slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
-            return;
+            return false;
         }
-        // SAFETY: a BackgroundWorkerHandle is exactly this struct (bgworker.c).
-        let h = unsafe { *handle.cast::<HandleRepr>() };
+        // SAFETY: a BackgroundWorkerHandle is exactly this struct (bgworker.c); the palloc'd
+        // original is not needed once copied.
+        let h = unsafe {
+            let h = *handle.cast::<HandleRepr>();
+            pg_sys::pfree(handle.cast());
+            h
+        };
         let shared = stats::slot(i);
         shared.handle_generation.store(h.generation as i64, Relaxed);
         shared.handle_slot.store(h.slot as i64 + 1, Relaxed);
         slot.handle = Some(h);
         slot.started_at = now;
+        true
     }
 
-    /// Whether `pg_rest.database` exists; says so once in the log while it does not.
+    /// Whether `pg_rest.database` exists; says so once in the log while it does not. A failed
+    /// look-up (e.g. a cancel) counts as "not now", silently.
     fn database_exists(&mut self) -> bool {
         let name = string_value(&gucs::DATABASE);
-        let exists = database_exists(&name);
+        let Some(exists) = database_exists(&name) else {
+            return false;
+        };
         if !exists && !self.database_missing_logged {
             quiet_log!("pg_rest: database \"{name}\" (pg_rest.database) does not exist yet; http workers start once it is created");
         }
@@ -219,7 +235,7 @@ impl Supervisor {
 /// Scans pg_database without an index: right after a server start the shared relcache init
 /// file may be missing, and opening an index would then need pg_class, which a process
 /// connected to no database cannot read.
-fn database_exists(name: &str) -> bool {
+fn database_exists(name: &str) -> Option<bool> {
     // SAFETY: one short transaction around a heap scan of a shared catalog, aborted on error.
     unsafe {
         pg_sys::StartTransactionCommand();
@@ -253,11 +269,11 @@ fn database_exists(name: &str) -> bool {
             pg_sys::systable_endscan(scan);
             pg_sys::table_close(rel, pg_sys::AccessShareLock as _);
             pg_sys::CommitTransactionCommand();
-            found
+            Some(found)
         })
         .catch_others(|_| {
             pg_sys::AbortCurrentTransaction();
-            false
+            None
         })
         .execute()
     }
