@@ -293,3 +293,17 @@ def test_503_body_is_pgrst_shaped_or_empty(pg):
             for c in conns:
                 c.close()
         assert 503 in statuses, statuses
+
+
+def test_http10_close_by_default_and_keep_alive_on_request(pg):
+    with pg.raw() as c:
+        c.send(b"GET /books?id=eq.1 HTTP/1.0\r\n\r\n")
+        r = c.read_response()
+        assert r.status == 200 and ids_of(r) == [1]
+        assert c.wait_eof(5), "HTTP/1.0 without keep-alive must close"
+    with pg.raw() as c:
+        for n in (2, 3):
+            c.send(b"GET /books?id=eq.%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % n)
+            r = c.read_response()
+            assert r.status == 200 and ids_of(r) == [n]
+            assert (r.header("connection") or "").lower() == "keep-alive"

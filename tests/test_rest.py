@@ -140,3 +140,15 @@ def test_anonymous_access_disabled(pg):
     # Restored.
     wait_until(lambda: pg.get("/books").status_code == 200, 5,
                what="anonymous access to come back")
+
+
+def test_request_runs_as_anon_role_with_request_settings(pg):
+    r = pg.get("/whoami?role=eq.web_anon")
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"role": "web_anon", "method": "GET", "path": "/whoami"}]
+
+
+def test_unimplemented_dialect_is_501_naming_it(pg):
+    r = pg.get("/books?select=id")
+    assert_pgrst_error(r.status_code, r.content, 501, "PGRST127")
+    assert "select" in r.json()["message"]
