@@ -13,8 +13,8 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-/// Bytes read per `read` call.
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes read per `read` call: the size of the event loop's shared read buffer.
+pub const READ_CHUNK: usize = 16 * 1024;
 /// Stop answering pipelined requests while this much output waits for a slow reader.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// After the last response of a closing connection, unread client bytes are drained for this
@@ -93,10 +93,17 @@ impl Conn {
     }
 
     /// Makes all the progress the socket allows: read, answer, write, until nothing moves.
-    pub fn drive(&mut self, app: &mut App, limits: &Limits, now: Instant) -> Traffic {
+    /// `scratch` is the event loop's read buffer, shared by all connections.
+    pub fn drive(
+        &mut self,
+        app: &mut App,
+        limits: &Limits,
+        now: Instant,
+        scratch: &mut [u8],
+    ) -> Traffic {
         let mut traffic = Traffic::default();
         loop {
-            let mut progressed = self.read(limits, now, &mut traffic);
+            let mut progressed = self.read(limits, now, scratch, &mut traffic);
             progressed |= self.answer(app, limits, now, &mut traffic);
             progressed |= self.flush(now, &mut traffic);
             self.advance_phase(now);
@@ -166,7 +173,13 @@ impl Conn {
         self.outbuf.len() - self.out_pos
     }
 
-    fn read(&mut self, limits: &Limits, now: Instant, traffic: &mut Traffic) -> bool {
+    fn read(
+        &mut self,
+        limits: &Limits,
+        now: Instant,
+        chunk: &mut [u8],
+        traffic: &mut Traffic,
+    ) -> bool {
         if self.read_eof || self.phase == Phase::Closed {
             return false;
         }
@@ -175,14 +188,13 @@ impl Conn {
         // Bound what one connection may buffer: the largest request the codec accepts (head,
         // body and as much chunk framing again); more waits in the kernel until answers drain
         // it (pipelining backpressure).
-        let cap = 2 * (limits.max_header_size + limits.max_body_size) + READ_CHUNK;
-        let mut chunk = [0u8; READ_CHUNK];
+        let cap = 2 * (limits.max_header_size + limits.max_body_size) + chunk.len();
         let mut progressed = false;
         loop {
             if keep && (self.unread().len() >= cap || self.pending_output() >= OUT_HIGH_WATER) {
                 return progressed;
             }
-            match self.stream.read(&mut chunk) {
+            match self.stream.read(chunk) {
                 Ok(0) => {
                     self.read_eof = true;
                     return true;

@@ -4,7 +4,7 @@
 
 use crate::app::App;
 use crate::stats::WorkerSlot;
-use crate::transport::conn::{Conn, Phase, Traffic};
+use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
 use crate::transport::listener;
 use crate::worker::config::Config;
 use crate::worker::signals;
@@ -46,6 +46,8 @@ pub struct EventLoop {
     accept_paused: bool,
     /// Reused key list for the deadline sweep.
     conns_scratch: Vec<usize>,
+    /// The one buffer every connection reads into (allocated and zeroed once).
+    read_buf: Box<[u8]>,
     wake: OwnedFd,
     slot: &'static WorkerSlot,
 }
@@ -72,6 +74,7 @@ impl EventLoop {
             fd_budget: listener::raise_fd_limit(),
             accept_paused: false,
             conns_scratch: Vec::new(),
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             wake,
             slot,
         })
@@ -201,14 +204,15 @@ impl EventLoop {
             return;
         };
         let limits = app.config().limits;
-        let driven = PgTryBuilder::new(AssertUnwindSafe(|| Some(conn.drive(app, &limits, now))))
-            .catch_others(|e| {
-                quiet_log!(
-                    "pg_rest http worker: connection dropped after an internal error: {e:?}"
-                );
-                None
-            })
-            .execute();
+        let scratch = &mut self.read_buf;
+        let driven = PgTryBuilder::new(AssertUnwindSafe(|| {
+            Some(conn.drive(app, &limits, now, scratch))
+        }))
+        .catch_others(|e| {
+            quiet_log!("pg_rest http worker: connection dropped after an internal error: {e:?}");
+            None
+        })
+        .execute();
         match driven {
             Some(traffic) => self.count(traffic),
             None => conn.phase = Phase::Closed,
