@@ -1,27 +1,25 @@
 //! Loads the schema cache from the catalogs and keeps it fresh without a reload signal:
 //! a relcache invalidation callback marks it stale when a cached relation changes (DDL in any
 //! session: ALTER, DROP, rename), and a request for a relation the cache does not know reloads
-//! it (CREATE), at most once a second. Invalidations of other relations (temporary tables,
-//! unexposed schemas) cost nothing.
+//! it (CREATE) — only if some relation changed since the last load, so requests for unknown
+//! names never cause catalog reads by themselves. Invalidations of other relations (temporary
+//! tables, unexposed schemas) cost nothing until such a miss.
 
 use pg_rest_core::schema_cache::{Column, Relation, SchemaCache};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
-/// Set by the invalidation callback, taken by the next request.
+/// Set by the invalidation callback for a cached relation, taken by the next request.
 static STALE: AtomicBool = AtomicBool::new(true);
+/// Set by the invalidation callback for any relation: a miss may then be a new relation.
+static CHANGED_SINCE_LOAD: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     /// OIDs of the relations in the cache, for the invalidation callback.
     static CACHED_OIDS: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
 }
-
-/// A miss reloads the cache at most this often, so requests for unknown names cannot turn
-/// into a reload per request.
-const MISS_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
 const LOAD_SQL: &str = "\
 SELECT c.oid::int8, n.nspname::text, c.relname::text, a.attname::text,
@@ -46,6 +44,7 @@ pub fn register_invalidation() {
 /// `relid` is InvalidOid when PostgreSQL drops all its relcache (e.g. after a sinval overflow).
 #[pg_guard]
 unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    CHANGED_SINCE_LOAD.store(true, Ordering::Relaxed);
     let ours = relid == pg_sys::InvalidOid
         || CACHED_OIDS.with(|oids| {
             oids.try_borrow()
@@ -61,7 +60,6 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
 pub struct Holder {
     cache: SchemaCache,
     schemas: Vec<String>,
-    loaded_at: Option<Instant>,
 }
 
 impl Holder {
@@ -78,13 +76,10 @@ impl Holder {
         &self.cache
     }
 
-    /// After a miss: reloads unless the cache is younger than `MISS_RELOAD_INTERVAL`; true if
-    /// it did (worth planning again).
+    /// After a miss: reloads if any relation changed since the last load; true if it did
+    /// (worth planning again).
     pub fn reload_after_miss(&mut self, schemas: &[String]) -> bool {
-        if self
-            .loaded_at
-            .is_some_and(|t| t.elapsed() < MISS_RELOAD_INTERVAL)
-        {
+        if !CHANGED_SINCE_LOAD.load(Ordering::Relaxed) {
             return false;
         }
         self.reload(schemas);
@@ -95,13 +90,13 @@ impl Holder {
         // An ERROR while loading unwinds through here: the cache stays marked stale, so the
         // next request retries. Invalidations arriving during the load set STALE again and
         // are not lost.
+        CHANGED_SINCE_LOAD.store(false, Ordering::Relaxed);
         let retry_on_unwind = StaleOnUnwind;
         let (cache, oids) = load(schemas);
         std::mem::forget(retry_on_unwind);
         CACHED_OIDS.with(|o| *o.borrow_mut() = oids);
         self.cache = cache;
         self.schemas = schemas.to_vec();
-        self.loaded_at = Some(Instant::now());
     }
 }
 
@@ -111,6 +106,7 @@ struct StaleOnUnwind;
 impl Drop for StaleOnUnwind {
     fn drop(&mut self) {
         STALE.store(true, Ordering::Relaxed);
+        CHANGED_SINCE_LOAD.store(true, Ordering::Relaxed);
     }
 }
 

@@ -111,6 +111,23 @@ def test_chunked_post_is_405_and_body_is_consumed(pg):
     assert pg.sql("SELECT count(*) FROM books")[0][0] == 5
 
 
+def test_many_tiny_chunks_over_many_writes(pg):
+    """A chunked body of 3,000 one-byte chunks, sent in 150 writes, is framed correctly (the
+    decoder resumes where it stopped instead of re-reading the body each time)."""
+    chunks = b"".join(b"1\r\n%c\r\n" % (97 + i % 26) for i in range(3000)) + b"0\r\n\r\n"
+    head = build_request("POST", "/books", {"Transfer-Encoding": "chunked"})
+    with pg.raw() as c:
+        c.send(head)
+        step = len(chunks) // 150 + 1
+        for i in range(0, len(chunks), step):
+            c.send(chunks[i:i + step])
+        r = c.read_response()
+        assert_pgrst_error(r.status, r.body, 405, "PGRST117")
+        c.send(get_req("/books?id=eq.5"))
+        r2 = c.read_response()
+        assert r2.status == 200 and ids_of(r2) == [5]
+
+
 def test_expect_100_continue(pg):
     head = build_request("POST", "/books", {"Content-Type": "application/json",
                                              "Content-Length": "5",

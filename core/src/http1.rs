@@ -109,8 +109,32 @@ pub const CONTINUE_RESPONSE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// ignored, so this only stops a client from streaming an endless extension.
 const MAX_CHUNK_LINE: usize = 1024;
 
+/// How far an incomplete chunked body has been validated, so the next `decode_resuming` call
+/// over the same (grown) buffer continues from there: without it, a body of many tiny chunks
+/// arriving over many reads would be re-scanned from its start each time (quadratic).
+/// Reset it (`Default`) once a request is complete or failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkProgress {
+    /// Offset of the next chunk-size line, 0 when nothing was validated yet.
+    pos: usize,
+    /// Data bytes in the chunks before `pos`.
+    total: u64,
+    /// Framing bytes before `pos`.
+    overhead: usize,
+}
+
 /// Parse the first request in `buf`.
 pub fn decode(buf: &[u8], limits: &Limits) -> Result<Decoded, HttpError> {
+    decode_resuming(buf, limits, &mut ChunkProgress::default())
+}
+
+/// [`decode`] for a connection that calls again as more bytes of the same request arrive:
+/// `progress` carries how much of a chunked body is already validated.
+pub fn decode_resuming(
+    buf: &[u8],
+    limits: &Limits,
+    progress: &mut ChunkProgress,
+) -> Result<Decoded, HttpError> {
     let mut header_slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut header_slots);
     let head_len = match parsed.parse(buf) {
@@ -205,14 +229,26 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Decoded, HttpError> {
     };
 
     let (body, consumed) = if chunked {
-        let (end, total) = match walk_chunked(buf, head_len, limits, None)? {
+        if progress.pos < head_len {
+            *progress = ChunkProgress {
+                pos: head_len,
+                total: 0,
+                overhead: 0,
+            };
+        }
+        let (end, total) = match walk_chunked(buf, limits, progress, None)? {
             Some(done) => done,
             None => return Ok(incomplete_body),
         };
         let capacity = usize::try_from(total).map_err(|_| HttpError::PayloadTooLarge)?;
         let mut body = Vec::with_capacity(capacity);
         // Second walk over bytes already validated: copies the chunk data.
-        match walk_chunked(buf, head_len, limits, Some(&mut body))? {
+        let mut from_start = ChunkProgress {
+            pos: head_len,
+            total: 0,
+            overhead: 0,
+        };
+        match walk_chunked(buf, limits, &mut from_start, Some(&mut body))? {
             Some((end2, _)) if end2 == end => {}
             _ => return Err(HttpError::BadRequest("invalid chunked body")),
         }
@@ -346,18 +382,26 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
 /// With `sink`, chunk data is appended to it as it is walked.
 fn walk_chunked(
     buf: &[u8],
-    start: usize,
     limits: &Limits,
+    progress: &mut ChunkProgress,
     mut sink: Option<&mut Vec<u8>>,
 ) -> Result<Option<(usize, u64)>, HttpError> {
     const BAD_SIZE: HttpError = HttpError::BadRequest("invalid chunk size");
     // Framing bytes (size lines, CRLFs, trailers) allowed on top of the data, so a body made of
     // tiny chunks cannot make the caller buffer far more than max_body_size.
     let overhead_cap = limits.max_header_size.saturating_add(limits.max_body_size);
-    let mut overhead: usize = 0;
-    let mut total: u64 = 0;
-    let mut pos = start;
+    let ChunkProgress {
+        mut pos,
+        mut total,
+        mut overhead,
+    } = *progress;
     loop {
+        // Each loop starts at a chunk boundary: remember it for the next call.
+        *progress = ChunkProgress {
+            pos,
+            total,
+            overhead,
+        };
         let rest = buf.get(pos..).unwrap_or_default();
         match rest.first() {
             None => return Ok(None),
@@ -1382,5 +1426,62 @@ Content-Length: 10\r\n\
             push_decimal(&mut out, n);
             assert_eq!(out, n.to_string().as_bytes());
         }
+    }
+
+    #[test]
+    fn resumed_chunked_decode_matches_and_advances() {
+        let mut req = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for i in 0..200u8 {
+            req.extend_from_slice(format!("1;ext=v\r\n{}\r\n", (b'a' + i % 26) as char).as_bytes());
+        }
+        req.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+        let (expected, expected_consumed) = complete(&req);
+        let mut progress = ChunkProgress::default();
+        let mut last_pos = 0;
+        // Grow the buffer a few bytes at a time, as reads would, keeping one progress.
+        for end in (1..req.len()).step_by(7) {
+            match decode_resuming(&req[..end], &LIMITS, &mut progress) {
+                Ok(Decoded::Incomplete { .. }) => {
+                    assert!(progress.pos >= last_pos, "progress went backwards");
+                    last_pos = progress.pos;
+                }
+                Ok(Decoded::Request { request, consumed }) => {
+                    assert_eq!((request, consumed), (expected.clone(), expected_consumed));
+                    return;
+                }
+                Err(e) => panic!("error at {end}: {e:?}"),
+            }
+        }
+        let done = decode_resuming(&req, &LIMITS, &mut progress);
+        assert_eq!(
+            done,
+            Ok(Decoded::Request {
+                request: expected,
+                consumed: expected_consumed
+            })
+        );
+        assert!(last_pos > 200, "progress never advanced past the head");
+    }
+
+    #[test]
+    fn resumed_chunked_decode_still_limits_the_body() {
+        let limits = Limits {
+            max_header_size: 1024,
+            max_body_size: 10,
+        };
+        let mut req = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut progress = ChunkProgress::default();
+        let mut outcome = Ok(Decoded::Incomplete {
+            head_complete: true,
+            send_continue: false,
+        });
+        for _ in 0..20 {
+            req.extend_from_slice(b"1\r\nz\r\n");
+            outcome = decode_resuming(&req, &limits, &mut progress);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome, Err(HttpError::PayloadTooLarge));
     }
 }

@@ -7,7 +7,7 @@ use crate::app::App;
 use mio::net::TcpStream;
 use mio::Interest;
 use pg_rest_core::error::ApiError;
-use pg_rest_core::http1::{self, Decoded, Limits};
+use pg_rest_core::http1::{self, ChunkProgress, Decoded, Limits};
 use pg_rest_core::response::{error_response, Response};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -54,6 +54,8 @@ pub struct Conn {
     /// Bytes of `inbuf` already answered; compacted once per `answer`, not per request, so a
     /// deep pipeline costs one move instead of one per request.
     in_pos: usize,
+    /// How much of a chunked body being received is already validated.
+    chunk_progress: ChunkProgress,
     outbuf: Vec<u8>,
     out_pos: usize,
     /// The peer closed its write side.
@@ -74,6 +76,7 @@ impl Conn {
             refused: false,
             inbuf: Vec::new(),
             in_pos: 0,
+            chunk_progress: ChunkProgress::default(),
             outbuf: Vec::new(),
             out_pos: 0,
             read_eof: false,
@@ -227,7 +230,15 @@ impl Conn {
     ) -> bool {
         let mut progressed = false;
         while self.phase == Phase::Open && self.pending_output() < OUT_HIGH_WATER {
-            match http1::decode(self.unread(), limits) {
+            let decoded = http1::decode_resuming(
+                &self.inbuf[self.in_pos..],
+                limits,
+                &mut self.chunk_progress,
+            );
+            if !matches!(decoded, Ok(Decoded::Incomplete { .. })) {
+                self.chunk_progress = ChunkProgress::default();
+            }
+            match decoded {
                 Ok(Decoded::Request { request, consumed }) => {
                     self.in_pos += consumed;
                     self.request_started = None;
@@ -284,6 +295,7 @@ impl Conn {
         self.queue(&error_response(&err), false, false);
         self.inbuf.clear();
         self.in_pos = 0;
+        self.chunk_progress = ChunkProgress::default();
         self.request_started = None;
         self.phase = Phase::CloseAfterFlush;
     }
