@@ -6,6 +6,8 @@ PG_CONFIG    ?= /usr/lib/postgresql/15/bin/pg_config
 PGRX_VERSION := 0.18.1
 ROOT         := $(abspath .)
 VENV         := $(ROOT)/target/venv
+# rustup's cargo, also when the calling shell has not sourced ~/.cargo/env.
+export PATH  := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: up down install deps build test unit lint integration bench clean
 
@@ -43,7 +45,7 @@ $(VENV)/.installed: tests/requirements.txt
 integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/
 
-## wrk/h2load against pg_rest and pgbench on the same SQL (needs `make up`'s cluster).
+## wrk against pg_rest and pgbench on the same SQL, on `make up`'s cluster.
 bench: up
 	benches/run.sh
 

@@ -22,6 +22,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
 fi
 
+# `make test` runs rustfmt and clippy; a minimal rustup profile lacks them.
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
+
 if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
   echo "installing cargo-pgrx $PGRX_VERSION (a few minutes, once per machine)"
   cargo install cargo-pgrx --version "$PGRX_VERSION" --locked

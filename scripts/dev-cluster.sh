@@ -16,8 +16,11 @@ as_pg() { runuser -u postgres -- "$@"; }
 running() { [ -f "$DATA/postmaster.pid" ] && as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; }
 
 up() {
-  # The postgres user must be able to reach the data directory.
-  chmod o+x "$ROOT" "$ROOT/target" 2>/dev/null || true
+  # The postgres user must be able to reach the data directory: every ancestor needs o+x
+  # (a clone under /root, mode 700 on Debian, would otherwise fail at initdb).
+  mkdir -p "$ROOT/target"
+  d="$ROOT/target"
+  while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
   if [ ! -f "$DATA/PG_VERSION" ]; then
     mkdir -p "$DIR" && chown postgres:postgres "$DIR"
     as_pg "$BIN/initdb" -D "$DATA" -U postgres --auth=trust -E UTF8 >/dev/null

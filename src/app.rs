@@ -4,12 +4,14 @@
 
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
+use crate::stats::WorkerSlot;
 use crate::worker::config::Config;
 use pg_rest_core::api_request::{self, ApiRequest};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::Request;
 use pg_rest_core::response::{error_response, read_response, Response};
 use pg_rest_core::{plan, sql};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// Paths under this prefix inject faults when `pg_rest.test_faults` is on (tests only).
@@ -17,14 +19,17 @@ const TEST_FAULT_PREFIX: &str = "/_pg_rest_test/";
 
 pub struct App {
     config: Config,
+    /// This worker's shared statistics slot.
+    slot: &'static WorkerSlot,
     schema_cache: schema_cache::Holder,
     plans: PlanCache,
 }
 
 impl App {
-    pub fn new(config: Config) -> App {
+    pub fn new(config: Config, slot: &'static WorkerSlot) -> App {
         App {
             config,
+            slot,
             schema_cache: schema_cache::Holder::default(),
             plans: PlanCache::default(),
         }
@@ -79,8 +84,10 @@ impl App {
             statement_timeout_ms: self.config.statement_timeout_ms,
         };
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
-        let (count, body) =
-            execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request))?;
+        let result =
+            execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request));
+        self.slot.plans.store(self.plans.len() as i64, Relaxed);
+        let (count, body) = result?;
         Ok(read_response(count, body))
     }
 

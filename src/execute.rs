@@ -4,11 +4,11 @@
 
 use crate::worker::signals;
 use pg_rest_core::error::{unpack_sqlstate, ApiError};
+use pg_rest_core::lru::Lru;
 use pg_rest_core::sql::Statement;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{IntoDatum, PgTryBuilder};
-use std::collections::HashMap;
 use std::ffi::{c_char, c_int, CString};
 use std::panic::AssertUnwindSafe;
 
@@ -115,59 +115,60 @@ fn set_local(name: &str, value: &str) {
     }
 }
 
-/// A kept plan, its SQL as a C string (what pg_stat_activity shows while it runs), and when it
-/// was last used.
+/// A kept plan and its SQL as a C string (what pg_stat_activity shows while it runs).
 struct KeptPlan {
     plan: pg_sys::SPIPlanPtr,
     sql: CString,
-    used: u64,
 }
 
-/// Prepared plans kept across transactions, keyed by SQL text (= request shape).
-#[derive(Default)]
+/// Prepared plans kept across transactions, keyed by SQL text (= request shape), least
+/// recently used evicted beyond `PLAN_CACHE_CAPACITY`.
 pub struct PlanCache {
-    plans: HashMap<String, KeptPlan>,
-    clock: u64,
+    plans: Lru<KeptPlan>,
 }
 
-impl PlanCache {
-    /// Returns the kept plan for `sql`, preparing and keeping it on first use, and reports the
-    /// statement to pg_stat_activity. Inside SPI.
-    fn plan(&mut self, sql: &str, nargs: usize) -> pg_sys::SPIPlanPtr {
-        self.clock += 1;
-        let kept = match self.plans.get_mut(sql) {
-            Some(kept) => kept,
-            None => {
-                let kept = prepare(sql, nargs, self.clock);
-                if self.plans.len() >= PLAN_CACHE_CAPACITY {
-                    self.evict_oldest();
-                }
-                self.plans.entry(sql.to_string()).or_insert(kept)
-            }
-        };
-        kept.used = self.clock;
-        // SAFETY: copies the C string into this backend's activity slot.
-        unsafe {
-            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, kept.sql.as_ptr())
-        };
-        kept.plan
-    }
-
-    fn evict_oldest(&mut self) {
-        let oldest = self
-            .plans
-            .iter()
-            .min_by_key(|(_, kept)| kept.used)
-            .map(|(k, _)| k.clone());
-        if let Some(kept) = oldest.and_then(|k| self.plans.remove(&k)) {
-            // SAFETY: a kept plan no one else references.
-            unsafe { pg_sys::SPI_freeplan(kept.plan) };
+impl Default for PlanCache {
+    fn default() -> Self {
+        PlanCache {
+            plans: Lru::new(PLAN_CACHE_CAPACITY),
         }
     }
 }
 
+impl PlanCache {
+    /// Plans kept now.
+    pub fn len(&self) -> usize {
+        self.plans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plans.is_empty()
+    }
+
+    /// Returns the kept plan for `sql`, preparing and keeping it on first use, and reports the
+    /// statement to pg_stat_activity. Inside SPI.
+    fn plan(&mut self, sql: &str, nargs: usize) -> pg_sys::SPIPlanPtr {
+        // Raw copies, not borrows: the CString's buffer stays put when the entry moves.
+        let (plan, text) = match self.plans.get(sql) {
+            Some(kept) => (kept.plan, kept.sql.as_ptr()),
+            None => {
+                let kept = prepare(sql, nargs);
+                let found = (kept.plan, kept.sql.as_ptr());
+                if let Some(evicted) = self.plans.insert(sql.to_string(), kept) {
+                    // SAFETY: a kept plan no one else references.
+                    unsafe { pg_sys::SPI_freeplan(evicted.plan) };
+                }
+                found
+            }
+        };
+        // SAFETY: copies the C string, owned by the cache entry, into this backend's activity slot.
+        unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, text) };
+        plan
+    }
+}
+
 /// Prepares `sql` with `nargs` text parameters and keeps the plan beyond this transaction.
-fn prepare(sql: &str, nargs: usize, now: u64) -> KeptPlan {
+fn prepare(sql: &str, nargs: usize) -> KeptPlan {
     let Ok(csql) = CString::new(sql) else {
         error!("pg_rest: SQL text contains a NUL byte")
     };
@@ -178,11 +179,7 @@ fn prepare(sql: &str, nargs: usize, now: u64) -> KeptPlan {
     if plan.is_null() || unsafe { pg_sys::SPI_keepplan(plan) } != 0 {
         error!("pg_rest: preparing a statement failed");
     }
-    KeptPlan {
-        plan,
-        sql: csql,
-        used: now,
-    }
+    KeptPlan { plan, sql: csql }
 }
 
 /// Runs a read statement (`count, body` in one row) with its text parameters.

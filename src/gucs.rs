@@ -185,7 +185,7 @@ pub fn init() {
         &CORS_ALLOWED_ORIGINS,
         Sighup,
         none,
-        None,
+        Some(check_origins),
     );
 
     string(
@@ -194,7 +194,7 @@ pub fn init() {
         &DATABASE,
         Postmaster,
         none,
-        None,
+        Some(check_database),
     );
     string(
         c"pg_rest.authenticator",
@@ -202,7 +202,7 @@ pub fn init() {
         &AUTHENTICATOR,
         Postmaster,
         none,
-        None,
+        Some(check_optional_name),
     );
     string(
         c"pg_rest.schemas",
@@ -218,7 +218,7 @@ pub fn init() {
         &ANON_ROLE,
         Sighup,
         none,
-        None,
+        Some(check_optional_name),
     );
     string(
         c"pg_rest.pre_request",
@@ -226,7 +226,7 @@ pub fn init() {
         &PRE_REQUEST,
         Sighup,
         none,
-        None,
+        Some(check_function_name),
     );
     int(
         c"pg_rest.max_rows",
@@ -293,7 +293,7 @@ pub fn init() {
         &CHANNEL_CHECK,
         Sighup,
         none,
-        None,
+        Some(check_function_name),
     );
     string(
         c"pg_rest.read_replicas",
@@ -340,7 +340,18 @@ fn int(
     ctx: GucContext,
     flags: GucFlags,
 ) {
-    GucRegistry::define_int_guc(name, desc, desc, s, min, max, ctx, flags);
+    if definable(&ctx) {
+        GucRegistry::define_int_guc(name, desc, desc, s, min, max, ctx, flags);
+    }
+}
+
+/// Restart-only settings can be defined only while the server starts (PostgreSQL raises FATAL
+/// otherwise): when pg_rest is loaded later (`CREATE EXTENSION` without preloading) they are
+/// skipped, and the session gets `_PG_init`'s WARNING instead of dying.
+fn definable(ctx: &GucContext) -> bool {
+    // SAFETY: a flag PostgreSQL sets while it loads shared_preload_libraries.
+    !matches!(ctx, GucContext::Postmaster)
+        || unsafe { pg_sys::process_shared_preload_libraries_in_progress }
 }
 
 fn bool_(
@@ -361,6 +372,9 @@ fn string(
     flags: GucFlags,
     check: pg_sys::GucStringCheckHook,
 ) {
+    if !definable(&ctx) {
+        return;
+    }
     // SAFETY: every check hook below is #[pg_guard]ed and allocates only through palloc.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
@@ -413,6 +427,10 @@ string_check_hook!(check_listen_addresses, settings::check_listen_addresses);
 string_check_hook!(check_schemas, settings::check_schemas);
 string_check_hook!(check_jspath, settings::check_jspath);
 string_check_hook!(check_slot_name, settings::check_slot_name);
+string_check_hook!(check_database, settings::check_database);
+string_check_hook!(check_optional_name, settings::check_optional_name);
+string_check_hook!(check_function_name, settings::check_function_name);
+string_check_hook!(check_origins, settings::check_origins);
 
 /// The current value of a string setting, `""` when unset.
 pub fn string_value(s: &GucSetting<Option<CString>>) -> String {

@@ -16,6 +16,8 @@ pub struct WorkerSlot {
     pub errors: AtomicI64,
     pub bytes_in: AtomicI64,
     pub bytes_out: AtomicI64,
+    /// Prepared plans the worker keeps (one per request shape, bounded).
+    pub plans: AtomicI64,
     /// PostgreSQL timestamp (µs since 2000-01-01) the worker started serving.
     pub started: AtomicI64,
     /// `BackgroundWorkerHandle` of the worker in this slot, so a restarted supervisor can
@@ -45,6 +47,7 @@ impl WorkerSlot {
     /// Marks the slot as this process's, counters from zero.
     pub fn claim(&self, pid: i32, started: i64) {
         for c in [
+            &self.plans,
             &self.connections,
             &self.requests,
             &self.errors,
@@ -97,6 +100,7 @@ mod pg_rest {
             name!(errors, i64),
             name!(bytes_in, i64),
             name!(bytes_out, i64),
+            name!(plans, i64),
             name!(started, Option<pgrx::datum::TimestampWithTimeZone>),
         ),
     > {
@@ -118,6 +122,7 @@ mod pg_rest {
                     s.errors.load(Relaxed),
                     s.bytes_in.load(Relaxed),
                     s.bytes_out.load(Relaxed),
+                    s.plans.load(Relaxed),
                     // SAFETY: a TimestampTz from GetCurrentTimestamp is a valid datum.
                     unsafe {
                         <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
@@ -135,7 +140,7 @@ mod pg_rest {
 pgrx::extension_sql!(
     r#"
 CREATE VIEW pg_rest.stat_workers AS SELECT * FROM pg_rest.stat_workers_rows();
-COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, start time.';
+COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time.';
 "#,
     name = "stat_workers_view",
     requires = [pg_rest::stat_workers_rows]

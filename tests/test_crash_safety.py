@@ -70,7 +70,10 @@ def test_pg_cancel_backend_on_every_worker(pg, baseline):
 
     t = threading.Thread(target=slow_request, daemon=True)
     t.start()
-    time.sleep(0.5)
+    # Cancel only once the SQL runs: a cancel that lands between requests is dropped by design.
+    wait_until(lambda: pg.sql("SELECT 1 FROM pg_stat_activity WHERE backend_type = "
+                              "'pg_rest http' AND state = 'active' AND query LIKE '%\"slow\"%'"),
+               5, interval=0.05, what="/slow running in a pg_rest http worker")
     # Cancel every http worker: the idle one gets a cancel too, which must be harmless.
     cancelled = pg.sql("SELECT pid, pg_cancel_backend(pid) FROM pg_stat_activity "
                        "WHERE backend_type = 'pg_rest http'")

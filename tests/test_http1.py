@@ -324,3 +324,33 @@ def test_http10_close_by_default_and_keep_alive_on_request(pg):
             r = c.read_response()
             assert r.status == 200 and ids_of(r) == [n]
             assert (r.header("connection") or "").lower() == "keep-alive"
+
+
+def test_client_that_stops_reading_is_dropped(pg):
+    """Pipelined requests whose answers the client never reads fill the kernel buffers and
+    pg_rest's own; after idle_timeout with no progress the connection is closed, freeing them."""
+    with pg.reload_with(idle_timeout="2s"):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", pg.http_port))
+        try:
+            sock.sendall(build_request("GET", "/big") * 30)  # ~30 MB of answers
+            time.sleep(5)
+            received, closed = 0, False
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    chunk = sock.recv(1 << 20)
+                except ConnectionResetError:
+                    closed = True
+                    break
+                if not chunk:
+                    closed = True
+                    break
+                received += len(chunk)
+            assert closed, "a client that stopped reading was kept open"
+            assert received < 25 * 1_000_000, f"received {received} bytes: it was never stalled"
+        finally:
+            sock.close()
+        wait_until(lambda: pg.get("/books").status_code == 200, 5, what="serving afterwards")

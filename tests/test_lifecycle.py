@@ -8,6 +8,8 @@ import shutil
 import threading
 import time
 
+import psycopg
+
 from conftest import (assert_pgrst_error, build_cluster, build_request, extra_cluster,
                       port_is_open, wait_until)
 
@@ -129,3 +131,29 @@ def test_schema_cache_follows_ddl_on_cached_tables(pg):
 
 def _status_body(r):
     return r.status_code, r.content
+
+
+def test_create_extension_without_preloading_warns_and_works():
+    """Loaded only by CREATE EXTENSION (not preloaded): a clear WARNING, no dead session, and
+    the SQL API says what to do."""
+    cluster = extra_cluster("test-pg-nopreload", 54332, 3104, "postgres",
+                            shared_preload_libraries="''")
+    try:
+        build_cluster(cluster, None, create_extension=False)
+        with cluster.connect() as conn:
+            notices: list[str] = []
+            conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
+            conn.execute("CREATE EXTENSION pg_rest")
+            assert any("shared_preload_libraries" in n for n in notices), notices
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+            try:
+                conn.execute("SELECT * FROM pg_rest.stat_workers")
+                raise AssertionError("stat_workers answered without shared memory")
+            except psycopg.Error as e:
+                assert "shared_preload_libraries" in str(e), str(e)
+        assert not port_is_open(3104)
+        assert "terminating any other active server processes" not in cluster.log_text()
+    finally:
+        if (cluster.data_dir / "postmaster.pid").exists():
+            cluster.stop("fast")
+        shutil.rmtree(cluster.root, ignore_errors=True)

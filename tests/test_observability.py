@@ -8,7 +8,7 @@ import time
 from conftest import build_request, wait_until
 
 COLUMNS = ["worker", "pid", "connections", "requests", "errors", "bytes_in", "bytes_out",
-           "started"]
+           "plans", "started"]
 TIMESTAMPTZ_OID = 1184
 
 
@@ -33,6 +33,26 @@ def test_stat_workers_shape(pg):
     assert len(pids) == len(set(pids)), f"duplicate pids: {rows}"
     assert set(pids) == pg.http_pids(), f"stat_workers pids {pids} != {pg.http_pids()}"
     assert len(rows) == len(pg.http_pids())
+
+
+def test_plans_are_kept_per_request_shape(pg):
+    """One prepared plan per request shape, reused for other values of the same shape."""
+    def plans() -> dict[int, int]:
+        return dict(pg.sql("SELECT pid, plans FROM pg_rest.stat_workers"))
+
+    shape = "/books?year=gte.{}&author=neq.nobody&title=not.is.null"
+    before = plans()
+    for year in range(1990, 2010):
+        assert pg.get(shape.format(year)).status_code == 200
+    after_one_shape = plans()
+    grown = {p: after_one_shape[p] - before.get(p, 0) for p in after_one_shape}
+    assert all(g <= 1 for g in grown.values()), f"plans per worker grew by {grown}"
+    assert sum(grown.values()) >= 1, "the new shape was never prepared"
+    for year in range(2010, 2030):
+        assert pg.get(shape.format(year)).status_code == 200
+    assert plans() == after_one_shape, "same shape, other values: no new plan"
+    assert pg.get("/books?year=lt.2000&id=gt.0").status_code == 200
+    assert sum(plans().values()) == sum(after_one_shape.values()) + 1
 
 
 def test_stat_workers_counts_requests_and_bytes(pg):

@@ -25,11 +25,12 @@ def wait_workers(pg, n: int, timeout: float = 15) -> set[int]:
 
 
 def test_sighup_changes_worker_count(pg):
-    wait_workers(pg, 2)
+    pids2 = wait_workers(pg, 2)
     with pg.reload_with(workers=3):
         pids3 = wait_workers(pg, 3)
+        assert pids2 < pids3, "adding a worker must not restart the running ones"
         assert pg.get("/books").status_code == 200
-    wait_workers(pg, 2)
+    assert wait_workers(pg, 2) < pids3, "removing a worker must not restart the others"
     # Stays at 2 (no flapping) and serves.
     time.sleep(1.0)
     assert len(pg.http_pids()) == 2

@@ -1,9 +1,11 @@
 //! HTTP/1.1 server-side codec, sans-io.
 //!
-//! [`decode`] parses the first request out of a connection's read buffer; it is stateless and
-//! re-parses from the start of the buffer on every call, so the event loop simply calls it
-//! each time bytes arrive and drops `consumed` bytes after each complete request (which makes
-//! pipelining and requests split at any byte work without any codec state).
+//! [`decode`] parses the first request out of a connection's read buffer, re-parsing the head
+//! from the start on every call, so the event loop simply calls it each time bytes arrive and
+//! drops `consumed` bytes after each complete request (which makes pipelining and requests
+//! split at any byte work). The one piece of state worth keeping is how far a chunked body was
+//! validated: [`decode_resuming`] takes it as a [`ChunkProgress`], so many tiny chunks over many
+//! reads cost linear time.
 //! [`encode_response`] appends a whole response to a write buffer.
 //!
 //! Framing follows RFC 9112: `Content-Length` or `Transfer-Encoding: chunked` bodies (never

@@ -9,6 +9,7 @@
 pub mod api_request;
 pub mod error;
 pub mod http1;
+pub mod lru;
 pub mod plan;
 pub mod response;
 pub mod schema_cache;

@@ -73,6 +73,71 @@ pub fn parse_jspath(value: &str) -> Result<Vec<JsPathStep>, String> {
     Ok(steps)
 }
 
+/// Longest name PostgreSQL keeps (NAMEDATALEN - 1): a longer database or role name would be
+/// silently truncated and name something else.
+const MAX_NAME_BYTES: usize = 63;
+
+/// `pg_rest.database`: a database name.
+pub fn check_database(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("pg_rest.database must name a database".into());
+    }
+    check_optional_name(value)
+}
+
+/// `pg_rest.authenticator`, `pg_rest.anon_role`: a role name, or empty.
+pub fn check_optional_name(value: &str) -> Result<(), String> {
+    if value.len() > MAX_NAME_BYTES {
+        return Err(format!("a name is at most {MAX_NAME_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// `pg_rest.pre_request`, `pg_rest.channel_check`: empty, or a function name, optionally
+/// schema-qualified (`fn` or `schema.fn`).
+pub fn check_function_name(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = value.split('.').collect();
+    if parts.len() > 2
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || p.len() > MAX_NAME_BYTES)
+    {
+        return Err(
+            "expected a function name, optionally schema-qualified (schema.function)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// `pg_rest.cors_allowed_origins`: `*`, or comma-separated origins `scheme://host[:port]`.
+pub fn check_origins(value: &str) -> Result<(), String> {
+    let items = split_list(value);
+    if items.is_empty() {
+        return Err("list origins (https://example.org) or *".into());
+    }
+    for item in items {
+        if item == "*" {
+            continue;
+        }
+        let rest = item
+            .strip_prefix("https://")
+            .or_else(|| item.strip_prefix("http://"))
+            .ok_or_else(|| {
+                format!("\"{item}\" is not an origin (http:// or https:// host[:port])")
+            })?;
+        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1"));
+        if !is_host_name(host) || port.parse::<u16>().is_err() {
+            return Err(format!(
+                "\"{item}\" is not an origin (scheme://host[:port], no path)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `pg_rest.realtime_slot`: a valid replication slot name.
 pub fn check_slot_name(value: &str) -> Result<(), String> {
     let valid = !value.is_empty()
@@ -154,6 +219,40 @@ mod tests {
         );
         for bad in ["role", "", ".", ".a[x]", ".\"open", ".a[1"] {
             assert!(check_jspath(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_database("app").is_ok());
+        assert!(check_database("").is_err());
+        assert!(check_optional_name("").is_ok());
+        assert!(check_optional_name(&"r".repeat(64)).is_err());
+        assert!(check_function_name("").is_ok());
+        assert!(check_function_name("api.pre").is_ok());
+        assert!(check_function_name("pre").is_ok());
+        for bad in ["a.b.c", ".x", "x.", "a..b"] {
+            assert!(check_function_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        for ok in [
+            "*",
+            "https://example.org",
+            "http://localhost:8080, https://a.b",
+        ] {
+            assert!(check_origins(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "example.org",
+            "https://x.org/path",
+            "ftp://x.org",
+            "https://x.org:99999",
+        ] {
+            assert!(check_origins(bad).is_err(), "{bad}");
         }
     }
 

@@ -131,7 +131,13 @@ impl Conn {
         match self.phase {
             Phase::Lingering(until) if now >= until => self.phase = Phase::Closed,
             Phase::Open => {
-                if let Some(started) = self.request_started {
+                let quiet_for = now.duration_since(self.last_active);
+                if self.pending_output() > 0 {
+                    // Not reading its responses (nothing moved either way for that long).
+                    if quiet_for >= idle {
+                        self.phase = Phase::Closed;
+                    }
+                } else if let Some(started) = self.request_started {
                     if now.duration_since(started) >= request {
                         self.fail(ApiError::request_timeout());
                         traffic.requests += 1;
@@ -139,8 +145,7 @@ impl Conn {
                         self.flush(now, &mut traffic);
                         self.advance_phase(now);
                     }
-                } else if self.unread().is_empty() && now.duration_since(self.last_active) >= idle {
-                    // Idle, or not reading its responses for as long: either way, drop it.
+                } else if self.unread().is_empty() && quiet_for >= idle {
                     self.phase = Phase::Closed;
                 }
             }

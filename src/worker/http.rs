@@ -55,7 +55,7 @@ pub extern "C-unwind" fn pg_rest_http_main(arg: pg_sys::Datum) {
         config.listen_addresses.join(","),
         config.port
     );
-    event_loop.run(App::new(config));
+    event_loop.run(App::new(config, slot));
     exit_with(0, &format!("pg_rest http worker {index} shut down"));
 }
 
