@@ -38,6 +38,16 @@ def test_workers_wait_for_a_missing_database_then_serve():
         cluster.wait_http_ready("/t", timeout=15)
         assert cluster.get("/t").json() == [{"id": 7}]
         assert len(cluster.http_pids()) == 1
+
+        # A fast shutdown: SIGTERM to every worker; all of them leave promptly and cleanly.
+        t0 = time.monotonic()
+        assert cluster.stop("fast").returncode == 0
+        assert time.monotonic() - t0 < 10
+        log = cluster.log_text()
+        assert "pg_rest http worker 0 shut down" in log, cluster.log_tail()
+        assert "pg_rest supervisor exiting on SIGTERM" in log, cluster.log_tail()
+        assert "terminating any other active server processes" not in log
+        assert not port_is_open(port)
     finally:
         if (cluster.data_dir / "postmaster.pid").exists():
             cluster.stop("fast")
