@@ -31,7 +31,7 @@ test: install lint unit integration
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 unit:
 	cargo test -p pg_rest_core

@@ -62,23 +62,9 @@ pub fn read_plan(
 mod tests {
     use super::*;
     use crate::api_request::parse;
-    use crate::schema_cache::{Column, Relation};
 
     fn cache() -> SchemaCache {
-        SchemaCache::new([Relation {
-            schema: "public".into(),
-            name: "books".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    type_name: "integer".into(),
-                },
-                Column {
-                    name: "title".into(),
-                    type_name: "text".into(),
-                },
-            ],
-        }])
+        crate::schema_cache::test_cache("books")
     }
 
     #[test]

@@ -56,6 +56,20 @@ impl SchemaCache {
     }
 }
 
+/// A one-table cache (`public.<name>` with `id integer, title text`) for other stages' tests.
+#[cfg(test)]
+pub(crate) fn test_cache(name: &str) -> SchemaCache {
+    let column = |name: &str, type_name: &str| Column {
+        name: name.into(),
+        type_name: type_name.into(),
+    };
+    SchemaCache::new([Relation {
+        schema: "public".into(),
+        name: name.into(),
+        columns: vec![column("id", "integer"), column("title", "text")],
+    }])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,27 +114,13 @@ mod tests {
     use super::*;
     use crate::api_request::parse;
     use crate::plan::read_plan;
-    use crate::schema_cache::{Column, Relation, SchemaCache};
 
     fn statement(target: &str) -> Statement {
         statement_capped(target, None)
     }
 
     fn statement_capped(target: &str, max_rows: Option<u32>) -> Statement {
-        let cache = SchemaCache::new([Relation {
-            schema: "public".into(),
-            name: "bo\"oks".into(),
-            columns: vec![
-                Column {
-                    name: "id".into(),
-                    type_name: "integer".into(),
-                },
-                Column {
-                    name: "title".into(),
-                    type_name: "text".into(),
-                },
-            ],
-        }]);
+        let cache = crate::schema_cache::test_cache("bo\"oks");
         read_statement(
             &read_plan(&parse("GET", target).unwrap(), &cache, "public", max_rows).unwrap(),
         )
