@@ -27,32 +27,34 @@ impl Relation {
 }
 
 /// Relations keyed by (schema, name).
+/// Relations by schema, then by name: two `&str` lookups, no allocation per request.
 #[derive(Debug, Default, Clone)]
 pub struct SchemaCache {
-    relations: HashMap<(String, String), Relation>,
+    schemas: HashMap<String, HashMap<String, Relation>>,
 }
 
 impl SchemaCache {
     pub fn new(relations: impl IntoIterator<Item = Relation>) -> Self {
-        let relations = relations
-            .into_iter()
-            .map(|r| ((r.schema.clone(), r.name.clone()), r))
-            .collect();
-        SchemaCache { relations }
+        let mut schemas: HashMap<String, HashMap<String, Relation>> = HashMap::new();
+        for r in relations {
+            schemas
+                .entry(r.schema.clone())
+                .or_default()
+                .insert(r.name.clone(), r);
+        }
+        SchemaCache { schemas }
     }
 
     pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
-        // A tuple key of owned Strings needs owned lookups; relations are few and the
-        // allocation is two short strings, far below the cost of the SQL that follows.
-        self.relations.get(&(schema.to_string(), name.to_string()))
+        self.schemas.get(schema)?.get(name)
     }
 
     pub fn len(&self) -> usize {
-        self.relations.len()
+        self.schemas.values().map(HashMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.relations.is_empty()
+        self.len() == 0
     }
 }
 

@@ -113,7 +113,7 @@ impl EventLoop {
             signals::absorb_interrupts();
             let now = Instant::now();
             if signals::take_sighup() {
-                reload_config();
+                crate::worker::config::reload_config_file();
                 app.reload(Config::load());
             }
             if signals::terminating() && shutdown_deadline.is_none() {
@@ -299,13 +299,6 @@ impl EventLoop {
             self.remove(key);
         }
     }
-}
-
-/// Re-reads postgresql.conf after SIGHUP; a bad file is logged by PostgreSQL and changes nothing.
-fn reload_config() {
-    crate::execute::guarded_void(|| unsafe {
-        pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP)
-    });
 }
 
 /// Accept errors that mean "no room now" rather than "this connection failed".

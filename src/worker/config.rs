@@ -25,6 +25,14 @@ pub struct Config {
     pub test_faults: bool,
 }
 
+/// Re-reads postgresql.conf after SIGHUP. A bad file is logged by PostgreSQL and changes
+/// nothing; any ERROR is caught and logged.
+pub fn reload_config_file() {
+    crate::execute::guarded_void(|| unsafe {
+        pgrx::pg_sys::ProcessConfigFile(pgrx::pg_sys::GucContext::PGC_SIGHUP)
+    });
+}
+
 impl Config {
     pub fn load() -> Config {
         let listen = string_value(&gucs::LISTEN_ADDRESSES);

@@ -76,7 +76,7 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
         signals::drain(&wake);
         signals::absorb_interrupts();
         if signals::take_sighup() {
-            reload_config();
+            crate::worker::config::reload_config_file();
         }
         supervisor.reconcile();
         wait(TICK);
@@ -303,15 +303,6 @@ fn terminate(h: HandleRepr) {
 
 fn forget_handle(i: usize) {
     stats::slot(i).handle_slot.store(0, Relaxed);
-}
-
-/// Re-reads postgresql.conf. Errors in the file are logged by PostgreSQL and keep old values.
-fn reload_config() {
-    PgTryBuilder::new(|| unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) })
-        .catch_others(|e| {
-            quiet_log!("pg_rest supervisor: reloading the configuration failed: {e:?}")
-        })
-        .execute();
 }
 
 /// Sleeps on the latch (set by our signal handlers and by the postmaster when a worker
