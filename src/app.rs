@@ -6,9 +6,10 @@ use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::worker::config::Config;
-use pg_rest_core::api_request::{self, ApiRequest};
+use pg_rest_core::api_request::{self, Access, ApiRequest, TxMode};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::Request;
+use pg_rest_core::preferences::TxEnd;
 use pg_rest_core::response::{error_response, read_response, Response};
 use pg_rest_core::{plan, sql};
 use std::sync::atomic::Ordering::Relaxed;
@@ -71,7 +72,11 @@ impl App {
         if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
             return self.inject_fault(request);
         }
-        let api_request = api_request::parse(&request.method, &request.target)?;
+        let headers = request
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()));
+        let api_request = api_request::parse(&request.method, &request.target, headers)?;
         let role = self
             .config
             .anon_role
@@ -82,29 +87,57 @@ impl App {
             method: &request.method,
             path: request.target.split('?').next().unwrap_or(""),
             statement_timeout_ms: self.config.statement_timeout_ms,
+            tx: api_request.tx,
         };
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         let result =
             execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request));
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
         let (count, body) = result?;
-        Ok(read_response(count, body))
+        let mut response = read_response(count, body);
+        if let Some(applied) = api_request.preferences.applied() {
+            response.headers.push(("Preference-Applied", applied));
+        }
+        Ok(response)
     }
 
-    /// `/_pg_rest_test/panic`: a Rust panic in the middle of a request's transaction.
+    /// Faults injected inside a request's transaction, for the crash-safety tests:
+    /// - `panic`: a Rust panic;
+    /// - `error_in_log`: a PostgreSQL ERROR raised inside a section that holds interrupts, as
+    ///   an ERROR inside a guarded log call would be;
+    /// - `deferred_write`: a read-write request whose row fires the fixture's deferred
+    ///   constraint trigger (`public.deferred_sleep`, 3 s) at commit.
     fn inject_fault(&mut self, request: &Request) -> Result<Response, ApiError> {
         let role = self.config.anon_role.clone().unwrap_or_default();
+        let fault = request.target[TEST_FAULT_PREFIX.len()..].to_string();
+        let access = match fault.as_str() {
+            "deferred_write" => Access::ReadWrite,
+            _ => Access::ReadOnly,
+        };
         let ctx = RequestContext {
             role: &role,
             method: &request.method,
             path: &request.target,
-            statement_timeout_ms: 0,
+            statement_timeout_ms: self.config.statement_timeout_ms,
+            tx: TxMode {
+                access,
+                end: TxEnd::Commit,
+            },
         };
-        let fault = request.target[TEST_FAULT_PREFIX.len()..].to_string();
         execute::in_transaction(&ctx, |ctx| {
             execute::begin_request_sql(ctx);
             match fault.as_str() {
                 "panic" => panic!("fault injected by /_pg_rest_test/panic"),
+                "error_in_log" => {
+                    crate::log::with_interrupts_held(|| -> Result<Response, ApiError> {
+                        pgrx::error!("fault injected by /_pg_rest_test/error_in_log")
+                    })
+                }
+                "deferred_write" => {
+                    pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    Ok(read_response(0, b"[]".to_vec()))
+                }
                 _ => Err(ApiError::invalid_path()),
             }
         })
@@ -118,7 +151,7 @@ fn read(
     plans: &mut PlanCache,
     ctx: &RequestContext,
     api_request: &ApiRequest,
-) -> Result<(i64, String), ApiError> {
+) -> Result<(i64, Vec<u8>), ApiError> {
     let schema = config.default_schema();
     let mut plan = plan::read_plan(
         api_request,

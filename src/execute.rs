@@ -3,8 +3,10 @@
 //! client gets PostgREST's error JSON; the worker goes on serving.
 
 use crate::worker::signals;
+use pg_rest_core::api_request::{Access, TxMode};
 use pg_rest_core::error::{unpack_sqlstate, ApiError};
 use pg_rest_core::lru::Lru;
+use pg_rest_core::preferences::TxEnd;
 use pg_rest_core::sql::Statement;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -29,10 +31,15 @@ pub struct RequestContext<'a> {
     pub method: &'a str,
     pub path: &'a str,
     pub statement_timeout_ms: i32,
+    /// Read-only or read-write; committed or rolled back at the end.
+    pub tx: TxMode,
 }
 
-/// Runs `body` in a fresh transaction; commits on `Ok`, aborts on `Err`, ERROR or panic.
-/// `body` does its own catalog work first (schema cache), then calls [`begin_request_sql`].
+/// Runs `body` in a fresh transaction in the request's mode (read-only for GET and HEAD);
+/// on `Ok` commits — or rolls back for `Prefer: tx=rollback` — and aborts on `Err`, ERROR
+/// or panic. `body` does its own catalog work first (schema cache), then calls
+/// [`begin_request_sql`], which arms the statement timer; the timer stays armed through the
+/// commit, so deferred triggers and constraint checks are bounded too.
 pub fn in_transaction<T>(
     ctx: &RequestContext,
     body: impl FnOnce(&RequestContext) -> Result<T, ApiError>,
@@ -45,17 +52,26 @@ pub fn in_transaction<T>(
         unsafe {
             pg_sys::SetCurrentStatementStartTimestamp();
             pg_sys::StartTransactionCommand();
+            // What SET TRANSACTION READ ONLY does; before the first snapshot, so nothing
+            // inside can switch it back.
+            if ctx.tx.access == Access::ReadOnly {
+                pg_sys::XactReadOnly = true;
+            }
             pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         }
         let outcome = body(ctx);
-        disarm_statement_timeout();
         // SAFETY: ending the transaction started above; a failing commit (deferred
-        // constraints) raises inside this guard and is caught like any other ERROR.
-        unsafe {
+        // constraints, or the statement timer firing in them) raises inside this guard and is
+        // caught like any other ERROR.
+        let ended = unsafe {
             match outcome {
-                Ok(v) => {
+                Ok(v) if ctx.tx.end == TxEnd::Commit => {
                     pg_sys::PopActiveSnapshot();
                     pg_sys::CommitTransactionCommand();
+                    Ok(v)
+                }
+                Ok(v) => {
+                    pg_sys::AbortCurrentTransaction();
                     Ok(v)
                 }
                 Err(e) => {
@@ -63,7 +79,9 @@ pub fn in_transaction<T>(
                     Err(e)
                 }
             }
-        }
+        };
+        disarm_statement_timeout();
+        ended
     }))
     .catch_others(|caught| {
         disarm_statement_timeout();
@@ -183,7 +201,7 @@ fn prepare(sql: &str, nargs: usize) -> KeptPlan {
 }
 
 /// Runs a read statement (`count, body` in one row) with its text parameters.
-pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, String) {
+pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, Vec<u8>) {
     // SAFETY: SPI calls in order, inside the request's transaction; ERRORs raise into the
     // request boundary, which aborts the transaction (that also ends SPI).
     unsafe {
@@ -207,22 +225,26 @@ pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, String) {
         let mut is_null = false;
         let count = pg_sys::SPI_getbinval(tuple, table.tupdesc, 1, &mut is_null).value() as i64;
         let body_datum = pg_sys::SPI_getbinval(tuple, table.tupdesc, 2, &mut is_null);
-        let body = String::from_datum(body_datum, is_null).unwrap_or_else(|| "[]".to_string());
+        // The text's bytes as they are: the database is UTF8 (checked at worker start), so
+        // no conversion and no second validation pass.
+        let body = if is_null {
+            b"[]".to_vec()
+        } else {
+            let text = pg_sys::pg_detoast_datum_packed(body_datum.cast_mut_ptr());
+            pgrx::varlena::varlena_to_byte_slice(text).to_vec()
+        };
         pg_sys::SPI_finish();
         (count, body)
     }
 }
 
-/// Arms PostgreSQL's statement timer, which SPI in a background worker does not arm by itself:
-/// `pg_rest.statement_timeout`, or else the server's `statement_timeout` (database and role
-/// defaults included), so no request runs unbounded unless both are 0.
-fn arm_statement_timeout(ms: i32) {
+/// Arms PostgreSQL's statement timer, which SPI in a background worker does not arm by itself,
+/// with the shorter of `pg_rest.statement_timeout` and the server's `statement_timeout`
+/// (database and authenticator-role defaults included).
+fn arm_statement_timeout(pg_rest_ms: i32) {
     // SAFETY: reading the current value of a GUC variable.
-    let ms = if ms > 0 {
-        ms
-    } else {
-        unsafe { pg_sys::StatementTimeout }
-    };
+    let server_ms = unsafe { pg_sys::StatementTimeout };
+    let ms = pg_rest_core::settings::effective_statement_timeout(pg_rest_ms, server_ms);
     if ms > 0 {
         // SAFETY: a plain timer call; the SIGALRM handler sets QueryCancelPending.
         unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };

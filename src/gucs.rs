@@ -52,8 +52,10 @@ pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>
 pub static PRE_REQUEST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Cap on rows a read returns; -1: unlimited.
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
-/// Milliseconds one request's SQL may run; 0: the server's own statement_timeout.
-pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(0);
+/// Milliseconds one request's SQL may run (with the server's statement_timeout, the shorter
+/// wins); 0: no bound of pg_rest's own. Finite by default: a request's SQL blocks the other
+/// connections of its worker while it runs (docs/architecture.md).
+pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 
 // -- Authentication --------------------------------------------------------------------------
 /// HS secret, PEM public key, JWK or JWKS; superuser-only to read (auth not yet built).
@@ -239,7 +241,7 @@ pub fn init() {
     );
     int(
         c"pg_rest.statement_timeout",
-        c"Per-request bound on the SQL (0: the server's).",
+        c"Per-request bound on the SQL; the server's statement_timeout applies too (0: only the server's).",
         &STATEMENT_TIMEOUT,
         0,
         i32::MAX,

@@ -105,6 +105,34 @@ def test_rust_panic_is_500_and_worker_survives(pg, baseline):
     assert pg.http_pids() == baseline["pids"]
 
 
+def test_error_inside_held_interrupts_leaves_cancels_working(pg, baseline):
+    """An ERROR raised while interrupts are held (as inside a guarded log call) must leave the
+    hold-off count as it was: the same worker still takes a cancel afterwards."""
+    with pg.raw(timeout=10) as c:
+        r = get(c, "/_pg_rest_test/error_in_log")
+        assert_pgrst_error(r.status, r.body, 500, "XX000")
+        pid = get(c, "/worker").json()[0]["pid"]
+        result: dict = {}
+
+        def slow():
+            t0 = time.monotonic()
+            result["resp"] = get(c, "/slow", timeout=10)
+            result["elapsed"] = time.monotonic() - t0
+
+        t = threading.Thread(target=slow, daemon=True)
+        t.start()
+        wait_until(lambda: pg.sql("SELECT 1 FROM pg_stat_activity WHERE pid = %s AND "
+                                  "state = 'active' AND query LIKE '%%\"slow\"%%'", pid),
+                   5, interval=0.05, what="/slow running on the same worker")
+        assert pg.sql("SELECT pg_cancel_backend(%s)", pid)[0][0] is True
+        t.join(10)
+        assert not t.is_alive()
+        assert_pgrst_error(result["resp"].status, result["resp"].body, 500, "57014")
+        assert result["elapsed"] < 2.5, f"cancel took effect after {result['elapsed']:.2f}s"
+        assert get(c, "/books?id=eq.1").status == 200
+    assert pg.http_pids() == baseline["pids"]
+
+
 def test_terminated_worker_is_replaced_and_others_keep_serving(pg, baseline):
     before = pg.http_pids()
     assert len(before) == 2, before
@@ -160,8 +188,22 @@ def _rss_kb(pid: int) -> int:
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+def _context_total(pg, pid: int) -> int:
+    """PostgreSQL's own count of the bytes in `pid`'s memory contexts (Grand total line of
+    pg_log_backend_memory_contexts, which the worker answers between requests)."""
+    offset = pg.log_size()
+    assert pg.sql("SELECT pg_log_backend_memory_contexts(%s)", pid)[0][0] is True
+
+    def grand_total():
+        for line in pg.log_since(offset).splitlines():
+            if f"[{pid}]" in line and "Grand total:" in line:
+                return int(line.split("Grand total:")[1].split()[0])
+        return None
+    return wait_until(grand_total, 5, interval=0.05, what=f"memory contexts of {pid}")
+
+
 def _hammer(pg, targets: list[str], rounds: int) -> None:
-    """Pipelines `rounds` batches of `targets` on one keep-alive connection per worker slot."""
+    """Pipelines `rounds` batches of `targets` on one keep-alive connection."""
     with pg.raw(timeout=20) as c:
         batch = b"".join(build_request("GET", t) for t in targets)
         for _ in range(rounds):
@@ -170,34 +212,45 @@ def _hammer(pg, targets: list[str], rounds: int) -> None:
                 c.read_response(timeout=20)
 
 
+# Requests per worker measured: a leak of 64 bytes per request would grow RSS by > 1 MB.
+MEASURED_REQUESTS = 20_000
+RSS_SLACK_KB = 1024
+# PostgreSQL's memory contexts must not grow at all beyond block rounding.
+CONTEXT_SLACK_BYTES = 64 * 1024
+
+
 def test_failed_requests_do_not_leak_memory(pg, baseline):
-    """Every request's memory is freed, on success and on every failure path: worker RSS stays
-    flat over thousands of errors, panics and successes once warmed up."""
+    """Every request's memory is freed, on success and on every failure path: after warm-up,
+    neither PostgreSQL's memory contexts nor the worker's RSS grow over 20,000 requests per
+    worker mixing successes, SQL errors, panics and planning errors."""
     targets = ["/boom", "/books?id=eq.1", "/_pg_rest_test/panic", "/nope", "/books?id=eq.abc"]
     pids = pg.http_pids()
 
     def served() -> dict[int, int]:
         return dict(pg.sql("SELECT pid, requests FROM pg_rest.stat_workers"))
 
-    # Warm up every worker (the kernel picks the worker per connection): first use of each
-    # path allocates caches that stay, which is not a leak.
-    start = served()
-    for _ in range(20):
-        _hammer(pg, targets, 40)
-        now = served()
-        if all(now.get(p, 0) - start.get(p, 0) >= 400 for p in pids):
-            break
-    else:
-        pytest.fail(f"could not warm up both workers: {start} -> {served()}")
-    before = {p: _rss_kb(p) for p in pids}
-    start = served()
-    for _ in range(100):
-        if min(served().get(p, 0) - start.get(p, 0) for p in pids) >= 2000:
-            break
-        _hammer(pg, targets, 40)
-    else:
+    def load(per_worker: int) -> None:
+        start = served()
+        for _ in range(1000):
+            if min(served().get(p, 0) - start.get(p, 0) for p in pids) >= per_worker:
+                return
+            # Several connections at once, so both workers take a share.
+            threads = [threading.Thread(target=_hammer, args=(pg, targets, 40))
+                       for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
         pytest.fail(f"could not load both workers: {start} -> {served()}")
-    after = {p: _rss_kb(p) for p in pids}
-    growth = {p: after[p] - before[p] for p in pids}
-    assert all(g < 1024 for g in growth.values()), f"RSS growth in kB per worker: {growth}"
+
+    # Warm up every worker: first use of each path allocates caches that stay.
+    load(2000)
+    before = {p: (_rss_kb(p), _context_total(pg, p)) for p in pids}
+    load(MEASURED_REQUESTS)
+    after = {p: (_rss_kb(p), _context_total(pg, p)) for p in pids}
+    rss = {p: after[p][0] - before[p][0] for p in pids}
+    contexts = {p: after[p][1] - before[p][1] for p in pids}
+    assert all(g < RSS_SLACK_KB for g in rss.values()), f"RSS growth in kB per worker: {rss}"
+    assert all(g < CONTEXT_SLACK_BYTES for g in contexts.values()), (
+        f"memory-context growth in bytes per worker: {contexts}")
     assert pg.http_pids() == pids, "a worker died under the error load"

@@ -30,7 +30,10 @@ def test_workers_wait_for_a_missing_database_then_serve():
         assert cluster.http_pids() == set()
         assert cluster.log_text().count(MISSING_DB_LINE) == 1, "logged more than once"
         assert "exited with exit code" not in cluster.log_text(), cluster.log_tail()
-        assert not port_is_open(port)
+        # Meanwhile a client is told why, at once, instead of waiting in the accept queue.
+        r = cluster.get("/t", timeout=3)
+        err = assert_pgrst_error(r.status_code, r.content, 503, "PGRST000")
+        assert f'database "{LATE_DB}"' in err["message"], err
 
         cluster.psql(f"CREATE DATABASE {LATE_DB}", dbname="postgres")
         cluster.psql("CREATE ROLE web_anon NOLOGIN; CREATE TABLE t(id int); "
@@ -163,6 +166,34 @@ def test_create_extension_without_preloading_warns_and_works():
                 assert "shared_preload_libraries" in str(e), str(e)
         assert not port_is_open(3104)
         assert "terminating any other active server processes" not in cluster.log_text()
+    finally:
+        if (cluster.data_dir / "postmaster.pid").exists():
+            cluster.stop("fast")
+        shutil.rmtree(cluster.root, ignore_errors=True)
+
+
+LATIN_DB = "latin_db"
+
+
+def test_a_database_that_is_not_utf8_is_refused_once_with_the_reason():
+    """pg_rest serves UTF8 databases only: for another encoding the supervisor says so once in
+    the log, starts no worker (no crash loop, no 500 per request), and clients get a 503 that
+    names the reason."""
+    cluster = extra_cluster("test-pg-latin", 54334, 3106, LATIN_DB)
+    try:
+        build_cluster(cluster, None, create_extension=False, extra_sql=[
+            f"CREATE DATABASE {LATIN_DB} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' "
+            "TEMPLATE template0"])
+        line = f'database "{LATIN_DB}" (pg_rest.database) has encoding LATIN1'
+        wait_until(lambda: line in cluster.log_text(), 10, interval=0.1,
+                   what="the encoding log line")
+        time.sleep(2)  # several supervisor ticks
+        assert cluster.log_text().count(line) == 1, cluster.log_tail()
+        assert "UTF8 databases only" in cluster.log_text()
+        assert cluster.http_pids() == set()
+        r = cluster.get("/t", timeout=3)
+        err = assert_pgrst_error(r.status_code, r.content, 503, "PGRST000")
+        assert "has encoding LATIN1" in err["message"], err
     finally:
         if (cluster.data_dir / "postmaster.pid").exists():
             cluster.stop("fast")

@@ -96,7 +96,7 @@ def test_default_sizes(pg, name, expected_bytes):
 @pytest.mark.parametrize("name,expected", [
     ("idle_timeout", "60s"),
     ("request_timeout", "30s"),
-    ("statement_timeout", "0"),
+    ("statement_timeout", "30s"),
 ])
 def test_default_durations(pg, name, expected):
     ok = pg.sql("SELECT current_setting(%s)::interval = %s::interval",

@@ -1,8 +1,9 @@
-//! ApiRequest: what the client asks for, read from the method and request-target alone.
-//! Pure: no schema knowledge (that is `plan`'s job), no database.
+//! ApiRequest: what the client asks for, read from the method, the request-target and the
+//! headers. Pure: no schema knowledge (that is `plan`'s job), no database.
 
 use crate::error::ApiError;
-use percent_encoding::percent_decode_str;
+use crate::preferences::{Preferences, TxEnd};
+use percent_encoding::percent_decode;
 
 /// The resource a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,12 +53,43 @@ pub struct Filter {
     pub operand: Operand,
 }
 
+/// Whether a transaction may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// GET and HEAD (PostgREST's rule): a write inside fails with 25006, answered 405.
+    ReadOnly,
+    ReadWrite,
+}
+
+/// How the request's one transaction runs and ends, decided by the request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxMode {
+    pub access: Access,
+    pub end: TxEnd,
+}
+
+impl TxMode {
+    /// The mode for `method` with the client's `Prefer: tx=` (commit when absent).
+    pub fn for_request(method: &str, prefs: &Preferences) -> TxMode {
+        let access = match method {
+            "GET" | "HEAD" => Access::ReadOnly,
+            _ => Access::ReadWrite,
+        };
+        TxMode {
+            access,
+            end: prefs.tx.unwrap_or_default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRequest {
     /// HEAD: answer as GET, without the body.
     pub head_only: bool,
     pub resource: Resource,
     pub filters: Vec<Filter>,
+    pub preferences: Preferences,
+    pub tx: TxMode,
 }
 
 /// Query parameters with a meaning of their own in PostgREST's dialect, not filters.
@@ -93,8 +125,13 @@ const PENDING_OPERATORS: &[&str] = &[
     "isdistinct",
 ];
 
-/// Reads a request from its method and raw request-target (`/books?id=eq.1`).
-pub fn parse(method: &str, target: &str) -> Result<ApiRequest, ApiError> {
+/// Reads a request from its method, raw request-target (`/books?id=eq.1`) and headers
+/// (names lower-case).
+pub fn parse<'h>(
+    method: &str,
+    target: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+) -> Result<ApiRequest, ApiError> {
     let head_only = match method {
         "GET" => false,
         "HEAD" => true,
@@ -103,10 +140,14 @@ pub fn parse(method: &str, target: &str) -> Result<ApiRequest, ApiError> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let resource = parse_path(path)?;
     let filters = parse_query(query)?;
+    let preferences = Preferences::from_headers(headers);
+    let tx = TxMode::for_request(method, &preferences);
     Ok(ApiRequest {
         head_only,
         resource,
         filters,
+        preferences,
+        tx,
     })
 }
 
@@ -114,27 +155,48 @@ fn parse_path(path: &str) -> Result<Resource, ApiError> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         [""] => Ok(Resource::Root),
-        [name] => {
-            let name = percent_decode_str(name)
-                .decode_utf8()
-                .map_err(|_| ApiError::parse_error("Invalid path", "path is not valid UTF-8"))?;
-            Ok(Resource::Relation(name.into_owned()))
-        }
+        [name] => Ok(Resource::Relation(decode_text(name, false)?)),
         _ => Err(ApiError::invalid_path()),
     }
 }
 
 fn parse_query(query: &str) -> Result<Vec<Filter>, ApiError> {
     let mut filters = Vec::new();
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        if RESERVED_PARAMS.contains(&key.as_ref()) {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_text(key, true)?;
+        if RESERVED_PARAMS.contains(&key.as_str()) {
             return Err(ApiError::not_implemented(&format!(
                 "query parameter '{key}'"
             )));
         }
-        filters.push(parse_filter(&key, &value)?);
+        filters.push(parse_filter(&key, &decode_text(value, true)?)?);
     }
     Ok(filters)
+}
+
+/// Percent-decodes one URL component (`+` is a space in the query, as in forms) into text
+/// PostgreSQL can hold: valid UTF-8 without NUL bytes, else PostgreSQL's own 22021 — every
+/// name and value of a request passes here before it can become SQL text or a parameter.
+pub fn decode_text(raw: &str, plus_is_space: bool) -> Result<String, ApiError> {
+    let spaced;
+    let raw = if plus_is_space && raw.contains('+') {
+        spaced = raw.replace('+', " ");
+        spaced.as_str()
+    } else {
+        raw
+    };
+    let bytes: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(ApiError::invalid_byte_sequence(&bytes[at..=at]));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let utf8 = e.utf8_error();
+        let bytes = e.as_bytes();
+        let start = utf8.valid_up_to();
+        let len = utf8.error_len().unwrap_or(bytes.len() - start);
+        ApiError::invalid_byte_sequence(&bytes[start..start + len])
+    })
 }
 
 fn parse_filter(column: &str, expr: &str) -> Result<Filter, ApiError> {
@@ -214,27 +276,32 @@ mod tests {
 
     #[test]
     fn plain_get_of_a_table() {
-        let r = parse("GET", "/books").unwrap();
+        let r = parse("GET", "/books", []).unwrap();
         assert_eq!(
             r,
             ApiRequest {
                 head_only: false,
                 resource: Resource::Relation("books".into()),
-                filters: vec![]
+                filters: vec![],
+                preferences: Preferences::default(),
+                tx: TxMode {
+                    access: Access::ReadOnly,
+                    end: TxEnd::Commit
+                },
             }
         );
     }
 
     #[test]
     fn root_and_head() {
-        let r = parse("HEAD", "/").unwrap();
+        let r = parse("HEAD", "/", []).unwrap();
         assert!(r.head_only);
         assert_eq!(r.resource, Resource::Root);
     }
 
     #[test]
     fn percent_encoded_names_and_values() {
-        let r = parse("GET", "/my%20table?na%20me=eq.a%20b+c&id=eq.%27").unwrap();
+        let r = parse("GET", "/my%20table?na%20me=eq.a%20b+c&id=eq.%27", []).unwrap();
         assert_eq!(r.resource, Resource::Relation("my table".into()));
         assert_eq!(
             r.filters,
@@ -247,7 +314,7 @@ mod tests {
 
     #[test]
     fn value_may_contain_dots() {
-        let r = parse("GET", "/t?v=eq.1.5").unwrap();
+        let r = parse("GET", "/t?v=eq.1.5", []).unwrap();
         assert_eq!(r.filters, vec![value_filter("v", Operator::Eq, "1.5")]);
     }
 
@@ -256,6 +323,7 @@ mod tests {
         let r = parse(
             "GET",
             "/t?a=neq.1&b=gt.1&c=gte.1&d=lt.1&e=lte.1&f=like.*x*&g=ilike.X*&h=not.eq.2",
+            [],
         )
         .unwrap();
         let ops: Vec<Operator> = r.filters.iter().map(|f| f.operator).collect();
@@ -267,38 +335,93 @@ mod tests {
 
     #[test]
     fn is_takes_keywords_only() {
-        let r = parse("GET", "/t?a=is.NULL&b=not.is.true&c=is.not_null").unwrap();
+        let r = parse("GET", "/t?a=is.NULL&b=not.is.true&c=is.not_null", []).unwrap();
         assert_eq!(r.filters[0].operand, Operand::Is(IsValue::Null));
         assert_eq!(r.filters[1].operand, Operand::Is(IsValue::True));
         assert!(r.filters[1].negated);
         assert_eq!(r.filters[2].operand, Operand::Is(IsValue::NotNull));
-        let e = parse("GET", "/t?a=is.1").unwrap_err();
+        let e = parse("GET", "/t?a=is.1", []).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (400, "PGRST100"));
     }
 
     #[test]
     fn unknown_operator_is_a_parse_error() {
-        let e = parse("GET", "/t?id=foo.1").unwrap_err();
+        let e = parse("GET", "/t?id=foo.1", []).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (400, "PGRST100"));
         assert_eq!(e.message, "\"failed to parse filter (foo.1)\"");
-        let e = parse("GET", "/t?id=1").unwrap_err();
+        let e = parse("GET", "/t?id=1", []).unwrap_err();
         assert_eq!(e.code, "PGRST100");
     }
 
     #[test]
     fn pending_features_say_so() {
-        assert_eq!(parse("GET", "/t?id=in.(1,2)").unwrap_err().status, 501);
-        assert_eq!(parse("GET", "/t?select=id").unwrap_err().status, 501);
+        assert_eq!(parse("GET", "/t?id=in.(1,2)", []).unwrap_err().status, 501);
+        assert_eq!(parse("GET", "/t?select=id", []).unwrap_err().status, 501);
     }
 
     #[test]
     fn methods_other_than_get_and_head_are_405() {
-        let e = parse("POST", "/books").unwrap_err();
+        let e = parse("POST", "/books", []).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (405, "PGRST117"));
     }
 
     #[test]
     fn nested_paths_are_invalid() {
-        assert_eq!(parse("GET", "/a/b").unwrap_err().code, "PGRST125");
+        assert_eq!(parse("GET", "/a/b", []).unwrap_err().code, "PGRST125");
+    }
+
+    #[test]
+    fn reads_are_read_only_and_prefer_tx_decides_the_end() {
+        let r = parse("HEAD", "/books", [("prefer", "tx=rollback")]).unwrap();
+        assert_eq!(r.tx.access, Access::ReadOnly);
+        assert_eq!(r.tx.end, TxEnd::Rollback);
+        let writes = TxMode::for_request("POST", &Preferences::default());
+        assert_eq!(
+            (writes.access, writes.end),
+            (Access::ReadWrite, TxEnd::Commit)
+        );
+    }
+
+    #[test]
+    fn nul_and_invalid_utf8_are_22021_wherever_they_appear() {
+        for target in [
+            "/books?title=eq.a%00b",
+            "/books?title=eq.%FF%FE",
+            "/books?ti%00tle=eq.a",
+            "/bo%C3ks",
+            "/bo%00oks",
+        ] {
+            let e = parse("GET", target, []).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "22021"), "{target}");
+            assert!(e
+                .message
+                .starts_with("invalid byte sequence for encoding \"UTF8\": 0x"));
+        }
+        let e = parse("GET", "/books?title=eq.%FF%FE", []).unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid byte sequence for encoding \"UTF8\": 0xff"
+        );
+        let e = parse("GET", "/books?title=eq.a%00", []).unwrap_err();
+        assert_eq!(
+            e.message,
+            "invalid byte sequence for encoding \"UTF8\": 0x00"
+        );
+    }
+
+    #[test]
+    fn multibyte_text_and_plus_decode() {
+        let r = parse(
+            "GET",
+            "/b%C3%BCcher?t%C3%AEtle=eq.%E2%82%AC+x&a=eq.1%2B1",
+            [],
+        )
+        .unwrap();
+        assert_eq!(r.resource, Resource::Relation("bücher".into()));
+        assert_eq!(r.filters[0], value_filter("tîtle", Operator::Eq, "€ x"));
+        assert_eq!(r.filters[1], value_filter("a", Operator::Eq, "1+1"));
+        // A `+` in the path is a plus.
+        let r = parse("GET", "/a+b", []).unwrap();
+        assert_eq!(r.resource, Resource::Relation("a+b".into()));
     }
 }

@@ -107,9 +107,29 @@ impl ApiError {
         )
     }
 
+    /// 503 PGRST000: no http worker can serve, because of the database (`why` says what);
+    /// PostgREST answers so while it cannot reach its database.
+    pub fn database_unavailable(why: &str) -> Self {
+        Self::new(503, "PGRST000", why)
+    }
+
     /// PGRSTX00: a fault inside pg_rest itself (a caught panic); the request was rolled back.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "PGRSTX00", message)
+    }
+
+    /// 22021, worded as PostgreSQL words it: a request name or value that PostgreSQL text
+    /// cannot hold (a NUL byte, or bytes that are not UTF-8); `bytes` is the offending sequence.
+    pub fn invalid_byte_sequence(bytes: &[u8]) -> Self {
+        let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("0x{b:02x}")).collect();
+        Self::new(
+            400,
+            "22021",
+            format!(
+                "invalid byte sequence for encoding \"UTF8\": {}",
+                shown.join(" ")
+            ),
+        )
     }
 
     /// A capability of the PostgREST dialect that pg_rest does not implement yet.

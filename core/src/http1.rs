@@ -1,11 +1,13 @@
 //! HTTP/1.1 server-side codec, sans-io.
 //!
-//! [`decode`] parses the first request out of a connection's read buffer, re-parsing the head
-//! from the start on every call, so the event loop simply calls it each time bytes arrive and
-//! drops `consumed` bytes after each complete request (which makes pipelining and requests
-//! split at any byte work). The one piece of state worth keeping is how far a chunked body was
-//! validated: [`decode_resuming`] takes it as a [`ChunkProgress`], so many tiny chunks over many
-//! reads cost linear time.
+//! [`decode`] parses the first request out of a connection's read buffer, so the event loop
+//! simply calls it each time bytes arrive and drops `consumed` bytes after each complete
+//! request (which makes pipelining and requests split at any byte work). What is worth
+//! remembering between calls over the same growing buffer is kept in a [`DecodeProgress`] by
+//! [`decode_resuming`]: how much of an incomplete head was already parsed (the head is parsed
+//! again only once another line of it has ended, so a head trickled byte by byte costs at most
+//! one parse per line, not one per byte) and how far a chunked body was validated (so many
+//! tiny chunks over many reads cost linear time).
 //! [`encode_response`] appends a whole response to a write buffer.
 //!
 //! Framing follows RFC 9112: `Content-Length` or `Transfer-Encoding: chunked` bodies (never
@@ -111,12 +113,25 @@ pub const CONTINUE_RESPONSE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// ignored, so this only stops a client from streaming an endless extension.
 const MAX_CHUNK_LINE: usize = 1024;
 
-/// How far an incomplete chunked body has been validated, so the next `decode_resuming` call
-/// over the same (grown) buffer continues from there: without it, a body of many tiny chunks
-/// arriving over many reads would be re-scanned from its start each time (quadratic).
-/// Reset it (`Default`) once a request is complete or failed.
+/// What [`decode_resuming`] remembers of an incomplete request between calls over the same
+/// (grown) buffer. Reset it (`Default`) once a request is complete or failed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ChunkProgress {
+pub struct DecodeProgress {
+    /// Length of the buffer when its head was last parsed and found incomplete; 0: not yet.
+    /// Until a new line ends past it, parsing again cannot complete the head, so it is not
+    /// repeated (a malformed line is then reported once it ends, or at the size limit).
+    head_seen: usize,
+    chunk: ChunkProgress,
+    /// Parses of the head, for the tests that keep them linear.
+    #[cfg(test)]
+    head_parses: u32,
+}
+
+/// How far an incomplete chunked body has been validated, so the next call continues from
+/// there: without it, a body of many tiny chunks arriving over many reads would be re-scanned
+/// from its start each time (quadratic).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ChunkProgress {
     /// Offset of the next chunk-size line, 0 when nothing was validated yet.
     pos: usize,
     /// Data bytes in the chunks before `pos`.
@@ -127,16 +142,36 @@ pub struct ChunkProgress {
 
 /// Parse the first request in `buf`.
 pub fn decode(buf: &[u8], limits: &Limits) -> Result<Decoded, HttpError> {
-    decode_resuming(buf, limits, &mut ChunkProgress::default())
+    decode_resuming(buf, limits, &mut DecodeProgress::default())
 }
 
-/// [`decode`] for a connection that calls again as more bytes of the same request arrive:
-/// `progress` carries how much of a chunked body is already validated.
+/// [`decode`] for a connection that calls again as more bytes of the same request arrive;
+/// `progress` carries what earlier calls learnt (see [`DecodeProgress`]).
 pub fn decode_resuming(
     buf: &[u8],
     limits: &Limits,
-    progress: &mut ChunkProgress,
+    progress: &mut DecodeProgress,
 ) -> Result<Decoded, HttpError> {
+    let head_incomplete = Decoded::Incomplete {
+        head_complete: false,
+        send_continue: false,
+    };
+    if progress.head_seen > 0
+        && !buf
+            .get(progress.head_seen..)
+            .unwrap_or_default()
+            .contains(&b'\n')
+    {
+        return if buf.len() > limits.max_header_size {
+            Err(HttpError::HeaderTooLarge)
+        } else {
+            Ok(head_incomplete)
+        };
+    }
+    #[cfg(test)]
+    {
+        progress.head_parses += 1;
+    }
     let mut header_slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut header_slots);
     let head_len = match parsed.parse(buf) {
@@ -145,13 +180,12 @@ pub fn decode_resuming(
             if buf.len() > limits.max_header_size {
                 return Err(HttpError::HeaderTooLarge);
             }
-            return Ok(Decoded::Incomplete {
-                head_complete: false,
-                send_continue: false,
-            });
+            progress.head_seen = buf.len();
+            return Ok(head_incomplete);
         }
         Err(e) => return Err(parse_error(e, buf)),
     };
+    let progress = &mut progress.chunk;
     if head_len > limits.max_header_size {
         return Err(HttpError::HeaderTooLarge);
     }
@@ -1438,14 +1472,14 @@ Content-Length: 10\r\n\
         }
         req.extend_from_slice(b"0\r\nX-Trailer: t\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
         let (expected, expected_consumed) = complete(&req);
-        let mut progress = ChunkProgress::default();
+        let mut progress = DecodeProgress::default();
         let mut last_pos = 0;
         // Grow the buffer a few bytes at a time, as reads would, keeping one progress.
         for end in (1..req.len()).step_by(7) {
             match decode_resuming(&req[..end], &LIMITS, &mut progress) {
                 Ok(Decoded::Incomplete { .. }) => {
-                    assert!(progress.pos >= last_pos, "progress went backwards");
-                    last_pos = progress.pos;
+                    assert!(progress.chunk.pos >= last_pos, "progress went backwards");
+                    last_pos = progress.chunk.pos;
                 }
                 Ok(Decoded::Request { request, consumed }) => {
                     assert_eq!((request, consumed), (expected.clone(), expected_consumed));
@@ -1472,7 +1506,7 @@ Content-Length: 10\r\n\
             max_body_size: 10,
         };
         let mut req = b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-        let mut progress = ChunkProgress::default();
+        let mut progress = DecodeProgress::default();
         let mut outcome = Ok(Decoded::Incomplete {
             head_complete: true,
             send_continue: false,
@@ -1485,5 +1519,80 @@ Content-Length: 10\r\n\
             }
         }
         assert_eq!(outcome, Err(HttpError::PayloadTooLarge));
+    }
+
+    #[test]
+    fn head_trickled_byte_by_byte_is_parsed_once_per_line() {
+        let mut req = b"GET /books?id=eq.1 HTTP/1.1\r\nHost: h\r\n".to_vec();
+        for i in 0..30 {
+            req.extend_from_slice(format!("X-Header-{i}: {}\r\n", "v".repeat(200)).as_bytes());
+        }
+        req.extend_from_slice(b"\r\n");
+        let lines = req.iter().filter(|&&b| b == b'\n').count() as u32;
+        let (expected, consumed) = complete(&req);
+        let mut progress = DecodeProgress::default();
+        for end in 1..req.len() {
+            let step = decode_resuming(&req[..end], &LIMITS, &mut progress);
+            assert!(
+                matches!(step, Ok(Decoded::Incomplete { .. })),
+                "at {end}: {step:?}"
+            );
+        }
+        let done = decode_resuming(&req, &LIMITS, &mut progress);
+        assert_eq!(
+            done,
+            Ok(Decoded::Request {
+                request: expected,
+                consumed
+            })
+        );
+        // One parse for the first byte, then at most one per line ended.
+        assert!(
+            progress.head_parses <= lines + 1,
+            "{} parses for {} lines over {} bytes",
+            progress.head_parses,
+            lines,
+            req.len()
+        );
+    }
+
+    #[test]
+    fn trickled_garbage_is_rejected_once_its_line_ends_and_big_heads_at_the_limit() {
+        let mut progress = DecodeProgress::default();
+        let garbage = b"GE\x01T / HTTP/1.1\r\n";
+        let mut outcome = Ok(Decoded::Incomplete {
+            head_complete: false,
+            send_continue: false,
+        });
+        for end in 1..=garbage.len() {
+            outcome = decode_resuming(&garbage[..end], &LIMITS, &mut progress);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert!(
+            matches!(outcome, Err(HttpError::BadRequest(_))),
+            "{outcome:?}"
+        );
+
+        let limits = Limits {
+            max_header_size: 64,
+            max_body_size: 10,
+        };
+        let mut progress = DecodeProgress::default();
+        let mut long = b"GET /".to_vec();
+        let mut outcome = Ok(Decoded::Incomplete {
+            head_complete: false,
+            send_continue: false,
+        });
+        for _ in 0..100 {
+            long.push(b'a');
+            outcome = decode_resuming(&long, &limits, &mut progress);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert_eq!(outcome, Err(HttpError::HeaderTooLarge));
+        assert!(long.len() <= 65, "431 only after {} bytes", long.len());
     }
 }

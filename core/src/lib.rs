@@ -11,6 +11,7 @@ pub mod error;
 pub mod http1;
 pub mod lru;
 pub mod plan;
+pub mod preferences;
 pub mod response;
 pub mod schema_cache;
 pub mod settings;

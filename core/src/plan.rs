@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn resolves_filters_with_their_types() {
         let plan = read_plan(
-            &parse("GET", "/books?id=eq.1").unwrap(),
+            &parse("GET", "/books?id=eq.1", []).unwrap(),
             &cache(),
             "public",
             None,
@@ -82,7 +82,13 @@ mod tests {
 
     #[test]
     fn unknown_relation_is_pgrst205() {
-        let e = read_plan(&parse("GET", "/nope").unwrap(), &cache(), "public", None).unwrap_err();
+        let e = read_plan(
+            &parse("GET", "/nope", []).unwrap(),
+            &cache(),
+            "public",
+            None,
+        )
+        .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (404, "PGRST205"));
         assert!(e.message.contains("'public.nope'"));
     }
@@ -90,7 +96,7 @@ mod tests {
     #[test]
     fn unknown_column_is_42703() {
         let e = read_plan(
-            &parse("GET", "/books?nope=eq.1").unwrap(),
+            &parse("GET", "/books?nope=eq.1", []).unwrap(),
             &cache(),
             "public",
             None,
@@ -102,7 +108,7 @@ mod tests {
 
     #[test]
     fn other_schemas_are_not_searched() {
-        let e = read_plan(&parse("GET", "/books").unwrap(), &cache(), "api", None).unwrap_err();
+        let e = read_plan(&parse("GET", "/books", []).unwrap(), &cache(), "api", None).unwrap_err();
         assert_eq!(e.code, "PGRST205");
     }
 }

@@ -152,6 +152,18 @@ pub fn check_slot_name(value: &str) -> Result<(), String> {
     }
 }
 
+/// The bound on one request's SQL, in milliseconds (0: none): the shorter of
+/// `pg_rest.statement_timeout` and the server's `statement_timeout`, each ignored when 0. So
+/// pg_rest's own bound never loosens a tighter one set for the server, database or role.
+pub fn effective_statement_timeout(pg_rest_ms: i32, server_ms: i32) -> i32 {
+    match (pg_rest_ms > 0, server_ms > 0) {
+        (true, true) => pg_rest_ms.min(server_ms),
+        (true, false) => pg_rest_ms,
+        (false, true) => server_ms,
+        (false, false) => 0,
+    }
+}
+
 /// Comma-separated items, trimmed, empty ones dropped.
 pub fn split_list(value: &str) -> Vec<&str> {
     value
@@ -261,5 +273,14 @@ mod tests {
         assert!(check_slot_name("pg_rest").is_ok());
         assert!(check_slot_name("Bad-Name").is_err());
         assert!(check_slot_name(&"x".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn statement_timeout_is_the_shorter_bound() {
+        assert_eq!(effective_statement_timeout(30_000, 0), 30_000);
+        assert_eq!(effective_statement_timeout(30_000, 5_000), 5_000);
+        assert_eq!(effective_statement_timeout(500, 60_000), 500);
+        assert_eq!(effective_statement_timeout(0, 5_000), 5_000);
+        assert_eq!(effective_statement_timeout(0, 0), 0);
     }
 }

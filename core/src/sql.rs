@@ -122,7 +122,13 @@ mod tests {
     fn statement_capped(target: &str, max_rows: Option<u32>) -> Statement {
         let cache = crate::schema_cache::test_cache("bo\"oks");
         read_statement(
-            &read_plan(&parse("GET", target).unwrap(), &cache, "public", max_rows).unwrap(),
+            &read_plan(
+                &parse("GET", target, []).unwrap(),
+                &cache,
+                "public",
+                max_rows,
+            )
+            .unwrap(),
         )
     }
 

@@ -1,13 +1,15 @@
-//! One client connection: a state machine over a non-blocking socket. Bytes are read into
-//! `inbuf`, requests are decoded by the sans-io `http1` codec and answered in order (so
-//! pipelining needs nothing special), responses are appended to `outbuf` and flushed as the
-//! socket accepts them. HTTP/2, TLS and WebSocket become further `Protocol` states.
+//! One client connection: a state machine over a non-blocking socket (its states are
+//! [`Phase`]). Bytes are read into `inbuf`, requests are decoded by the sans-io `http1` codec
+//! and answered in order (so pipelining needs nothing special), responses are appended to
+//! `outbuf` and flushed as the socket accepts them. One `drive` call does a bounded amount of
+//! work (reads and requests, see [`Budget`]); when it stops for the budget it sets `yielded`
+//! and the event loop drives it again from its ready queue.
 
 use crate::app::App;
 use mio::net::TcpStream;
 use mio::Interest;
 use pg_rest_core::error::ApiError;
-use pg_rest_core::http1::{self, ChunkProgress, Decoded, Limits};
+use pg_rest_core::http1::{self, DecodeProgress, Decoded, Limits};
 use pg_rest_core::response::{error_response, Response};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -23,6 +25,30 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Buffers that grew beyond this for one large message are freed once empty, so thousands of
 /// idle keep-alive connections do not each keep their peak size.
 const SHRINK_ABOVE: usize = 64 * 1024;
+/// Reads of `READ_CHUNK` bytes one `drive` call may make (256 kB), on open and closing
+/// connections alike, so one fast sender cannot hold the event loop.
+const READS_PER_DRIVE: usize = 16;
+/// Requests one `drive` call may answer before the other connections get their turn.
+const REQUESTS_PER_DRIVE: usize = 64;
+
+/// What one `drive` call may still do.
+struct Budget {
+    reads: usize,
+    requests: usize,
+}
+
+impl Budget {
+    fn per_drive() -> Budget {
+        Budget {
+            reads: READS_PER_DRIVE,
+            requests: REQUESTS_PER_DRIVE,
+        }
+    }
+
+    fn spent(&self) -> bool {
+        self.reads == 0 || self.requests == 0
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -54,8 +80,8 @@ pub struct Conn {
     /// Bytes of `inbuf` already answered; compacted once per `answer`, not per request, so a
     /// deep pipeline costs one move instead of one per request.
     in_pos: usize,
-    /// How much of a chunked body being received is already validated.
-    chunk_progress: ChunkProgress,
+    /// What the codec learnt of the request being received (head scanned, chunks validated).
+    decode_progress: DecodeProgress,
     outbuf: Vec<u8>,
     out_pos: usize,
     /// The peer closed its write side.
@@ -66,6 +92,10 @@ pub struct Conn {
     pub last_active: Instant,
     /// The interest currently registered with the poller.
     pub interest: Interest,
+    /// The last `drive` stopped for its budget: drive again without waiting for an edge.
+    pub yielded: bool,
+    /// In the event loop's ready queue.
+    pub queued: bool,
 }
 
 impl Conn {
@@ -76,7 +106,7 @@ impl Conn {
             refused: false,
             inbuf: Vec::new(),
             in_pos: 0,
-            chunk_progress: ChunkProgress::default(),
+            decode_progress: DecodeProgress::default(),
             outbuf: Vec::new(),
             out_pos: 0,
             read_eof: false,
@@ -84,6 +114,8 @@ impl Conn {
             continue_sent: false,
             last_active: now,
             interest: Interest::READABLE,
+            yielded: false,
+            queued: false,
         }
     }
 
@@ -95,8 +127,9 @@ impl Conn {
         self.refused = true;
     }
 
-    /// Makes all the progress the socket allows: read, answer, write, until nothing moves.
-    /// `scratch` is the event loop's read buffer, shared by all connections.
+    /// Makes the progress the socket and the budget allow: read, answer, write, until nothing
+    /// moves or the budget is spent (then `yielded` is set). `scratch` is the event loop's
+    /// read buffer, shared by all connections.
     pub fn drive(
         &mut self,
         app: &mut App,
@@ -105,12 +138,21 @@ impl Conn {
         scratch: &mut [u8],
     ) -> Traffic {
         let mut traffic = Traffic::default();
+        let mut budget = Budget::per_drive();
+        self.yielded = false;
         loop {
-            let mut progressed = self.read(limits, now, scratch, &mut traffic);
-            progressed |= self.answer(app, limits, now, &mut traffic);
+            let mut progressed = self.read(limits, now, scratch, &mut traffic, &mut budget);
+            progressed |= self.answer(app, limits, now, &mut traffic, &mut budget);
             progressed |= self.flush(now, &mut traffic);
             self.advance_phase(now);
-            if !progressed || self.phase == Phase::Closed {
+            if self.phase == Phase::Closed {
+                return traffic;
+            }
+            if budget.spent() {
+                self.yielded = true;
+                return traffic;
+            }
+            if !progressed {
                 return traffic;
             }
         }
@@ -187,6 +229,7 @@ impl Conn {
         now: Instant,
         chunk: &mut [u8],
         traffic: &mut Traffic,
+        budget: &mut Budget,
     ) -> bool {
         if self.read_eof || self.phase == Phase::Closed {
             return false;
@@ -202,6 +245,10 @@ impl Conn {
             if keep && (self.unread().len() >= cap || self.pending_output() >= OUT_HIGH_WATER) {
                 return progressed;
             }
+            if budget.reads == 0 {
+                return progressed;
+            }
+            budget.reads -= 1;
             match self.stream.read(chunk) {
                 Ok(0) => {
                     self.read_eof = true;
@@ -232,19 +279,24 @@ impl Conn {
         limits: &Limits,
         now: Instant,
         traffic: &mut Traffic,
+        budget: &mut Budget,
     ) -> bool {
         let mut progressed = false;
-        while self.phase == Phase::Open && self.pending_output() < OUT_HIGH_WATER {
+        while self.phase == Phase::Open
+            && self.pending_output() < OUT_HIGH_WATER
+            && budget.requests > 0
+        {
             let decoded = http1::decode_resuming(
                 &self.inbuf[self.in_pos..],
                 limits,
-                &mut self.chunk_progress,
+                &mut self.decode_progress,
             );
             if !matches!(decoded, Ok(Decoded::Incomplete { .. })) {
-                self.chunk_progress = ChunkProgress::default();
+                self.decode_progress = DecodeProgress::default();
             }
             match decoded {
                 Ok(Decoded::Request { request, consumed }) => {
+                    budget.requests -= 1;
                     self.in_pos += consumed;
                     self.request_started = None;
                     self.continue_sent = false;
@@ -300,7 +352,7 @@ impl Conn {
         self.queue(&error_response(&err), false, false);
         self.inbuf.clear();
         self.in_pos = 0;
-        self.chunk_progress = ChunkProgress::default();
+        self.decode_progress = DecodeProgress::default();
         self.request_started = None;
         self.phase = Phase::CloseAfterFlush;
     }

@@ -1,14 +1,22 @@
-//! The http worker's event loop: one thread, one mio poller over the listening sockets, the
-//! client connections, the signal self-pipe and the postmaster-alive pipe. Requests run
-//! inline (their SQL is the only blocking step, bounded by pg_rest.statement_timeout).
+//! The http worker's event loop: one thread, one mio poller over the server's listening
+//! sockets, the client connections, the signal self-pipe and the postmaster-alive pipe.
+//!
+//! Requests run inline: their SQL is the one blocking step, and while it runs this worker's
+//! other connections wait (new connections go to a worker waiting in its poll, see
+//! `listener`). It is bounded by `pg_rest.statement_timeout` (30 s by default) and the
+//! server's `statement_timeout`, whichever is shorter.
+//!
+//! Besides epoll's edges the loop keeps a ready queue: a connection that used up its budget
+//! for one wake-up (reads, requests) is queued and driven again after the other events, so a
+//! fast sender or a deep pipeline cannot hold the loop, and no edge is needed to resume it.
 
 use crate::app::App;
 use crate::stats::WorkerSlot;
 use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
-use crate::transport::listener;
+use crate::transport::listener::{self, AcceptEnd};
 use crate::worker::config::Config;
 use crate::worker::signals;
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use pgrx::prelude::*;
@@ -31,18 +39,31 @@ const EVENTS_CAPACITY: usize = 1024;
 /// Connections beyond max_connections kept open at once to deliver their 503; more are closed
 /// without a word (the 503 is politeness, not a resource to exhaust).
 const MAX_REFUSED_LINGERING: usize = 64;
+/// Connections taken from the shared queue per readiness report; the level-triggered
+/// registration reports the socket again while more wait, so a burst is shared out between
+/// the workers that are waiting rather than taken whole by the first one woken.
+const ACCEPTS_PER_WAKEUP: usize = 8;
 
 pub struct EventLoop {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// Listeners are deregistered while accepting is paused (else a level-triggered
+    /// registration would report them at every poll).
+    listening: bool,
     conns: Slab<Conn>,
+    /// Connections to drive again without waiting for an edge (they used up their budget).
+    ready: Vec<usize>,
+    /// The ready queue being worked through (kept to reuse its allocation).
+    ready_scratch: Vec<usize>,
+    /// Accepted streams of one round (kept to reuse its allocation).
+    accepted: Vec<TcpStream>,
     /// Connections being served (not counting refused ones lingering on their 503).
     open: usize,
     /// Refused connections still lingering on their 503.
     refused: usize,
     /// Connections the process's descriptor limit leaves room for.
     fd_budget: usize,
-    /// `accept` ran out of descriptors or memory; retried on the tick.
+    /// `accept` ran out of descriptors or memory, or kept failing; retried on the tick.
     accept_paused: bool,
     /// Reused key list for the deadline sweep.
     conns_scratch: Vec<usize>,
@@ -53,11 +74,12 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(config: &Config, wake: OwnedFd, slot: &'static WorkerSlot) -> io::Result<EventLoop> {
+    pub fn new(wake: OwnedFd, slot: &'static WorkerSlot) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        let mut listeners = listener::bind_all(&config.listen_addresses, config.port)?;
-        for (i, l) in listeners.iter_mut().enumerate() {
-            poll.registry().register(l, Token(i), Interest::READABLE)?;
+        let listeners: Vec<TcpListener> =
+            listener::inherited()?.into_iter().map(|(_, l)| l).collect();
+        for (i, l) in listeners.iter().enumerate() {
+            listener::register_exclusive(&poll, l, Token(i))?;
         }
         poll.registry()
             .register(&mut SourceFd(&wake.as_raw_fd()), WAKE, Interest::READABLE)?;
@@ -68,7 +90,11 @@ impl EventLoop {
         Ok(EventLoop {
             poll,
             listeners,
+            listening: true,
             conns: Slab::new(),
+            ready: Vec::new(),
+            ready_scratch: Vec::new(),
+            accepted: Vec::new(),
             open: 0,
             refused: 0,
             fd_budget: listener::raise_fd_limit(),
@@ -86,7 +112,12 @@ impl EventLoop {
         let mut last_tick = Instant::now();
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
-            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+            let timeout = if self.ready.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     quiet_log!("pg_rest http worker: poll failed: {e}");
                     return;
@@ -110,6 +141,7 @@ impl EventLoop {
                     Token(t) => self.drive(t - CONN_BASE, &mut app, now),
                 }
             }
+            self.drive_ready(&mut app);
             signals::absorb_interrupts();
             let now = Instant::now();
             if signals::take_sighup() {
@@ -138,58 +170,113 @@ impl EventLoop {
     fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
         self.check_timeouts(app, now);
         if accepting && std::mem::take(&mut self.accept_paused) {
-            for i in 0..self.listeners.len() {
-                self.accept(i, app, now);
-            }
+            self.listen();
         }
         crate::execute::guarded_void(|| unsafe {
             pg_sys::pgstat_report_stat(false);
         });
     }
 
+    /// Takes a few connections from the shared queue and serves what they already sent.
     fn accept(&mut self, listener: usize, app: &mut App, now: Instant) {
-        loop {
-            let stream = match self.listeners[listener].accept() {
-                Ok((stream, _)) => stream,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if out_of_resources(&e) => {
-                    // The backlog stays; edge-triggered, so retry on the tick, not an event.
-                    if !self.accept_paused {
-                        quiet_log!("pg_rest http worker: accept paused: {e}");
-                    }
-                    self.accept_paused = true;
-                    return;
-                }
-                // Interrupted, or a connection that died in the backlog: take the next one.
-                Err(_) => continue,
-            };
-            let _ = stream.set_nodelay(true);
-            let mut conn = Conn::new(stream, now);
-            if self.open >= self.max_open(app) {
-                if self.refused >= MAX_REFUSED_LINGERING {
-                    continue; // dropping the stream closes it
-                }
-                conn.refuse();
-                self.refused += 1;
-            } else {
-                self.open += 1;
-                WorkerSlot::add(&self.slot.connections, 1);
+        let Some(l) = self.listeners.get(listener) else {
+            return;
+        };
+        let mut accepted = std::mem::take(&mut self.accepted);
+        match listener::accept_some(l, ACCEPTS_PER_WAKEUP, &mut accepted) {
+            AcceptEnd::Pause(e) => {
+                quiet_log!("pg_rest http worker: accept paused until the next tick: {e}");
+                self.pause_listening();
             }
-            let key = self.conns.insert(conn);
-            let registered = match self.conns.get_mut(key) {
-                Some(c) => {
-                    self.poll
-                        .registry()
-                        .register(&mut c.stream, Token(CONN_BASE + key), c.interest)
-                }
-                None => continue,
-            };
-            if registered.is_err() {
-                self.remove(key);
-                continue;
-            }
-            self.drive(key, app, now);
+            _ if !accepted.is_empty() => self.requeue(listener),
+            _ => {}
         }
+        for stream in accepted.drain(..) {
+            self.open_conn(stream, app, now);
+        }
+        self.accepted = accepted;
+    }
+
+    fn open_conn(&mut self, stream: TcpStream, app: &mut App, now: Instant) {
+        let _ = stream.set_nodelay(true);
+        let mut conn = Conn::new(stream, now);
+        if self.open >= self.max_open(app) {
+            if self.refused >= MAX_REFUSED_LINGERING {
+                return; // dropping the stream closes it
+            }
+            conn.refuse();
+            self.refused += 1;
+        } else {
+            self.open += 1;
+            WorkerSlot::add(&self.slot.connections, 1);
+        }
+        let key = self.conns.insert(conn);
+        let registered = match self.conns.get_mut(key) {
+            Some(c) => {
+                self.poll
+                    .registry()
+                    .register(&mut c.stream, Token(CONN_BASE + key), c.interest)
+            }
+            None => return,
+        };
+        if registered.is_err() {
+            self.remove(key);
+            return;
+        }
+        self.drive(key, app, now);
+    }
+
+    /// Moves this worker to the back of the listener's queue of waiting workers. An
+    /// `EPOLLEXCLUSIVE` wake-up goes to the first *waiting* worker in registration order, so
+    /// without this the first worker would take every connection while it is idle; with it,
+    /// new connections go round the idle workers (a busy one is skipped either way).
+    fn requeue(&mut self, index: usize) {
+        let Some(l) = self.listeners.get(index) else {
+            return;
+        };
+        listener::deregister(&self.poll, l);
+        if let Err(e) = listener::register_exclusive(&self.poll, l, Token(index)) {
+            quiet_log!("pg_rest http worker: cannot poll its listening socket: {e}");
+            self.pause_listening();
+        }
+    }
+
+    /// Stops the listeners from being reported until [`Self::listen`] (on the tick).
+    fn pause_listening(&mut self) {
+        self.accept_paused = true;
+        if std::mem::take(&mut self.listening) {
+            for l in &self.listeners {
+                listener::deregister(&self.poll, l);
+            }
+        }
+    }
+
+    fn listen(&mut self) {
+        if self.listening {
+            return;
+        }
+        self.listening = true;
+        for (i, l) in self.listeners.iter().enumerate() {
+            if let Err(e) = listener::register_exclusive(&self.poll, l, Token(i)) {
+                quiet_log!("pg_rest http worker: cannot poll its listening socket: {e}");
+            }
+        }
+    }
+
+    /// Drives the connections that used up their budget, once each, in queue order.
+    fn drive_ready(&mut self, app: &mut App) {
+        let mut queued =
+            std::mem::replace(&mut self.ready, std::mem::take(&mut self.ready_scratch));
+        for key in queued.drain(..) {
+            let still_queued = self
+                .conns
+                .get_mut(key)
+                .is_some_and(|c| std::mem::take(&mut c.queued));
+            if still_queued {
+                self.drive(key, app, Instant::now());
+            }
+        }
+        self.ready_scratch = queued;
     }
 
     /// `pg_rest.max_connections`, bounded by the file descriptors this process may open.
@@ -220,7 +307,8 @@ impl EventLoop {
         self.update(key);
     }
 
-    /// Re-registers interest after a state change, or drops a finished connection.
+    /// Re-registers interest after a state change, queues a connection that has more to do,
+    /// or drops a finished one.
     fn update(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
@@ -228,6 +316,10 @@ impl EventLoop {
         if conn.phase == Phase::Closed {
             self.remove(key);
             return;
+        }
+        if conn.yielded && !conn.queued {
+            conn.queued = true;
+            self.ready.push(key);
         }
         let wanted = conn.wanted_interest();
         if wanted != conn.interest {
@@ -281,10 +373,10 @@ impl EventLoop {
         }
     }
 
+    /// At shutdown: connections still queued stay for the other workers.
     fn stop_listening(&mut self) {
-        for mut l in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
+        self.pause_listening();
+        self.listeners.clear();
     }
 
     /// At shutdown: connections with nothing in flight close now; the rest finish writing.
@@ -299,12 +391,4 @@ impl EventLoop {
             self.remove(key);
         }
     }
-}
-
-/// Accept errors that mean "no room now" rather than "this connection failed".
-fn out_of_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }

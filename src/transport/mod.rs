@@ -3,3 +3,4 @@
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
+pub mod unavailable;

@@ -1,6 +1,7 @@
 //! An http worker: connected to `pg_rest.database` as `pg_rest.authenticator`, it serves HTTP
-//! on its own `SO_REUSEPORT` socket with one mio event loop, running each request's SQL
-//! through SPI in this very process — the worker is the pooled connection.
+//! from the server's listening sockets (inherited from the postmaster, shared with the other
+//! workers) with one mio event loop, running each request's SQL through SPI in this very
+//! process — the worker is the pooled connection.
 
 use crate::app::App;
 use crate::gucs::{self, string_value};
@@ -29,6 +30,21 @@ pub extern "C-unwind" fn pg_rest_http_main(arg: pg_sys::Datum) {
         Some(&database),
         (!authenticator.is_empty()).then_some(authenticator.as_str()),
     );
+    // The supervisor checks this before starting workers; checked again here because the
+    // database may have been re-created in between. Text crosses between HTTP and SQL as
+    // UTF-8 bytes, unconverted.
+    // SAFETY: reading the connected database's encoding.
+    let encoding = unsafe { pg_sys::GetDatabaseEncoding() };
+    if encoding != pg_sys::pg_enc::PG_UTF8 as c_int {
+        exit_with(
+            1,
+            &format!(
+                "pg_rest http worker {index}: database \"{database}\" has encoding {}; \
+                 pg_rest serves UTF8 databases only",
+                crate::worker::supervisor::encoding_name(encoding)
+            ),
+        );
+    }
     crate::schema_cache::register_invalidation();
 
     // SAFETY: reading this process's identity and the clock.
@@ -39,15 +55,11 @@ pub extern "C-unwind" fn pg_rest_http_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::before_shmem_exit(Some(release_slot), pg_sys::Datum::from(index)) };
 
     let config = Config::load();
-    let event_loop = match EventLoop::new(&config, wake, slot) {
+    let event_loop = match EventLoop::new(wake, slot) {
         Ok(l) => l,
         Err(e) => exit_with(
             1,
-            &format!(
-                "pg_rest http worker {index}: cannot listen on {}:{}: {e}",
-                config.listen_addresses.join(","),
-                config.port
-            ),
+            &format!("pg_rest http worker {index}: cannot serve the listening sockets: {e}"),
         ),
     };
     quiet_log!(

@@ -44,24 +44,38 @@ pub fn install(cancel_on_term: bool) -> std::io::Result<OwnedFd> {
     }
 }
 
-/// Serves PostgreSQL's own interrupts (ProcSignal barriers, sinval catch-up, memory-context
-/// logging …) while the worker is between requests. An idle process that never absorbs a
-/// ProcSignalBarrier blocks `DROP DATABASE` cluster-wide, and our loops never reach a
-/// `CHECK_FOR_INTERRUPTS` on their own. A pending cancel is dropped first (there is nothing to
-/// cancel between requests; SIGTERM's is re-armed after), so the call cannot raise; it is guarded
-/// all the same.
+/// Serves PostgreSQL's own interrupts (ProcSignal barriers, memory-context logging …) and
+/// sinval catch-up requests while the worker is between requests. An idle process that never
+/// absorbs a ProcSignalBarrier blocks `DROP DATABASE` cluster-wide, one that never catches up
+/// makes every other backend signal it as the invalidation queue fills, and our loops never
+/// reach a `CHECK_FOR_INTERRUPTS` or PostgreSQL's idle-loop catch-up on their own. A pending
+/// cancel is dropped first (there is nothing to cancel between requests; SIGTERM's is re-armed
+/// after), so the calls cannot raise; they are guarded all the same.
 pub fn absorb_interrupts() {
-    // SAFETY: reading a sig_atomic_t flag.
-    if unsafe { pg_sys::InterruptPending } == 0 {
-        return;
+    // SAFETY: reading sig_atomic_t flags.
+    let (interrupt, catchup) = unsafe {
+        (
+            pg_sys::InterruptPending != 0,
+            pg_sys::catchupInterruptPending != 0,
+        )
+    };
+    if interrupt {
+        // SAFETY: a sig_atomic_t flag.
+        unsafe { pg_sys::QueryCancelPending = 0 };
+        // SAFETY: ProcessInterrupts outside a transaction, as PostgreSQL's idle loop calls it.
+        PgTryBuilder::new(|| unsafe { pg_sys::ProcessInterrupts() })
+            .catch_others(|_| ())
+            .execute();
+        clear_cancel();
     }
-    // SAFETY: a sig_atomic_t flag.
-    unsafe { pg_sys::QueryCancelPending = 0 };
-    // SAFETY: ProcessInterrupts outside a transaction, as PostgreSQL's idle loop calls it.
-    PgTryBuilder::new(|| unsafe { pg_sys::ProcessInterrupts() })
-        .catch_others(|_| ())
-        .execute();
-    clear_cancel();
+    if catchup {
+        // SAFETY: outside a transaction, as PostgreSQL's idle loop calls it: it reads the
+        // invalidation queue in a short transaction of its own. A failure leaves the
+        // transaction to abort.
+        PgTryBuilder::new(|| unsafe { pg_sys::ProcessCatchupInterrupt() })
+            .catch_others(|_| unsafe { pg_sys::AbortCurrentTransaction() })
+            .execute();
+    }
 }
 
 /// Drops a cancel that arrived while no request ran, so it neither hits the next request nor

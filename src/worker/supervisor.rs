@@ -8,6 +8,7 @@
 
 use crate::gucs::{self, string_value, MAX_WORKERS};
 use crate::stats;
+use crate::transport::unavailable::Unavailable;
 use crate::worker::signals;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime};
 use pgrx::prelude::*;
@@ -68,17 +69,28 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
     // No database: the supervisor only reads the shared catalog pg_database.
     BackgroundWorker::connect_worker_to_spi(None, None);
     let mut supervisor = Supervisor::adopt();
-    quiet_log!(
-        "pg_rest supervisor started; {} http worker(s) wanted",
-        gucs::WORKERS.get()
-    );
+    let listen_failure = crate::transport::listener::preload_failure();
+    match listen_failure {
+        None => quiet_log!(
+            "pg_rest supervisor started; {} http worker(s) wanted",
+            gucs::WORKERS.get()
+        ),
+        Some(why) => quiet_log!("pg_rest: not serving HTTP, no http worker starts: {why}"),
+    }
+    let mut unavailable = Unavailable::default();
     while !signals::terminating() {
         signals::drain(&wake);
         signals::absorb_interrupts();
         if signals::take_sighup() {
             crate::worker::config::reload_config_file();
         }
-        supervisor.reconcile();
+        if listen_failure.is_none() {
+            supervisor.reconcile();
+            match supervisor.why_not_serving() {
+                Some(why) => unavailable.answer(why),
+                None => unavailable.drain(Instant::now()),
+            }
+        }
         wait(TICK);
     }
     // Leave the http workers serving: in a server shutdown the postmaster stops them itself;
@@ -91,7 +103,8 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
 
 struct Supervisor {
     slots: Vec<Slot>,
-    database_missing_logged: bool,
+    /// The last reason logged for not starting workers (database missing, wrong encoding).
+    database_problem_logged: Option<String>,
 }
 
 impl Supervisor {
@@ -117,7 +130,7 @@ impl Supervisor {
             .collect();
         Supervisor {
             slots,
-            database_missing_logged: false,
+            database_problem_logged: None,
         }
     }
 
@@ -152,6 +165,17 @@ impl Supervisor {
                 may_start = Some(false);
             }
         }
+    }
+
+    /// Why no http worker serves, when none runs because of the database: the supervisor then
+    /// answers waiting clients itself.
+    fn why_not_serving(&self) -> Option<&str> {
+        let problem = self.database_problem_logged.as_deref()?;
+        let none_running = self
+            .slots
+            .iter()
+            .all(|s| s.handle.and_then(worker_pid).is_none());
+        none_running.then(|| problem.trim_start_matches("pg_rest: "))
     }
 
     /// Logs why a worker is restarted, and when: quick deaths back off exponentially.
@@ -217,25 +241,49 @@ impl Supervisor {
         true
     }
 
-    /// Whether `pg_rest.database` exists; says so once in the log while it does not. A failed
-    /// look-up (e.g. a cancel) counts as "not now", silently.
+    /// Whether `pg_rest.database` exists and can be served (its encoding is UTF8); says once
+    /// in the log why not while it cannot. A failed look-up (e.g. a cancel) counts as "not
+    /// now", silently.
     fn database_exists(&mut self) -> bool {
         let name = string_value(&gucs::DATABASE);
-        let Some(exists) = database_exists(&name) else {
+        let Some(found) = find_database(&name) else {
             return false;
         };
-        if !exists && !self.database_missing_logged {
-            quiet_log!("pg_rest: database \"{name}\" (pg_rest.database) does not exist yet; http workers start once it is created");
+        let problem = match found {
+            None => Some(format!(
+                "pg_rest: database \"{name}\" (pg_rest.database) does not exist yet; \
+                 http workers start once it is created"
+            )),
+            Some(encoding) if encoding != pg_sys::pg_enc::PG_UTF8 as i32 => Some(format!(
+                "pg_rest: database \"{name}\" (pg_rest.database) has encoding {}; pg_rest \
+                 serves UTF8 databases only, so no http worker starts (create the database \
+                 with ENCODING 'UTF8', or point pg_rest.database at one)",
+                encoding_name(encoding)
+            )),
+            Some(_) => None,
+        };
+        if problem.is_some() && problem != self.database_problem_logged {
+            quiet_log!("{}", problem.as_deref().unwrap_or_default());
         }
-        self.database_missing_logged = !exists;
-        exists
+        let servable = problem.is_none();
+        self.database_problem_logged = problem;
+        servable
     }
 }
 
-/// Scans pg_database without an index: right after a server start the shared relcache init
-/// file may be missing, and opening an index would then need pg_class, which a process
-/// connected to no database cannot read.
-fn database_exists(name: &str) -> Option<bool> {
+/// A server encoding's name (`LATIN1`), for log lines.
+pub fn encoding_name(encoding: i32) -> String {
+    // SAFETY: returns a static string, "" for an unknown number.
+    unsafe { std::ffi::CStr::from_ptr(pg_sys::pg_encoding_to_char(encoding)) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The encoding of database `name`, None inside when it does not exist; None outside when the
+/// look-up failed. Scans pg_database without an index: right after a server start the shared
+/// relcache init file may be missing, and opening an index would then need pg_class, which a
+/// process connected to no database cannot read.
+fn find_database(name: &str) -> Option<Option<i32>> {
     // SAFETY: one short transaction around a heap scan of a shared catalog, aborted on error.
     unsafe {
         pg_sys::StartTransactionCommand();
@@ -249,7 +297,7 @@ fn database_exists(name: &str) -> Option<bool> {
                 0,
                 std::ptr::null_mut(),
             );
-            let mut found = false;
+            let mut found = None;
             loop {
                 let tuple = pg_sys::systable_getnext(scan);
                 if tuple.is_null() {
@@ -262,7 +310,7 @@ fn database_exists(name: &str) -> Option<bool> {
                     .cast::<pg_sys::FormData_pg_database>();
                 let datname = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr());
                 if datname.to_bytes() == name.as_bytes() {
-                    found = true;
+                    found = Some((*form).encoding);
                     break;
                 }
             }
