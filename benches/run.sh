@@ -78,8 +78,13 @@ done
 
 # --- (1) wrk ------------------------------------------------------------------------------
 log "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s $URL"
+# Halfway through, how the connections are spread over the workers (one shared socket).
+( sleep $((DURATION / 2)); psql_q -At -c "SELECT string_agg(connections::text, ' + ' ORDER BY worker) FROM pg_rest.stat_workers" \
+    > "$WORK/spread.txt" 2>/dev/null || true ) &
 timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL" \
   > "$WORK/wrk.txt" 2>&1 || die "wrk failed: $(cat "$WORK/wrk.txt")"
+wait
+SPREAD="$(cat "$WORK/spread.txt" 2>/dev/null || true)"
 cat "$WORK/wrk.txt" >&2
 WRK_RPS="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt")"
 WRK_NON2XX="$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$WORK/wrk.txt")"
@@ -130,6 +135,7 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | pg_rest p99 latency | ${WRK_P99:-n/a} |
 | pgbench tps (same SQL, -M prepared) | $(fmt "$PGBENCH_TPS") |
 | ratio pg_rest / pgbench | ${RATIO} |
+| connections per worker during the run | ${SPREAD:-n/a} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | RSS per http worker (after load) | ${RSS_LIST:-none found} |
 MD

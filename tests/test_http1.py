@@ -5,6 +5,7 @@ Mostly raw sockets (RawHTTP in conftest.py), so that every byte on the wire is o
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import httpx
@@ -331,3 +332,49 @@ def test_client_that_stops_reading_is_dropped(pg):
         finally:
             sock.close()
         wait_until(lambda: pg.get("/books").status_code == 200, 5, what="serving afterwards")
+
+
+def test_a_fast_sender_cannot_hold_its_worker(pg):
+    """A closing connection discards what its client still sends; a client that floods it
+    must not keep the worker from serving another connection (per-wake-up read budget)."""
+    flooder = RawHTTP(pg.http_port, timeout=10)
+    flooder.send(get_req("/worker"))
+    flood_pid = flooder.read_response().json()[0]["pid"]
+    other = None
+    others = []
+    for _ in range(20):
+        c = RawHTTP(pg.http_port, timeout=10)
+        others.append(c)
+        c.send(get_req("/worker"))
+        if c.read_response().json()[0]["pid"] == flood_pid:
+            other = c
+            break
+    assert other is not None, "no second connection on the flooded worker"
+    stop = threading.Event()
+
+    def flood():
+        chunk = b"x" * (4 << 20)
+        try:
+            while not stop.is_set():
+                flooder.sock.sendall(chunk)
+        except OSError:
+            pass
+
+    try:
+        flooder.send(b"NOT HTTP\r\n\r\n")  # 400, then the worker discards the rest
+        assert flooder.read_response().status == 400
+        t = threading.Thread(target=flood, daemon=True)
+        t.start()
+        time.sleep(0.3)
+        worst = 0.0
+        for _ in range(10):
+            start = time.monotonic()
+            other.send(get_req("/books?id=eq.1"))
+            assert other.read_response(timeout=10).status == 200
+            worst = max(worst, time.monotonic() - start)
+        assert worst < 0.5, f"a request waited {worst:.2f}s behind the flood"
+    finally:
+        stop.set()
+        flooder.close()
+        for c in others:
+            c.close()

@@ -422,3 +422,62 @@ impl Conn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// A connection over loopback TCP, its peer, and the peer's writer thread's data.
+    fn pair() -> io::Result<(Conn, std::net::TcpStream)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (server, _) = listener.accept()?;
+        server.set_nonblocking(true)?;
+        Ok((
+            Conn::new(TcpStream::from_std(server), Instant::now()),
+            client,
+        ))
+    }
+
+    #[test]
+    fn one_drive_reads_at_most_its_budget_even_when_discarding() -> io::Result<()> {
+        let limits = Limits {
+            max_header_size: 1 << 20,
+            max_body_size: 10 << 20,
+        };
+        let (mut conn, mut client) = pair()?;
+        let now = Instant::now();
+        let writer = std::thread::spawn(move || {
+            let _ = client.write_all(&vec![b'x'; 4 << 20]);
+            client
+        });
+        let mut scratch = vec![0u8; READ_CHUNK];
+        for phase in [Phase::Open, Phase::Lingering(now + Duration::from_secs(60))] {
+            conn.phase = phase;
+            // Let the kernel buffers fill up behind the writer.
+            std::thread::sleep(Duration::from_millis(100));
+            let mut budget = Budget::per_drive();
+            let mut traffic = Traffic::default();
+            assert!(conn.read(&limits, now, &mut scratch, &mut traffic, &mut budget));
+            assert_eq!(budget.reads, 0, "{phase:?}: stopped before its budget");
+            assert!(traffic.bytes_in > 0);
+            assert!(traffic.bytes_in <= (READS_PER_DRIVE * READ_CHUNK) as u64);
+        }
+        // Let the writer finish: discard the rest.
+        conn.phase = Phase::Lingering(now + Duration::from_secs(60));
+        let start = Instant::now();
+        while !writer.is_finished() && start.elapsed() < Duration::from_secs(10) {
+            let mut budget = Budget::per_drive();
+            conn.read(
+                &limits,
+                now,
+                &mut scratch,
+                &mut Traffic::default(),
+                &mut budget,
+            );
+        }
+        drop(writer.join());
+        Ok(())
+    }
+}
