@@ -426,7 +426,6 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
     /// A connection over loopback TCP, its peer, and the peer's writer thread's data.
     fn pair() -> io::Result<(Conn, std::net::TcpStream)> {
