@@ -5,15 +5,17 @@
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
-use crate::worker::config::Config;
+use crate::worker::config::{AuthSettings, Config};
 use pg_rest_core::api_request::{self, Access, ApiRequest, TxMode};
+use pg_rest_core::auth::jspath::{JsPath, Step};
+use pg_rest_core::auth::keys::Keys;
+use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::Request;
-use pg_rest_core::preferences::TxEnd;
 use pg_rest_core::response::{error_response, read_response, Response};
-use pg_rest_core::{plan, sql};
+use pg_rest_core::{context, plan, sql};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Paths under this prefix inject faults when `pg_rest.test_faults` is on (tests only).
 const TEST_FAULT_PREFIX: &str = "/_pg_rest_test/";
@@ -24,11 +26,40 @@ pub struct App {
     slot: &'static WorkerSlot,
     schema_cache: schema_cache::Holder,
     plans: PlanCache,
+    /// Keys, audience and role path, read from the settings once per (re)load.
+    auth: AuthConfig,
+    jwt_cache: JwtCache,
+    defaults: RequestDefaults,
+}
+
+/// What every request's transaction starts with, derived from the settings once per load.
+struct RequestDefaults {
+    /// `search_path` of requests on the default schema.
+    search_path: String,
+    /// The `pg_rest.pre_request` call as SQL.
+    pre_request: Option<String>,
+    statement_timeout_ms: i32,
+}
+
+impl RequestDefaults {
+    fn new(config: &Config) -> RequestDefaults {
+        RequestDefaults {
+            search_path: context::search_path(config.default_schema(), &config.extra_search_path),
+            pre_request: config
+                .pre_request
+                .as_deref()
+                .map(sql::pre_request_statement),
+            statement_timeout_ms: config.statement_timeout_ms,
+        }
+    }
 }
 
 impl App {
     pub fn new(config: Config, slot: &'static WorkerSlot) -> App {
         App {
+            auth: auth_config(&config.auth),
+            jwt_cache: JwtCache::default(),
+            defaults: RequestDefaults::new(&config),
             config,
             slot,
             schema_cache: schema_cache::Holder::default(),
@@ -40,11 +71,16 @@ impl App {
         &self.config
     }
 
-    /// Takes new settings after SIGHUP.
+    /// Takes new settings after SIGHUP. The schema cache (and the role settings loaded with
+    /// it) is reloaded at the next request; verified tokens are forgotten when the auth
+    /// settings changed (a rotated secret must not keep old tokens valid).
     pub fn reload(&mut self, config: Config) {
-        if config.schemas != self.config.schemas {
-            self.schema_cache.invalidate();
+        self.schema_cache.invalidate();
+        if config.auth != self.config.auth {
+            self.auth = auth_config(&config.auth);
+            self.jwt_cache = JwtCache::default();
         }
+        self.defaults = RequestDefaults::new(&config);
         self.config = config;
     }
 
@@ -69,26 +105,39 @@ impl App {
     }
 
     fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
-        if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
-            return self.inject_fault(request);
-        }
-        let headers = request
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()));
-        let api_request = api_request::parse(&request.method, &request.target, headers)?;
-        let role = self
-            .config
-            .anon_role
-            .as_deref()
-            .ok_or_else(ApiError::anonymous_disabled)?;
-        let ctx = RequestContext {
-            role,
-            method: &request.method,
-            path: request.target.split('?').next().unwrap_or(""),
-            statement_timeout_ms: self.config.statement_timeout_ms,
-            tx: api_request.tx,
+        // Authentication first, as in PostgREST: a bad token is 401 whatever the path.
+        let who = auth::authenticate(
+            request.header("authorization"),
+            &self.auth,
+            &mut self.jwt_cache,
+            unix_now(),
+        )?;
+        let headers = || {
+            request
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
         };
+        let headers_json = context::headers_json(headers());
+        let cookies_json = context::cookies_json(headers());
+        // The isolation level comes from the role's settings as last loaded: it must be chosen
+        // before the transaction's first snapshot.
+        let isolation = self
+            .schema_cache
+            .role_settings(&who.role)
+            .map(|r| r.isolation);
+        let mode = |mut tx: TxMode| {
+            tx.isolation = isolation.unwrap_or(tx.isolation);
+            tx
+        };
+        let who = (&who, headers_json.as_str(), cookies_json.as_str());
+        if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
+            let ctx = context(&self.defaults, request, who, mode(fault_mode(request)));
+            let fault = &request.target[TEST_FAULT_PREFIX.len()..];
+            return inject_fault(&ctx, &mut self.plans, fault);
+        }
+        let api_request = api_request::parse(&request.method, &request.target, headers())?;
+        let ctx = context(&self.defaults, request, who, mode(api_request.tx));
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         let result =
             execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request));
@@ -100,48 +149,107 @@ impl App {
         }
         Ok(response)
     }
+}
 
-    /// Faults injected inside a request's transaction, for the crash-safety tests:
-    /// - `panic`: a Rust panic;
-    /// - `error_in_log`: a PostgreSQL ERROR raised inside a section that holds interrupts, as
-    ///   an ERROR inside a guarded log call would be;
-    /// - `deferred_write`: a read-write request whose row fires the fixture's deferred
-    ///   constraint trigger (`public.deferred_sleep`, 3 s) at commit.
-    fn inject_fault(&mut self, request: &Request) -> Result<Response, ApiError> {
-        let role = self.config.anon_role.clone().unwrap_or_default();
-        let fault = request.target[TEST_FAULT_PREFIX.len()..].to_string();
-        let access = match fault.as_str() {
-            "deferred_write" => Access::ReadWrite,
-            _ => Access::ReadOnly,
-        };
-        let ctx = RequestContext {
-            role: &role,
-            method: &request.method,
-            path: &request.target,
-            statement_timeout_ms: self.config.statement_timeout_ms,
-            tx: TxMode {
-                access,
-                end: TxEnd::Commit,
-            },
-        };
-        execute::in_transaction(&ctx, |ctx| {
-            execute::begin_request_sql(ctx);
-            match fault.as_str() {
-                "panic" => panic!("fault injected by /_pg_rest_test/panic"),
-                "error_in_log" => {
-                    crate::log::with_interrupts_held(|| -> Result<Response, ApiError> {
-                        pgrx::error!("fault injected by /_pg_rest_test/error_in_log")
-                    })
-                }
-                "deferred_write" => {
-                    pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
-                        .map_err(|e| ApiError::internal(e.to_string()))?;
-                    Ok(read_response(0, b"[]".to_vec()))
-                }
-                _ => Err(ApiError::invalid_path()),
-            }
-        })
+/// The request as its transaction sees it: `who` is the caller with the request's headers and
+/// cookies as JSON.
+fn context<'a>(
+    defaults: &'a RequestDefaults,
+    request: &'a Request,
+    who: (&'a Authenticated, &'a str, &'a str),
+    tx: TxMode,
+) -> RequestContext<'a> {
+    let (who, headers, cookies) = who;
+    RequestContext {
+        role: &who.role,
+        authenticated: who.authenticated,
+        claims: &who.claims,
+        headers,
+        cookies,
+        method: &request.method,
+        path: request.target.split('?').next().unwrap_or(""),
+        search_path: &defaults.search_path,
+        pre_request: defaults.pre_request.as_deref(),
+        statement_timeout_ms: defaults.statement_timeout_ms,
+        tx,
     }
+}
+
+/// Seconds since the Unix epoch, for the token's time claims.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The auth stage's settings. A secret that cannot be used is logged (never its value) and
+/// leaves no keys: requests with a token then get 500 PGRST300, as without a secret.
+fn auth_config(settings: &AuthSettings) -> AuthConfig {
+    let secret = &settings.jwt_secret.0;
+    let keys = if secret.is_empty() {
+        None
+    } else {
+        match Keys::parse(secret, settings.jwt_secret_is_base64) {
+            Ok(keys) => Some(keys),
+            Err(why) => {
+                crate::quiet_log!(
+                    "pg_rest: pg_rest.jwt_secret cannot be used: {why}; requests with a token \
+                     are answered 500 PGRST300"
+                );
+                None
+            }
+        }
+    };
+    AuthConfig {
+        keys,
+        audience: settings.jwt_aud.clone(),
+        // The check hook accepted the path; `.role` is its default.
+        role_claim: JsPath::parse(&settings.jwt_role_claim_key).unwrap_or(JsPath {
+            steps: vec![Step::Key("role".into())],
+        }),
+        anon_role: settings.anon_role.clone(),
+    }
+}
+
+/// Read-write for the fault that writes, read-only for the others.
+fn fault_mode(request: &Request) -> TxMode {
+    let access = if request.target.ends_with("/deferred_write") {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
+    TxMode {
+        access,
+        ..TxMode::for_request("GET", &Default::default())
+    }
+}
+
+/// Faults injected inside a request's transaction, for the crash-safety tests:
+/// - `panic`: a Rust panic;
+/// - `error_in_log`: a PostgreSQL ERROR raised inside a section that holds interrupts, as
+///   an ERROR inside a guarded log call would be;
+/// - `deferred_write`: a read-write request whose row fires the fixture's deferred
+///   constraint trigger (`public.deferred_sleep`, 3 s) at commit.
+fn inject_fault(
+    ctx: &RequestContext,
+    plans: &mut PlanCache,
+    fault: &str,
+) -> Result<Response, ApiError> {
+    execute::in_transaction(ctx, |ctx| {
+        execute::begin_request_sql(ctx, None, plans);
+        match fault {
+            "panic" => panic!("fault injected by /_pg_rest_test/panic"),
+            "error_in_log" => crate::log::with_interrupts_held(|| -> Result<Response, ApiError> {
+                pgrx::error!("fault injected by /_pg_rest_test/error_in_log")
+            }),
+            "deferred_write" => {
+                pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(read_response(0, b"[]".to_vec()))
+            }
+            _ => Err(ApiError::invalid_path()),
+        }
+    })
 }
 
 /// A read, inside the request's transaction.
@@ -170,6 +278,6 @@ fn read(
     }
     let plan = plan?;
     let statement = sql::read_statement(&plan);
-    execute::begin_request_sql(ctx);
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     Ok(execute::run_read(plans, &statement))
 }

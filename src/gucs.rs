@@ -62,6 +62,12 @@ pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Required `aud` claim, if set.
 pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `pg_rest.jwt_secret` is base64 (PostgREST's jwt-secret-is-base64).
+pub static JWT_SECRET_IS_BASE64: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Schemas added to every request's search_path after its own (PostgREST's
+/// db-extra-search-path).
+pub static EXTRA_SEARCH_PATH: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"public"));
 /// JSPath of the role in the JWT claims.
 pub static JWT_ROLE_CLAIM_KEY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c".role"));
@@ -223,6 +229,14 @@ pub fn init() {
         Some(check_optional_name),
     );
     string(
+        c"pg_rest.extra_search_path",
+        c"Schemas added to each request's search_path after its own.",
+        &EXTRA_SEARCH_PATH,
+        Sighup,
+        none,
+        None,
+    );
+    string(
         c"pg_rest.pre_request",
         c"Function called before every request.",
         &PRE_REQUEST,
@@ -256,6 +270,13 @@ pub fn init() {
         Sighup,
         GucFlags::SUPERUSER_ONLY,
         None,
+    );
+    bool_(
+        c"pg_rest.jwt_secret_is_base64",
+        c"pg_rest.jwt_secret is base64-encoded.",
+        &JWT_SECRET_IS_BASE64,
+        Sighup,
+        none,
     );
     string(
         c"pg_rest.jwt_aud",

@@ -5,9 +5,10 @@
 //! names never cause catalog reads by themselves. Invalidations of other relations (temporary
 //! tables, unexposed schemas) cost nothing until such a miss.
 
-use pg_rest_core::schema_cache::{Column, Relation, SchemaCache};
+use pg_rest_core::schema_cache::{self as model, Column, Relation, RoleSettings, SchemaCache};
 use pgrx::prelude::*;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -29,6 +30,20 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
 WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
 ORDER BY 2, 3, a.attnum";
+
+/// The settings `ALTER ROLE … SET` keeps, for every role, as PostgREST applies them: only
+/// settings an ordinary user may change (or the authenticator was granted SET on), global ones
+/// first, then those for this database (`ALTER ROLE … IN DATABASE`), which win.
+const ROLE_SETTINGS_SQL: &str = "\
+SELECT r.rolname::text, split_part(c, '=', 1), substr(c, strpos(c, '=') + 1)
+FROM pg_catalog.pg_db_role_setting s
+JOIN pg_catalog.pg_roles r ON r.oid = s.setrole
+CROSS JOIN LATERAL pg_catalog.unnest(s.setconfig) AS c
+JOIN pg_catalog.pg_settings p ON p.name = split_part(c, '=', 1)
+WHERE s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database
+                            WHERE datname = pg_catalog.current_database()))
+  AND (p.context = 'user' OR pg_catalog.has_parameter_privilege(p.name, 'SET'))
+ORDER BY 1, s.setdatabase <> 0";
 
 /// Registers the invalidation callback; once per http worker, after connecting.
 pub fn register_invalidation() {
@@ -55,17 +70,26 @@ unsafe extern "C-unwind" fn on_relcache_invalidation(_arg: pg_sys::Datum, relid:
     }
 }
 
-/// A worker's schema cache and the schema list it was loaded for.
+/// A worker's schema cache, the schema list it was loaded for, and the role settings loaded
+/// with it.
 #[derive(Default)]
 pub struct Holder {
     cache: SchemaCache,
     schemas: Vec<String>,
+    roles: HashMap<String, RoleSettings>,
 }
 
 impl Holder {
-    /// Forces a reload at the next request (after SIGHUP changed pg_rest.schemas, say).
+    /// Forces a reload at the next request (after SIGHUP: pg_rest.schemas may have changed,
+    /// and `ALTER ROLE … SET` sends no invalidation we could watch).
     pub fn invalidate(&mut self) {
         STALE.store(true, Ordering::Relaxed);
+    }
+
+    /// The settings the database keeps for `role`, as last loaded (no reload here: this is
+    /// read before the request's transaction starts, for its isolation level).
+    pub fn role_settings(&self, role: &str) -> Option<&RoleSettings> {
+        self.roles.get(role)
     }
 
     /// The cache, reloaded first if stale. Call inside the request's transaction.
@@ -93,9 +117,11 @@ impl Holder {
         CHANGED_SINCE_LOAD.store(false, Ordering::Relaxed);
         let retry_on_unwind = StaleOnUnwind;
         let (cache, oids) = load(schemas);
+        let roles = load_role_settings();
         std::mem::forget(retry_on_unwind);
         CACHED_OIDS.with(|o| *o.borrow_mut() = oids);
         self.cache = cache;
+        self.roles = roles;
         self.schemas = schemas.to_vec();
     }
 }
@@ -148,4 +174,22 @@ fn load(schemas: &[String]) -> (SchemaCache, HashSet<u32>) {
         }
     }
     (SchemaCache::new(relations), oids)
+}
+
+/// Reads every role's settings (see `ROLE_SETTINGS_SQL`).
+fn load_role_settings() -> HashMap<String, RoleSettings> {
+    let rows: Vec<(String, String, String)> = Spi::connect(|client| {
+        client
+            .select(ROLE_SETTINGS_SQL, None, &[])?
+            .map(|row| {
+                Ok((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                    row.get::<String>(3)?.unwrap_or_default(),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| error!("pg_rest: loading role settings failed: {e}"));
+    model::role_settings(rows)
 }

@@ -42,6 +42,8 @@ EXT_CONTROL = Path("/usr/share/postgresql/15/extension/pg_rest.control")
 TEST_PG_PORT = 54329
 TEST_HTTP_PORT = 3101
 TEST_DB = "pg_rest_test"
+# pg_rest.jwt_secret of the shared test cluster (HS256); tokens are signed with it by `token`.
+JWT_SECRET = "reallyreallyreallyreallyverysafe"
 
 # How long a reload (SIGHUP) is given to reach the pg_rest processes.
 RELOAD_SETTLE_S = 1.0
@@ -564,6 +566,8 @@ def pg() -> Iterator[Cluster]:
             "pg_rest.database": f"'{TEST_DB}'",
             "pg_rest.workers": "2",
             "pg_rest.anon_role": "'web_anon'",
+            "pg_rest.authenticator": "'authenticator'",
+            "pg_rest.jwt_secret": f"'{JWT_SECRET}'",
             "pg_rest.test_faults": "on",
         },
     )
@@ -613,6 +617,16 @@ def _server_never_crashed(pg: Cluster) -> Iterator[None]:
 def http(pg: Cluster) -> Iterator[httpx.Client]:
     with pg.client() as c:
         yield c
+
+
+def token(claims: dict, secret: str = JWT_SECRET, algorithm: str = "HS256", **headers) -> str:
+    """A JWT with `claims`, signed with the shared cluster's secret unless told otherwise."""
+    import jwt  # PyJWT
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers or None)
+
+
+def bearer(claims: dict, **kw) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(claims, **kw)}"}
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ API_GUCS = {
     "schemas": "sighup",
     "anon_role": "sighup",
     "jwt_secret": "sighup",
+    "jwt_secret_is_base64": "sighup",
+    "extra_search_path": "sighup",
     "jwt_aud": "sighup",
     "jwt_role_claim_key": "sighup",
     "pre_request": "sighup",
@@ -67,8 +69,9 @@ def current(pg, name: str) -> str:
     ("log_requests", "off"),
     ("cors_allowed_origins", "*"),
     ("jwt_role_claim_key", ".role"),
-    ("jwt_secret", ""),
     ("jwt_aud", ""),
+    ("jwt_secret_is_base64", "off"),
+    ("extra_search_path", "public"),
     ("pre_request", ""),
     ("tls_cert_file", ""),
     ("tls_key_file", ""),
@@ -109,6 +112,7 @@ def test_default_durations(pg, name, expected):
     ("port", "3000"),
     ("database", "postgres"),
     ("anon_role", ""),
+    ("jwt_secret", ""),
 ])
 def test_compiled_in_defaults(settings, name, expected):
     # The test cluster sets these in postgresql.conf; boot_val is the built-in default

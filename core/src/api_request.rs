@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::preferences::{Preferences, TxEnd};
+use crate::schema_cache::Isolation;
 use percent_encoding::percent_decode;
 
 /// The resource a path names.
@@ -66,6 +67,8 @@ pub enum Access {
 pub struct TxMode {
     pub access: Access,
     pub end: TxEnd,
+    /// Read committed unless the role's `default_transaction_isolation` says otherwise.
+    pub isolation: Isolation,
 }
 
 impl TxMode {
@@ -78,6 +81,7 @@ impl TxMode {
         TxMode {
             access,
             end: prefs.tx.unwrap_or_default(),
+            isolation: Isolation::default(),
         }
     }
 }
@@ -165,6 +169,10 @@ fn parse_query(query: &str) -> Result<Vec<Filter>, ApiError> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode_text(key, true)?;
+        // `select=*` (what clients send for "all columns") is the default projection.
+        if key == "select" && decode_text(value, true)?.trim() == "*" {
+            continue;
+        }
         if RESERVED_PARAMS.contains(&key.as_str()) {
             return Err(ApiError::not_implemented(&format!(
                 "query parameter '{key}'"
@@ -286,7 +294,8 @@ mod tests {
                 preferences: Preferences::default(),
                 tx: TxMode {
                     access: Access::ReadOnly,
-                    end: TxEnd::Commit
+                    end: TxEnd::Commit,
+                    isolation: Isolation::ReadCommitted,
                 },
             }
         );
@@ -357,6 +366,14 @@ mod tests {
     fn pending_features_say_so() {
         assert_eq!(parse("GET", "/t?id=in.(1,2)", []).unwrap_err().status, 501);
         assert_eq!(parse("GET", "/t?select=id", []).unwrap_err().status, 501);
+        // All columns is what a read does anyway.
+        assert!(
+            parse("GET", "/t?select=*&id=eq.1", [])
+                .unwrap()
+                .filters
+                .len()
+                == 1
+        );
     }
 
     #[test]

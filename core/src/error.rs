@@ -63,6 +63,37 @@ impl ApiError {
         Self::new(401, "PGRST302", "Anonymous access is disabled")
     }
 
+    /// PGRST300 (500): a token arrived but `pg_rest.jwt_secret` is empty or unusable.
+    pub fn jwt_secret_missing() -> Self {
+        Self::new(500, "PGRST300", "Server lacks JWT secret")
+    }
+
+    /// PGRST301 (401): the token could not be decoded or verified.
+    pub fn jwt_decode(message: &str, details: Option<&str>) -> Self {
+        ApiError {
+            details: details.map(str::to_string),
+            ..Self::new(401, "PGRST301", message)
+        }
+    }
+
+    /// PGRST303 (401): the token's claims are malformed or not valid now / here.
+    pub fn jwt_claims(message: &str) -> Self {
+        Self::new(401, "PGRST303", message)
+    }
+
+    /// The `WWW-Authenticate` header PostgREST sends with this error (RFC 6750): the token's
+    /// fault for PGRST301/PGRST303, a plain `Bearer` challenge for any other 401.
+    pub fn www_authenticate(&self) -> Option<String> {
+        match (self.code.as_str(), self.status) {
+            ("PGRST301" | "PGRST303", _) => Some(format!(
+                "Bearer error=\"invalid_token\", error_description={}",
+                serde_json::Value::String(self.message.clone())
+            )),
+            (_, 401) => Some("Bearer".to_string()),
+            _ => None,
+        }
+    }
+
     /// 42703 raised before any SQL runs, worded as PostgreSQL words it.
     pub fn undefined_column(relation: &str, column: &str) -> Self {
         Self::new(
@@ -145,8 +176,16 @@ impl ApiError {
         hint: Option<&str>,
         authenticated: bool,
     ) -> Self {
+        // Switching to a role that does not exist: the token named it, so 401 (PostgREST).
+        let unknown_role = sqlstate == "22023"
+            && message.starts_with("role ")
+            && message.ends_with("does not exist");
         ApiError {
-            status: sqlstate_status(sqlstate, authenticated),
+            status: if unknown_role {
+                401
+            } else {
+                sqlstate_status(sqlstate, authenticated)
+            },
             code: sqlstate.to_string(),
             message: message.to_string(),
             details: details.map(str::to_string),

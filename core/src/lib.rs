@@ -7,6 +7,8 @@
 //! `response` (status, headers, body). `error` is the one error type all stages share.
 
 pub mod api_request;
+pub mod auth;
+pub mod context;
 pub mod error;
 pub mod http1;
 pub mod lru;

@@ -43,6 +43,16 @@ impl<V> Lru<V> {
         evicted
     }
 
+    /// Removes an entry, returning it.
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        self.entries.remove(key).map(|(v, _)| v)
+    }
+
+    /// Removes every entry.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

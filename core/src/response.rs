@@ -25,9 +25,13 @@ pub fn read_response(count: i64, body: Vec<u8>) -> Response {
 }
 
 pub fn error_response(err: &ApiError) -> Response {
+    let mut headers = vec![("Content-Type", JSON.to_string())];
+    if let Some(challenge) = err.www_authenticate() {
+        headers.push(("WWW-Authenticate", challenge));
+    }
     Response {
         status: err.status,
-        headers: vec![("Content-Type", JSON.to_string())],
+        headers,
         body: err.to_json().into_bytes(),
     }
 }

@@ -31,6 +31,20 @@ fn push_ident(out: &mut String, name: &str) {
     out.push('"');
 }
 
+/// The call of `pg_rest.pre_request` (`fn` or `schema.fn`, as its check hook allows), each
+/// part quoted.
+pub fn pre_request_statement(function: &str) -> String {
+    let mut sql = String::from("SELECT ");
+    for (i, part) in function.splitn(2, '.').enumerate() {
+        if i > 0 {
+            sql.push('.');
+        }
+        push_ident(&mut sql, part);
+    }
+    sql.push_str("()");
+    sql
+}
+
 /// The read as one statement returning one row: the row count (for Content-Range) and the
 /// whole JSON body as one text datum, built by PostgreSQL.
 pub fn read_statement(plan: &ReadPlan) -> Statement {
@@ -130,6 +144,15 @@ mod tests {
             )
             .unwrap(),
         )
+    }
+
+    #[test]
+    fn pre_request_call_quotes_each_part() {
+        assert_eq!(pre_request_statement("check"), "SELECT \"check\"()");
+        assert_eq!(
+            pre_request_statement("auth.switch_role"),
+            "SELECT \"auth\".\"switch_role\"()"
+        );
     }
 
     #[test]

@@ -6,6 +6,49 @@ use pg_rest_core::http1::Limits;
 use pg_rest_core::settings::split_list;
 use std::time::Duration;
 
+/// A secret setting's value: never printed, not even by `{:?}`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret a setting names: its value, or with `@/path` (PostgREST's form) the file's
+    /// content without one trailing line break. A file keeps the secret out of the server log,
+    /// where PostgreSQL prints every setting a reload changes. A file that cannot be read is
+    /// logged (its path, never content) and leaves the secret empty.
+    fn load(value: String) -> Secret {
+        let Some(path) = value.strip_prefix('@') else {
+            return Secret(value);
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => Secret(text.strip_suffix('\n').unwrap_or(&text).to_string()),
+            Err(e) => {
+                crate::quiet_log!("pg_rest: cannot read the pg_rest.jwt_secret file {path}: {e}");
+                Secret::default()
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "(empty)"
+        } else {
+            "(set)"
+        })
+    }
+}
+
+/// The settings that decide authentication; a change empties the worker's JWT cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub jwt_secret: Secret,
+    pub jwt_secret_is_base64: bool,
+    pub jwt_aud: Option<String>,
+    pub jwt_role_claim_key: String,
+    pub anon_role: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen_addresses: Vec<String>,
@@ -16,7 +59,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     pub request_timeout: Duration,
     pub schemas: Vec<String>,
-    pub anon_role: Option<String>,
+    pub extra_search_path: Vec<String>,
+    pub auth: AuthSettings,
+    /// `pg_rest.pre_request`, if set.
+    pub pre_request: Option<String>,
     /// Rows a read returns at most; None: unlimited.
     pub max_rows: Option<u32>,
     /// Milliseconds; 0: none of pg_rest's own.
@@ -38,6 +84,8 @@ impl Config {
         let listen = string_value(&gucs::LISTEN_ADDRESSES);
         let schemas = string_value(&gucs::SCHEMAS);
         let anon = string_value(&gucs::ANON_ROLE);
+        let optional = |s: String| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let extra = string_value(&gucs::EXTRA_SEARCH_PATH);
         Config {
             listen_addresses: split_list(&listen).into_iter().map(String::from).collect(),
             port: gucs::PORT.get().clamp(1, 65535) as u16,
@@ -50,7 +98,15 @@ impl Config {
             idle_timeout: Duration::from_secs(gucs::IDLE_TIMEOUT.get().max(1) as u64),
             request_timeout: Duration::from_secs(gucs::REQUEST_TIMEOUT.get().max(1) as u64),
             schemas: split_list(&schemas).into_iter().map(String::from).collect(),
-            anon_role: (!anon.trim().is_empty()).then(|| anon.trim().to_string()),
+            extra_search_path: split_list(&extra).into_iter().map(String::from).collect(),
+            auth: AuthSettings {
+                jwt_secret: Secret::load(string_value(&gucs::JWT_SECRET)),
+                jwt_secret_is_base64: gucs::JWT_SECRET_IS_BASE64.get(),
+                jwt_aud: optional(string_value(&gucs::JWT_AUD)),
+                jwt_role_claim_key: string_value(&gucs::JWT_ROLE_CLAIM_KEY),
+                anon_role: optional(anon),
+            },
+            pre_request: optional(string_value(&gucs::PRE_REQUEST)),
             max_rows: u32::try_from(gucs::MAX_ROWS.get()).ok(),
             statement_timeout_ms: gucs::STATEMENT_TIMEOUT.get(),
             log_requests: gucs::LOG_REQUESTS.get(),
