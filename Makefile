@@ -46,7 +46,7 @@ integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/
 
 ## wrk against pg_rest and pgbench on the same SQL, on `make up`'s cluster.
-bench: up
+bench: up $(VENV)/.installed
 	benches/run.sh
 
 clean: down

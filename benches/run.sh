@@ -9,7 +9,9 @@
 #
 # One run: (1) wrk, 50 connections, a single-row read; (2) pgbench running the very SQL
 # pg_rest generates for that read (prepared, 50 clients): the in-database ceiling;
-# (3) wrk pipelining 16 requests per write; (4) RSS of every pg_rest http worker.
+# (1b) the same read with an HS256 and an RS256 token (JWT cache warm), and with 5,000
+# distinct RS256 tokens (each verified); (3) wrk pipelining 16 requests per write; (4) RSS
+# of every pg_rest http worker.
 # Prints a markdown table and writes it to target/bench-results.md.
 set -euo pipefail
 
@@ -64,8 +66,28 @@ INSERT INTO public.bench_items (id, name, price)
   ON CONFLICT (id) DO NOTHING;
 GRANT USAGE ON SCHEMA public TO web_anon;
 GRANT SELECT ON public.bench_items TO web_anon;
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'bench_user') THEN
+    CREATE ROLE bench_user NOLOGIN;
+  END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA public TO bench_user;
+GRANT SELECT ON public.bench_items TO bench_user;
 ANALYZE public.bench_items;
 SQL
+
+# Keys and tokens for the authenticated reads: a JWKS (HS256 secret + RSA key) in a file the
+# server reads (`@path` keeps it out of the server log).
+VENV_PY="$REPO/target/venv/bin/python"
+[ -x "$VENV_PY" ] || die "missing $VENV_PY (make bench installs it)"
+"$VENV_PY" "$REPO/benches/tokens.py" "$WORK"
+JWKS_FILE="$PGHOST/pg_rest_bench_jwks.json"
+cp "$WORK/jwks.json" "$JWKS_FILE" && chown postgres:postgres "$JWKS_FILE" && chmod 600 "$JWKS_FILE"
+psql_q -c "ALTER SYSTEM SET pg_rest.jwt_secret = '@$JWKS_FILE'" -c "SELECT pg_reload_conf()" >/dev/null
+HS_TOKEN="$(cat "$WORK/hs256.token")"
+RS_TOKEN="$(cat "$WORK/rs256.token")"
 
 log "waiting for GET $URL to answer 200"
 ready=0
@@ -89,6 +111,24 @@ cat "$WORK/wrk.txt" >&2
 WRK_RPS="$(awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk.txt")"
 WRK_NON2XX="$(awk -F: '/Non-2xx or 3xx responses/ {gsub(/ /, "", $2); print $2}' "$WORK/wrk.txt")"
 WRK_P99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")"
+
+# --- (1b) the same read with a token ---------------------------------------------------------
+wrk_rps() {  # wrk_rps NAME [wrk options...] [-- script args...]: prints Requests/sec on $URL
+  local name=$1; shift
+  local opts=() script_args=()
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
+  script_args=("$@")
+  log "wrk $name"
+  timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "${opts[@]}" "$URL" "${script_args[@]}" \
+    > "$WORK/wrk-$name.txt" 2>&1 || die "wrk ($name) failed: $(cat "$WORK/wrk-$name.txt")"
+  grep -q "Non-2xx" "$WORK/wrk-$name.txt" && die "wrk ($name): non-2xx responses: $(cat "$WORK/wrk-$name.txt")"
+  awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$name.txt"
+}
+curl -fs -o /dev/null -H "Authorization: Bearer $HS_TOKEN" "$URL" \
+  || die "the HS256 token is refused: $(curl -s -H "Authorization: Bearer $HS_TOKEN" "$URL")"
+HS_RPS="$(wrk_rps hs256 -H "Authorization: Bearer $HS_TOKEN")"
+RS_RPS="$(wrk_rps rs256 -H "Authorization: Bearer $RS_TOKEN")"
+RS_COLD_RPS="$(wrk_rps rs256-uncached -s "$REPO/benches/tokens.lua" -- "$WORK/rs256.tokens")"
 
 # --- (2) pgbench, same SQL -----------------------------------------------------------------
 cat > "$WORK/pgrst.sql" <<'SQL'
@@ -120,8 +160,8 @@ for pid in $PIDS; do
 done
 
 # --- report ----------------------------------------------------------------------------------
-RATIO="$(awk -v a="${WRK_RPS:-0}" -v b="${PGBENCH_TPS:-0}" \
-  'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')"
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+RATIO="$(ratio "$WRK_RPS" "$PGBENCH_TPS")"
 fmt() { awk -v v="${1:-0}" 'BEGIN { if (v == "") print "n/a"; else printf "%.0f", v }'; }
 
 REPORT="$(cat <<MD
@@ -136,6 +176,9 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | pgbench tps (same SQL, -M prepared) | $(fmt "$PGBENCH_TPS") |
 | ratio pg_rest / pgbench | ${RATIO} |
 | connections per worker during the run | ${SPREAD:-n/a} |
+| with an HS256 token (cache warm) req/s | $(fmt "$HS_RPS") ($(ratio "$HS_RPS" "$WRK_RPS")× anonymous, $(ratio "$HS_RPS" "$PGBENCH_TPS")× pgbench) |
+| with an RS256 token (cache warm) req/s | $(fmt "$RS_RPS") ($(ratio "$RS_RPS" "$WRK_RPS")× anonymous) |
+| with 5,000 distinct RS256 tokens (every one verified) req/s | $(fmt "$RS_COLD_RPS") ($(ratio "$RS_COLD_RPS" "$WRK_RPS")× anonymous) |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | RSS per http worker (after load) | ${RSS_LIST:-none found} |
 MD

@@ -76,6 +76,17 @@ impl WorkerSlot {
     }
 }
 
+/// Open connections over all running http workers, and how many workers run.
+pub fn open_connections() -> (i64, i64) {
+    SLOTS
+        .get()
+        .iter()
+        .filter(|s| s.pid.load(Relaxed) != 0)
+        .fold((0, 0), |(total, live), s| {
+            (total + s.connections.load(Relaxed), live + 1)
+        })
+}
+
 /// Whether the shared memory exists (false when pg_rest was not preloaded).
 fn is_initialized() -> bool {
     // SAFETY: reading a flag PostgreSQL sets once during startup.

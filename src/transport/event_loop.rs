@@ -40,9 +40,11 @@ const EVENTS_CAPACITY: usize = 1024;
 /// without a word (the 503 is politeness, not a resource to exhaust).
 const MAX_REFUSED_LINGERING: usize = 64;
 /// Connections taken from the shared queue per readiness report; the level-triggered
-/// registration reports the socket again while more wait, so a burst is shared out between
-/// the workers that are waiting rather than taken whole by the first one woken.
-const ACCEPTS_PER_WAKEUP: usize = 8;
+/// registration reports the socket again while more wait.
+const ACCEPTS_PER_WAKEUP: usize = 4;
+/// Connections a worker may hold beyond an even share of the server's before it leaves new
+/// ones to the others (see `EventLoop::over_share`).
+const SHARE_SLACK: i64 = 2;
 
 pub struct EventLoop {
     poll: Poll,
@@ -65,6 +67,9 @@ pub struct EventLoop {
     fd_budget: usize,
     /// `accept` ran out of descriptors or memory, or kept failing; retried on the tick.
     accept_paused: bool,
+    /// Not listening because this worker holds more than its share of connections; listens
+    /// again once it does not (or at the next tick, should the others not be accepting).
+    share_paused: bool,
     /// Reused key list for the deadline sweep.
     conns_scratch: Vec<usize>,
     /// The one buffer every connection reads into (allocated and zeroed once).
@@ -99,6 +104,7 @@ impl EventLoop {
             refused: 0,
             fd_budget: listener::raise_fd_limit(),
             accept_paused: false,
+            share_paused: false,
             conns_scratch: Vec::new(),
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             wake,
@@ -142,6 +148,11 @@ impl EventLoop {
                 }
             }
             self.drive_ready(&mut app);
+            if self.share_paused && !self.over_share() {
+                self.share_paused = false;
+                self.accept_paused = false;
+                self.listen();
+            }
             signals::absorb_interrupts();
             let now = Instant::now();
             if signals::take_sighup() {
@@ -183,18 +194,29 @@ impl EventLoop {
             return;
         };
         let mut accepted = std::mem::take(&mut self.accepted);
-        match listener::accept_some(l, ACCEPTS_PER_WAKEUP, &mut accepted) {
-            AcceptEnd::Pause(e) => {
-                quiet_log!("pg_rest http worker: accept paused until the next tick: {e}");
-                self.pause_listening();
-            }
-            _ if !accepted.is_empty() => self.requeue(listener),
-            _ => {}
+        if let AcceptEnd::Pause(e) = listener::accept_some(l, ACCEPTS_PER_WAKEUP, &mut accepted) {
+            quiet_log!("pg_rest http worker: accept paused until the next tick: {e}");
+            self.pause_listening();
         }
+        let took_some = !accepted.is_empty();
         for stream in accepted.drain(..) {
             self.open_conn(stream, app, now);
         }
         self.accepted = accepted;
+        if took_some && self.over_share() {
+            self.share_paused = true;
+            self.pause_listening();
+        }
+    }
+
+    /// Whether this worker holds more than an even share of the server's open connections
+    /// (plus `SHARE_SLACK`). An `EPOLLEXCLUSIVE` wake-up goes to the first worker waiting in
+    /// its poll, in registration order, so without this an idle first worker would take every
+    /// connection of a burst; a worker over its share stops listening and the wake-ups go to
+    /// the others. A busy worker is not woken at all, share or not.
+    fn over_share(&self) -> bool {
+        let (total, live) = crate::stats::open_connections();
+        over_share(self.open as i64, total, live)
     }
 
     fn open_conn(&mut self, stream: TcpStream, app: &mut App, now: Instant) {
@@ -224,21 +246,6 @@ impl EventLoop {
             return;
         }
         self.drive(key, app, now);
-    }
-
-    /// Moves this worker to the back of the listener's queue of waiting workers. An
-    /// `EPOLLEXCLUSIVE` wake-up goes to the first *waiting* worker in registration order, so
-    /// without this the first worker would take every connection while it is idle; with it,
-    /// new connections go round the idle workers (a busy one is skipped either way).
-    fn requeue(&mut self, index: usize) {
-        let Some(l) = self.listeners.get(index) else {
-            return;
-        };
-        listener::deregister(&self.poll, l);
-        if let Err(e) = listener::register_exclusive(&self.poll, l, Token(index)) {
-            quiet_log!("pg_rest http worker: cannot poll its listening socket: {e}");
-            self.pause_listening();
-        }
     }
 
     /// Stops the listeners from being reported until [`Self::listen`] (on the tick).
@@ -390,5 +397,28 @@ impl EventLoop {
         for key in quiet {
             self.remove(key);
         }
+    }
+}
+
+/// `own` connections against `total` over `live` workers: more than the even share, rounded
+/// up, plus `SHARE_SLACK`.
+fn over_share(own: i64, total: i64, live: i64) -> bool {
+    live > 1 && own > (total + live - 1) / live + SHARE_SLACK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::over_share;
+
+    #[test]
+    fn a_worker_leaves_new_connections_to_the_others_beyond_its_share() {
+        // Alone: never over.
+        assert!(!over_share(500, 500, 1));
+        // Two workers, all connections here: over once past twice the slack.
+        assert!(!over_share(5, 5, 2));
+        assert!(over_share(6, 6, 2));
+        // Even enough.
+        assert!(!over_share(27, 50, 2));
+        assert!(over_share(28, 50, 2));
     }
 }
