@@ -9,7 +9,7 @@ VENV         := $(ROOT)/target/venv
 # rustup's cargo, also when the calling shell has not sourced ~/.cargo/env.
 export PATH  := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: up down install deps build test unit lint integration bench clean
+.PHONY: up down install deps build test unit lint integration bench conformance clean
 
 ## Dependencies, build, install into the system PostgreSQL 15 (no cluster).
 install: deps
@@ -44,6 +44,11 @@ $(VENV)/.installed: tests/requirements.txt
 
 integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/
+
+## PostgREST's conformance corpus (../shared/conformance) on a throwaway cluster; not in `test`.
+## Extra runner arguments: make conformance ARGS='--only auth'.
+conformance: install
+	scripts/conformance.sh $(ARGS)
 
 ## wrk against pg_rest and pgbench on the same SQL, on `make up`'s cluster.
 bench: up $(VENV)/.installed
