@@ -1,5 +1,6 @@
 //! The request pipeline, stage by stage (DESIGN.md "One request"):
-//! ApiRequest → auth → (transaction: schema cache → Plan → SQL → execute) → Response.
+//! auth → ApiRequest → (transaction: schema cache → Plan → SQL → request context → execute)
+//! → Response.
 //! Protocol-independent: HTTP/1.1 calls it today, HTTP/2 will call the same.
 
 use crate::execute::{self, PlanCache, RequestContext};

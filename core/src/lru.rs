@@ -1,6 +1,7 @@
-//! A small least-recently-used map: the per-worker cache of kept plans (keyed by SQL text).
-//! Eviction scans for the oldest entry, which is cheap at the sizes used (hundreds) and only
-//! happens on a miss, i.e. when a statement is being prepared anyway.
+//! A small least-recently-used map: the per-worker caches of kept plans (keyed by SQL text) and
+//! of verified tokens (keyed by token). Eviction scans for the oldest entry, which is cheap at
+//! the sizes used (hundreds to a thousand) and only happens on a miss, i.e. when a statement is
+//! being prepared or a signature checked anyway.
 
 use std::collections::HashMap;
 
@@ -48,11 +49,6 @@ impl<V> Lru<V> {
         self.entries.remove(key).map(|(v, _)| v)
     }
 
-    /// Removes every entry.
-    pub fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -94,6 +90,15 @@ mod tests {
             .count();
         assert_eq!((lru.len(), evicted), (8, 92));
         assert!(lru.get("q99").is_some() && lru.get("q0").is_none());
+    }
+
+    #[test]
+    fn removed_entries_are_gone() {
+        let mut lru = Lru::new(2);
+        lru.insert("a".into(), 1);
+        assert_eq!(lru.remove("a"), Some(1));
+        assert_eq!(lru.remove("a"), None);
+        assert!(lru.is_empty());
     }
 
     #[test]
