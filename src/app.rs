@@ -143,8 +143,8 @@ impl App {
         let result =
             execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request));
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
-        let (count, body) = result?;
-        let mut response = read_response(count, body);
+        let (offset, count, body) = result?;
+        let mut response = read_response(offset, count, body);
         if let Some(applied) = api_request.preferences.applied() {
             response.headers.push(("Preference-Applied", applied));
         }
@@ -246,7 +246,7 @@ fn inject_fault(
             "deferred_write" => {
                 pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(read_response(0, b"[]".to_vec()))
+                Ok(read_response(0, 0, b"[]".to_vec()))
             }
             _ => Err(ApiError::invalid_path()),
         }
@@ -260,7 +260,7 @@ fn read(
     plans: &mut PlanCache,
     ctx: &RequestContext,
     api_request: &ApiRequest,
-) -> Result<(i64, Vec<u8>), ApiError> {
+) -> Result<(u64, i64, Vec<u8>), ApiError> {
     let schema = config.default_schema();
     let mut plan = plan::read_plan(
         api_request,
@@ -280,5 +280,6 @@ fn read(
     let plan = plan?;
     let statement = sql::read_statement(&plan);
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    Ok(execute::run_read(plans, &statement))
+    let (count, body) = execute::run_read(plans, &statement);
+    Ok((plan.range.offset, count, body))
 }

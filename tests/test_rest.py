@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import assert_pgrst_error, wait_until
+from conftest import assert_pgrst_error, build_request, wait_until
 
 BOOK_KEYS = {"id", "title", "author", "year"}
 
@@ -147,6 +147,77 @@ def test_request_runs_as_anon_role_with_request_settings(pg):
     r = pg.get("/whoami?role=eq.web_anon")
     assert r.status_code == 200, r.text
     assert r.json() == [{"role": "web_anon", "method": "GET", "path": "/whoami"}]
+
+
+def titles(resp) -> list[str]:
+    return [row["title"] for row in resp.json()]
+
+
+def test_order_by_columns_with_directions_and_nulls(http):
+    r = http.get("/books?order=year.desc")
+    assert r.status_code == 200, r.text
+    assert [row["id"] for row in r.json()] == [1, 2, 3, 5, 4]
+    r = http.get("/books?order=author.nullsfirst,id")
+    assert [row["id"] for row in r.json()] == [5, 4, 2, 3, 1]
+    r = http.get("/books?order=author.desc.nullslast")
+    assert [row["id"] for row in r.json()][-1] == 5
+    r = http.get("/books?order=nope")
+    assert_pgrst_error(r.status_code, r.content, 400, "42703")
+    r = http.get("/books?order=id.sideways")
+    assert_pgrst_error(r.status_code, r.content, 400, "PGRST100")
+
+
+def test_limit_offset_and_content_range(http):
+    r = http.get("/books?order=id&limit=2&offset=1")
+    assert r.status_code == 200, r.text
+    assert [row["id"] for row in r.json()] == [2, 3]
+    assert r.headers["content-range"] == "1-2/*"
+    r = http.get("/books?order=id&limit=0")
+    assert r.json() == [] and r.headers["content-range"] == "*/*"
+    r = http.get("/books?order=id&offset=-4")
+    assert len(r.json()) == 5
+    r = http.get("/books?limit=-1")
+    err = assert_pgrst_error(r.status_code, r.content, 416, "PGRST103")
+    assert err["details"] == "Limit should be greater than or equal to zero."
+
+
+def test_range_header(http):
+    r = http.get("/books?order=id", headers={"Range-Unit": "items", "Range": "1-3"})
+    assert [row["id"] for row in r.json()] == [2, 3, 4]
+    assert r.headers["content-range"] == "1-3/*"
+    # Rows 0-1 (limit) within rows 1-3 (header): row 1 (PostgREST intersects the two).
+    r = http.get("/books?order=id&limit=2", headers={"Range": "1-3"})
+    assert [row["id"] for row in r.json()] == [2]
+    assert r.headers["content-range"] == "1-1/*"
+    r = http.get("/books?order=id", headers={"Range": "3-"})
+    assert [row["id"] for row in r.json()] == [4, 5]
+    r = http.get("/books", headers={"Range": "2-1"})
+    assert_pgrst_error(r.status_code, r.content, 416, "PGRST103")
+
+
+def test_pages_share_one_plan(pg):
+    """limit and offset are bind parameters: every page of a shape uses the same kept plan."""
+    before = dict(pg.sql("SELECT pid, plans FROM pg_rest.stat_workers"))
+    with pg.raw() as c:
+        for page in range(6):
+            c.send(build_request("GET", f"/books?order=id&limit=1&offset={page + 1}"))
+            assert c.read_response().status == 200
+        c.send(build_request("GET", "/worker"))
+        pid = c.read_response().json()[0]["pid"]
+    after = dict(pg.sql("SELECT pid, plans FROM pg_rest.stat_workers"))
+    # /worker and the page shape: at most two new plans on that worker.
+    assert after[pid] - before.get(pid, 0) <= 2, (before, after)
+
+
+def test_postgrest_py_order_limit_range(pg):
+    from postgrest import SyncPostgrestClient
+    with SyncPostgrestClient(pg.base_url) as client:
+        rows = client.from_("books").select("*").order("year", desc=True).limit(2).execute().data
+        assert [r["id"] for r in rows] == [1, 2]
+        rows = client.from_("books").select("*").order("id").range(1, 2).execute().data
+        assert [r["id"] for r in rows] == [2, 3]
+        rows = client.from_("books").select("*").gte("year", 2012).order("title").execute().data
+        assert [r["title"] for r in rows] == sorted(r["title"] for r in rows) and len(rows) == 3
 
 
 def test_unimplemented_dialect_is_501_naming_it(pg):

@@ -3,6 +3,7 @@
 
 use crate::error::ApiError;
 use crate::preferences::{Preferences, TxEnd};
+use crate::range::RowRange;
 use crate::schema_cache::Isolation;
 use percent_encoding::percent_decode;
 
@@ -54,6 +55,20 @@ pub struct Filter {
     pub operand: Operand,
 }
 
+/// One term of `order=`: a column, its direction and where NULLs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderTerm {
+    pub column: String,
+    pub descending: bool,
+    pub nulls: Option<NullsOrder>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NullsOrder {
+    First,
+    Last,
+}
+
 /// Whether a transaction may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
@@ -92,22 +107,15 @@ pub struct ApiRequest {
     pub head_only: bool,
     pub resource: Resource,
     pub filters: Vec<Filter>,
+    pub order: Vec<OrderTerm>,
+    /// Rows wanted: `limit`/`offset` and the `Range` header (before `pg_rest.max_rows`).
+    pub range: RowRange,
     pub preferences: Preferences,
     pub tx: TxMode,
 }
 
 /// Query parameters with a meaning of their own in PostgREST's dialect, not filters.
-const RESERVED_PARAMS: &[&str] = &[
-    "select",
-    "order",
-    "limit",
-    "offset",
-    "columns",
-    "on_conflict",
-    "and",
-    "or",
-    "not",
-];
+const RESERVED_PARAMS: &[&str] = &["select", "columns", "on_conflict", "and", "or", "not"];
 
 /// Operators PostgREST has and pg_rest does not serve yet: a clear 501, not a parse error.
 const PENDING_OPERATORS: &[&str] = &[
@@ -143,16 +151,37 @@ pub fn parse<'h>(
     };
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let resource = parse_path(path)?;
-    let filters = parse_query(query)?;
+    let query = parse_query(query)?;
+    let headers: Vec<(&str, &str)> = headers.into_iter().collect();
+    let range_header = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("range"))
+        .map(|(_, v)| *v);
+    let range = RowRange::parse(
+        query.limit.as_deref(),
+        query.offset.as_deref(),
+        range_header,
+    )?;
     let preferences = Preferences::from_headers(headers);
     let tx = TxMode::for_request(method, &preferences);
     Ok(ApiRequest {
         head_only,
         resource,
-        filters,
+        filters: query.filters,
+        order: query.order,
+        range,
         preferences,
         tx,
     })
+}
+
+/// The query string, read.
+#[derive(Default)]
+struct Query {
+    filters: Vec<Filter>,
+    order: Vec<OrderTerm>,
+    limit: Option<String>,
+    offset: Option<String>,
 }
 
 fn parse_path(path: &str) -> Result<Resource, ApiError> {
@@ -164,23 +193,76 @@ fn parse_path(path: &str) -> Result<Resource, ApiError> {
     }
 }
 
-fn parse_query(query: &str) -> Result<Vec<Filter>, ApiError> {
-    let mut filters = Vec::new();
+fn parse_query(query: &str) -> Result<Query, ApiError> {
+    let mut parsed = Query::default();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = decode_text(key, true)?;
         // `select=*` (what clients send for "all columns") is the default projection.
-        if key == "select" && decode_text(value, true)?.trim() == "*" {
-            continue;
+        let value = decode_text(value, true)?;
+        match key.as_str() {
+            "select" if value.trim() == "*" => {}
+            "order" => parsed.order = parse_order(&value)?,
+            "limit" => parsed.limit = Some(value),
+            "offset" => parsed.offset = Some(value),
+            reserved if RESERVED_PARAMS.contains(&reserved) => {
+                return Err(ApiError::not_implemented(&format!(
+                    "query parameter '{key}'"
+                )))
+            }
+            _ => parsed.filters.push(parse_filter(&key, &value)?),
         }
-        if RESERVED_PARAMS.contains(&key.as_str()) {
-            return Err(ApiError::not_implemented(&format!(
-                "query parameter '{key}'"
-            )));
-        }
-        filters.push(parse_filter(&key, &decode_text(value, true)?)?);
     }
-    Ok(filters)
+    Ok(parsed)
+}
+
+/// `order=col[.asc|.desc][.nullsfirst|.nullslast],…` (a column may be `"double.quoted"`).
+fn parse_order(value: &str) -> Result<Vec<OrderTerm>, ApiError> {
+    let failed = |why: &str| {
+        ApiError::parse_error(
+            format!("\"failed to parse order ({value})\""),
+            why.to_string(),
+        )
+    };
+    let mut terms = Vec::new();
+    for term in value.split(',') {
+        let (column, modifiers) = match term.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted
+                    .find('"')
+                    .ok_or_else(|| failed("unterminated quoted column"))?;
+                (&quoted[..end], &quoted[end + 1..])
+            }
+            None => term.split_once('.').unwrap_or((term, "")),
+        };
+        if column.is_empty() {
+            return Err(failed("expected a column name"));
+        }
+        if column.contains("->") || column.contains('(') {
+            return Err(ApiError::not_implemented(
+                "ordering by a JSON path or an embedded resource",
+            ));
+        }
+        let mut order = OrderTerm {
+            column: column.to_string(),
+            descending: false,
+            nulls: None,
+        };
+        let mut seen_direction = false;
+        for modifier in modifiers.split('.').filter(|m| !m.is_empty()) {
+            match modifier {
+                "asc" | "desc" if !seen_direction && order.nulls.is_none() => {
+                    order.descending = modifier == "desc";
+                    seen_direction = true;
+                }
+                "nullsfirst" if order.nulls.is_none() => order.nulls = Some(NullsOrder::First),
+                "nullslast" if order.nulls.is_none() => order.nulls = Some(NullsOrder::Last),
+                other => return Err(failed(&format!("unexpected \"{other}\" after a column"))),
+            }
+        }
+        terms.push(order);
+    }
+    Ok(terms)
 }
 
 /// Percent-decodes one URL component (`+` is a space in the query, as in forms) into text
@@ -291,6 +373,8 @@ mod tests {
                 head_only: false,
                 resource: Resource::Relation("books".into()),
                 filters: vec![],
+                order: vec![],
+                range: RowRange::default(),
                 preferences: Preferences::default(),
                 tx: TxMode {
                     access: Access::ReadOnly,
@@ -440,5 +524,66 @@ mod tests {
         // A `+` in the path is a plus.
         let r = parse("GET", "/a+b", []).unwrap();
         assert_eq!(r.resource, Resource::Relation("a+b".into()));
+    }
+
+    #[test]
+    fn order_terms() {
+        let r = parse(
+            "GET",
+            "/t?order=a,b.desc,c.asc.nullslast,d.nullsfirst,%22x.y%22.desc",
+            [],
+        )
+        .unwrap();
+        let t = |c: &str, d: bool, n: Option<NullsOrder>| OrderTerm {
+            column: c.into(),
+            descending: d,
+            nulls: n,
+        };
+        assert_eq!(
+            r.order,
+            [
+                t("a", false, None),
+                t("b", true, None),
+                t("c", false, Some(NullsOrder::Last)),
+                t("d", false, Some(NullsOrder::First)),
+                t("x.y", true, None),
+            ]
+        );
+        for bad in [
+            "id.asc.nullslasttt",
+            "id.up",
+            "",
+            "a,,b",
+            "id.nullsfirst.asc",
+            "id.asc.desc",
+        ] {
+            let e = parse("GET", &format!("/t?order={bad}"), []).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (400, "PGRST100"), "{bad}");
+        }
+        assert_eq!(
+            parse("GET", "/t?order=data->>a", []).unwrap_err().status,
+            501
+        );
+    }
+
+    #[test]
+    fn limit_offset_and_the_range_header_make_the_row_range() {
+        let r = parse("GET", "/t?limit=3&offset=2", []).unwrap();
+        assert_eq!(
+            r.range,
+            RowRange {
+                offset: 2,
+                limit: Some(3)
+            }
+        );
+        let r = parse("GET", "/t?limit=3", [("range", "0-1")]).unwrap();
+        assert_eq!(
+            r.range,
+            RowRange {
+                offset: 0,
+                limit: Some(2)
+            }
+        );
+        assert_eq!(parse("GET", "/t?limit=-1", []).unwrap_err().status, 416);
     }
 }

@@ -53,6 +53,11 @@ impl ApiError {
         )
     }
 
+    /// PGRST103 (416): the rows asked for (limit, offset, `Range`) cannot be given.
+    pub fn range_not_satisfiable(details: &str) -> Self {
+        Self::new(416, "PGRST103", "Requested range not satisfiable").with_details(details)
+    }
+
     /// PGRST125: a path pg_rest does not serve.
     pub fn invalid_path() -> Self {
         Self::new(404, "PGRST125", "Invalid path specified in request URL")

@@ -14,6 +14,7 @@ pub mod http1;
 pub mod lru;
 pub mod plan;
 pub mod preferences;
+pub mod range;
 pub mod response;
 pub mod schema_cache;
 pub mod settings;

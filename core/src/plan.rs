@@ -1,8 +1,9 @@
 //! Plan: resolve an ApiRequest against the schema cache. Every name the client gave is checked
 //! here, so the SQL stage only ever sees relations and columns that exist.
 
-use crate::api_request::{ApiRequest, Filter, Resource};
+use crate::api_request::{ApiRequest, Filter, NullsOrder, Resource};
 use crate::error::ApiError;
+use crate::range::RowRange;
 use crate::schema_cache::SchemaCache;
 
 /// A read of one relation, names resolved.
@@ -11,8 +12,17 @@ pub struct ReadPlan {
     pub schema: String,
     pub relation: String,
     pub filters: Vec<PlannedFilter>,
-    /// `pg_rest.max_rows`: the most rows a read returns, if capped.
-    pub max_rows: Option<u32>,
+    pub order: Vec<PlannedOrder>,
+    /// Rows wanted, capped by `pg_rest.max_rows`.
+    pub range: RowRange,
+}
+
+/// An `order=` term on a column that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedOrder {
+    pub column: String,
+    pub descending: bool,
+    pub nulls: Option<NullsOrder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +60,26 @@ pub fn read_plan(
             })
         })
         .collect::<Result<_, ApiError>>()?;
+    let order = req
+        .order
+        .iter()
+        .map(|o| {
+            relation
+                .column(&o.column)
+                .ok_or_else(|| ApiError::undefined_column(&relation.name, &o.column))?;
+            Ok(PlannedOrder {
+                column: o.column.clone(),
+                descending: o.descending,
+                nulls: o.nulls,
+            })
+        })
+        .collect::<Result<_, ApiError>>()?;
     Ok(ReadPlan {
         schema: schema.to_string(),
         relation: name.clone(),
         filters,
-        max_rows,
+        order,
+        range: req.range.capped(max_rows),
     })
 }
 
@@ -104,6 +129,27 @@ mod tests {
         .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (400, "42703"));
         assert_eq!(e.message, "column books.nope does not exist");
+    }
+
+    #[test]
+    fn order_columns_must_exist_and_max_rows_caps_the_range() {
+        let plan = read_plan(
+            &parse("GET", "/books?order=title.desc&limit=50", []).unwrap(),
+            &cache(),
+            "public",
+            Some(10),
+        )
+        .unwrap();
+        assert_eq!(plan.order[0].column, "title");
+        assert_eq!(plan.range.limit, Some(10));
+        let e = read_plan(
+            &parse("GET", "/books?order=nope", []).unwrap(),
+            &cache(),
+            "public",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "42703"));
     }
 
     #[test]

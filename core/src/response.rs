@@ -12,13 +12,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// A read's answer: `count` rows, already serialized by PostgreSQL into `body`.
-pub fn read_response(count: i64, body: Vec<u8>) -> Response {
+/// A read's answer: `count` rows from row `offset` on, already serialized by PostgreSQL into
+/// `body`.
+pub fn read_response(offset: u64, count: i64, body: Vec<u8>) -> Response {
     Response {
         status: 200,
         headers: vec![
             ("Content-Type", JSON.to_string()),
-            ("Content-Range", content_range(0, count)),
+            ("Content-Range", content_range(offset as i64, count)),
         ],
         body,
     }
@@ -58,7 +59,7 @@ mod tests {
 
     #[test]
     fn read_has_json_type_and_range() {
-        let r = read_response(5, b"[1,2,3,4,5]".to_vec());
+        let r = read_response(0, 5, b"[1,2,3,4,5]".to_vec());
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "Content-Type"), Some(JSON));
         assert_eq!(header(&r, "Content-Range"), Some("0-4/*"));
@@ -68,12 +69,20 @@ mod tests {
     #[test]
     fn empty_read_range_is_star() {
         assert_eq!(
-            header(&read_response(0, b"[]".to_vec()), "Content-Range"),
+            header(&read_response(0, 0, b"[]".to_vec()), "Content-Range"),
             Some("*/*")
         );
         assert_eq!(
-            header(&read_response(1, b"[1]".to_vec()), "Content-Range"),
+            header(&read_response(0, 1, b"[1]".to_vec()), "Content-Range"),
             Some("0-0/*")
+        );
+    }
+
+    #[test]
+    fn a_page_starts_at_its_offset() {
+        assert_eq!(
+            header(&read_response(2, 3, b"[]".to_vec()), "Content-Range"),
+            Some("2-4/*")
         );
     }
 

@@ -2,7 +2,7 @@
 //! values only as bind parameters (`$n`, sent as text and cast in SQL). The text depends on the
 //! request's shape alone, never on its values, so it doubles as the prepared-plan cache key.
 
-use crate::api_request::{IsValue, Operand, Operator};
+use crate::api_request::{IsValue, NullsOrder, Operand, Operator};
 use crate::plan::{PlannedFilter, ReadPlan};
 use std::fmt::Write;
 
@@ -64,9 +64,28 @@ pub fn read_statement(plan: &ReadPlan) -> Statement {
         sql.push_str(if i == 0 { " WHERE " } else { " AND " });
         push_condition(&mut sql, &qualified, filter, &mut params);
     }
-    if let Some(n) = plan.max_rows {
-        // A setting, not user input: an integer literal keeps one plan per shape.
-        let _ = write!(sql, " LIMIT {n}");
+    for (i, term) in plan.order.iter().enumerate() {
+        sql.push_str(if i == 0 { " ORDER BY " } else { ", " });
+        sql.push_str(&qualified);
+        sql.push('.');
+        push_ident(&mut sql, &term.column);
+        if term.descending {
+            sql.push_str(" DESC");
+        }
+        match term.nulls {
+            Some(NullsOrder::First) => sql.push_str(" NULLS FIRST"),
+            Some(NullsOrder::Last) => sql.push_str(" NULLS LAST"),
+            None => {}
+        }
+    }
+    // Row counts are parameters too: one plan serves every page of a shape.
+    if let Some(limit) = plan.range.limit {
+        params.push(limit.to_string());
+        let _ = write!(sql, " LIMIT ${}::int8", params.len());
+    }
+    if plan.range.offset > 0 {
+        params.push(plan.range.offset.to_string());
+        let _ = write!(sql, " OFFSET ${}::int8", params.len());
     }
     sql.push_str(") _pgrst_t");
     Statement { sql, params }
@@ -202,11 +221,32 @@ mod tests {
     fn max_rows_caps_the_inner_select() {
         let s = statement_capped("/bo%22oks?id=gt.1", Some(100));
         assert!(
-            s.sql.ends_with("\"id\" > $1::integer LIMIT 100) _pgrst_t"),
+            s.sql
+                .ends_with("\"id\" > $1::integer LIMIT $2::int8) _pgrst_t"),
             "{}",
             s.sql
         );
+        assert_eq!(s.params, ["1", "100"]);
         assert!(!statement("/bo%22oks").sql.contains("LIMIT"));
+    }
+
+    #[test]
+    fn order_limit_and_offset() {
+        let s = statement("/bo%22oks?order=title.desc.nullslast,id&limit=5&offset=10");
+        assert!(
+            s.sql.ends_with(
+                "ORDER BY \"public\".\"bo\"\"oks\".\"title\" DESC NULLS LAST, \
+                 \"public\".\"bo\"\"oks\".\"id\" LIMIT $1::int8 OFFSET $2::int8) _pgrst_t"
+            ),
+            "{}",
+            s.sql
+        );
+        assert_eq!(s.params, ["5", "10"]);
+        // Another page, the same statement.
+        assert_eq!(
+            statement("/bo%22oks?order=title.desc.nullslast,id&limit=7&offset=3").sql,
+            s.sql
+        );
     }
 
     #[test]
