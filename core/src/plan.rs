@@ -1,7 +1,7 @@
 //! Plan: resolve an ApiRequest against the schema cache. Every name the client gave is checked
 //! here, so the SQL stage only ever sees relations and columns that exist.
 
-use crate::api_request::{ApiRequest, Filter, NullsOrder, Resource};
+use crate::api_request::{ApiRequest, Filter, OrderTerm, Resource};
 use crate::error::ApiError;
 use crate::range::RowRange;
 use crate::schema_cache::SchemaCache;
@@ -12,17 +12,10 @@ pub struct ReadPlan {
     pub schema: String,
     pub relation: String,
     pub filters: Vec<PlannedFilter>,
-    pub order: Vec<PlannedOrder>,
+    /// `order=` terms, on columns that exist.
+    pub order: Vec<OrderTerm>,
     /// Rows wanted, capped by `pg_rest.max_rows`.
     pub range: RowRange,
-}
-
-/// An `order=` term on a column that exists.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedOrder {
-    pub column: String,
-    pub descending: bool,
-    pub nulls: Option<NullsOrder>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,38 +40,29 @@ pub fn read_plan(
     let relation = cache
         .relation(schema, name)
         .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+    let column = |name: &str| {
+        relation
+            .column(name)
+            .ok_or_else(|| ApiError::undefined_column(&relation.name, name))
+    };
     let filters = req
         .filters
         .iter()
         .map(|f| {
-            let column = relation
-                .column(&f.column)
-                .ok_or_else(|| ApiError::undefined_column(&relation.name, &f.column))?;
             Ok(PlannedFilter {
                 filter: f.clone(),
-                type_name: column.type_name.clone(),
+                type_name: column(&f.column)?.type_name.clone(),
             })
         })
         .collect::<Result<_, ApiError>>()?;
-    let order = req
-        .order
-        .iter()
-        .map(|o| {
-            relation
-                .column(&o.column)
-                .ok_or_else(|| ApiError::undefined_column(&relation.name, &o.column))?;
-            Ok(PlannedOrder {
-                column: o.column.clone(),
-                descending: o.descending,
-                nulls: o.nulls,
-            })
-        })
-        .collect::<Result<_, ApiError>>()?;
+    for term in &req.order {
+        column(&term.column)?;
+    }
     Ok(ReadPlan {
         schema: schema.to_string(),
         relation: name.clone(),
         filters,
-        order,
+        order: req.order.clone(),
         range: req.range.capped(max_rows),
     })
 }
