@@ -1,6 +1,7 @@
 //! The request as SQL sees it: the values of `request.headers`, `request.cookies` and
 //! `search_path`, built once per request (PostgREST's shapes).
 
+use crate::http1::header_items;
 use crate::sql::quote_ident;
 use serde_json::{Map, Value};
 
@@ -20,11 +21,7 @@ pub fn headers_json<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -
 /// spaces ignored); of repeated names the last wins, as in PostgREST.
 pub fn cookies_json<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let mut map = Map::new();
-    let pairs = headers
-        .into_iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, value)| value.split(';'));
-    for pair in pairs {
+    for pair in header_items(headers, "cookie", ';') {
         if let Some((name, value)) = pair.split_once('=') {
             let name = name.trim();
             if !name.is_empty() {

@@ -103,6 +103,19 @@ impl HttpError {
     }
 }
 
+/// The items of every header named `name` (case-insensitive), split at `separator`, in order:
+/// how list-valued headers (`Prefer`, `Cookie`) are read.
+pub fn header_items<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    name: &'a str,
+    separator: char,
+) -> impl Iterator<Item = &'a str> {
+    headers
+        .into_iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .flat_map(move |(_, value)| value.split(separator))
+}
+
 /// Most header fields accepted in one request head (and in one chunked trailer section).
 pub const MAX_HEADERS: usize = 100;
 

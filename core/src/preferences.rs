@@ -23,11 +23,7 @@ impl Preferences {
     /// of a preference wins, as in PostgREST.
     pub fn from_headers<'a>(headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut prefs = Preferences::default();
-        let values = headers
-            .into_iter()
-            .filter(|(name, _)| name.eq_ignore_ascii_case("prefer"))
-            .flat_map(|(_, value)| value.split(','));
-        for token in values {
+        for token in crate::http1::header_items(headers, "prefer", ',') {
             let (name, value) = token.split_once('=').unwrap_or((token, ""));
             match (name.trim(), value.trim()) {
                 ("tx", "commit") => prefs.tx = prefs.tx.or(Some(TxEnd::Commit)),
