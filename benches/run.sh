@@ -77,6 +77,20 @@ GRANT USAGE ON SCHEMA public TO bench_user;
 GRANT SELECT ON public.bench_items TO bench_user;
 ANALYZE public.bench_items;
 SQL
+# The demo library (sql/demo.sql), grown for the embedding and page reads: 1,000 authors,
+# 10,000 books with three tags each, 50 tags.
+psql_q <<'SQL'
+INSERT INTO public.authors SELECT g, 'author ' || g FROM pg_catalog.generate_series(4, 1000) AS g
+  ON CONFLICT (id) DO NOTHING;
+INSERT INTO public.tags SELECT g, 'tag ' || g FROM pg_catalog.generate_series(4, 50) AS g
+  ON CONFLICT (id) DO NOTHING;
+INSERT INTO public.books (id, title, author, year, author_id)
+  SELECT g, 'book ' || pg_catalog.md5(g::text), NULL, 1950 + g % 75, 1 + g % 1000
+  FROM pg_catalog.generate_series(4, 10000) AS g ON CONFLICT (id) DO NOTHING;
+INSERT INTO public.book_tags SELECT b, 1 + (b * k) % 50 FROM pg_catalog.generate_series(4, 10000) AS b,
+  pg_catalog.generate_series(1, 3) AS k ON CONFLICT DO NOTHING;
+ANALYZE public.authors, public.books, public.tags, public.book_tags;
+SQL
 
 # Keys and tokens for the authenticated reads: a JWKS (HS256 secret + RSA key) in a file the
 # server reads (`@path` keeps it out of the server log).
@@ -119,7 +133,7 @@ wrk_rps() {  # wrk_rps NAME [wrk options...] [-- script args...]: prints Request
   while [ $# -gt 0 ] && [ "$1" != "--" ]; do opts+=("$1"); shift; done
   script_args=("$@")
   log "wrk $name"
-  timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "${opts[@]}" "$URL" "${script_args[@]}" \
+  timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" ${opts[@]+"${opts[@]}"} "$URL" ${script_args[@]+"${script_args[@]}"} \
     > "$WORK/wrk-$name.txt" 2>&1 || die "wrk ($name) failed: $(cat "$WORK/wrk-$name.txt")"
   grep -q "Non-2xx" "$WORK/wrk-$name.txt" && die "wrk ($name): non-2xx responses: $(cat "$WORK/wrk-$name.txt")"
   awk '/^Requests\/sec:/ {print $2}' "$WORK/wrk-$name.txt"
@@ -131,16 +145,39 @@ RS_RPS="$(wrk_rps rs256 -H "Authorization: Bearer $RS_TOKEN")"
 RS_COLD_RPS="$(wrk_rps rs256-uncached -s "$REPO/benches/tokens.lua" -- "$WORK/rs256.tokens")"
 
 # --- (2) pgbench, same SQL -----------------------------------------------------------------
-cat > "$WORK/pgrst.sql" <<'SQL'
-\set id 1
-SELECT pg_catalog.count(*)::int8, coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT "public"."bench_items".* FROM "public"."bench_items" WHERE "public"."bench_items"."id" = :id::integer) _pgrst_t;
-SQL
-log "pgbench -n -M prepared -c$CONNECTIONS -j$THREADS -T$DURATION (pg_rest's SQL)"
-timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" \
-  -T"$DURATION" -f "$WORK/pgrst.sql" > "$WORK/pgbench.txt" 2>&1 \
-  || die "pgbench failed: $(cat "$WORK/pgbench.txt")"
-cat "$WORK/pgbench.txt" >&2
-PGBENCH_TPS="$(awk '/^tps = / {print $3; exit}' "$WORK/pgbench.txt")"
+# pg_rest_sql PATH VALUES...: the statement pg_rest runs for PATH, as a pgbench script. The
+# text is what the workers report to pg_stat_activity (so it is never out of date); VALUES are
+# its parameters $1, $2, … in order, as pg_rest binds them.
+pg_rest_sql() {
+  local path=$1; shift
+  for _ in $(seq 1 20); do curl -fs -o /dev/null "$BASE$path" || die "GET $path failed"; done
+  local sql
+  sql="$(psql_q -At -c "SELECT query FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_rest http' AND query LIKE 'SELECT pg_catalog.count(_pgrst_t)%' ORDER BY query_start DESC LIMIT 1")"
+  [ -n "$sql" ] || die "no pg_rest statement in pg_stat_activity for $path"
+  local i=0
+  for v in "$@"; do i=$((i + 1)); printf '\\set p%d %s\n' "$i" "$v"; done
+  printf '%s;\n' "$(printf '%s' "$sql" | sed -E 's/\$([0-9]+)/:p\1/g')"
+}
+pgbench_tps() {  # pgbench_tps NAME SCRIPT: prints tps of SCRIPT with -M prepared
+  log "pgbench $1 -n -M prepared -c$CONNECTIONS -j$THREADS -T$DURATION (pg_rest's SQL)"
+  timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" \
+    -T"$DURATION" -f "$2" > "$WORK/pgbench-$1.txt" 2>&1 \
+    || die "pgbench ($1) failed: $(cat "$WORK/pgbench-$1.txt")"
+  awk '/^tps = / {print $3; exit}' "$WORK/pgbench-$1.txt"
+}
+pg_rest_sql "/bench_items?id=eq.1" 1 > "$WORK/pgrst.sql"
+cat "$WORK/pgrst.sql" >&2
+PGBENCH_TPS="$(pgbench_tps single "$WORK/pgrst.sql")"
+
+# --- (2b) an embedding read and a filtered, ordered page, each beside pgbench -----------------
+EMBED_PATH="/books?select=title,authors(name),tags(name)&limit=20"
+PAGE_PATH="/books?select=id,title&year=gte.2000&order=title&limit=20"
+pg_rest_sql "$EMBED_PATH" 20 > "$WORK/embed.sql"
+pg_rest_sql "$PAGE_PATH" 2000 20 > "$WORK/page.sql"
+EMBED_RPS="$(URL="$BASE$EMBED_PATH" wrk_rps embed)"
+EMBED_TPS="$(pgbench_tps embed "$WORK/embed.sql")"
+PAGE_RPS="$(URL="$BASE$PAGE_PATH" wrk_rps page)"
+PAGE_TPS="$(pgbench_tps page "$WORK/page.sql")"
 
 # --- (3) wrk, pipelined ----------------------------------------------------------------------
 log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -179,6 +216,10 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | with an HS256 token (cache warm) req/s | $(fmt "$HS_RPS") ($(ratio "$HS_RPS" "$WRK_RPS")× anonymous, $(ratio "$HS_RPS" "$PGBENCH_TPS")× pgbench) |
 | with an RS256 token (cache warm) req/s | $(fmt "$RS_RPS") ($(ratio "$RS_RPS" "$WRK_RPS")× anonymous) |
 | with 5,000 distinct RS256 tokens (every one verified) req/s | $(fmt "$RS_COLD_RPS") ($(ratio "$RS_COLD_RPS" "$WRK_RPS")× anonymous) |
+| embedding read req/s (wrk, GET ${EMBED_PATH}) | $(fmt "$EMBED_RPS") |
+| pgbench tps (same SQL) · ratio | $(fmt "$EMBED_TPS") · $(ratio "$EMBED_RPS" "$EMBED_TPS") |
+| filtered, ordered page req/s (wrk, GET ${PAGE_PATH}) | $(fmt "$PAGE_RPS") |
+| pgbench tps (same SQL) · ratio | $(fmt "$PAGE_TPS") · $(ratio "$PAGE_RPS" "$PAGE_TPS") |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | RSS per http worker (after load) | ${RSS_LIST:-none found} |
 MD

@@ -7,14 +7,19 @@ use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::worker::config::{AuthSettings, Config};
-use pg_rest_core::api_request::{self, Access, ApiRequest, TxMode};
+use pg_rest_core::api_request::{self, Access, ApiRequest, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
 use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
+use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::Request;
-use pg_rest_core::response::{error_response, read_response, Response};
+use pg_rest_core::openapi;
+use pg_rest_core::preferences::Count;
+use pg_rest_core::response::{error_response, read_response, ReadResult, Response};
+use pg_rest_core::schema_cache::{RelationKind, SchemaCache, Volatility};
 use pg_rest_core::{context, plan, sql};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
@@ -31,6 +36,7 @@ pub struct App {
     auth: AuthConfig,
     jwt_cache: JwtCache,
     defaults: RequestDefaults,
+    cors: Cors,
 }
 
 /// What every request's transaction starts with, derived from the settings once per load.
@@ -61,6 +67,7 @@ impl App {
             auth: auth_config(&config.auth),
             jwt_cache: JwtCache::default(),
             defaults: RequestDefaults::new(&config),
+            cors: Cors::parse(&config.cors_allowed_origins),
             config,
             slot,
             schema_cache: schema_cache::Holder::default(),
@@ -82,15 +89,30 @@ impl App {
             self.jwt_cache = JwtCache::default();
         }
         self.defaults = RequestDefaults::new(&config);
+        self.cors = Cors::parse(&config.cors_allowed_origins);
         self.config = config;
     }
 
     /// Answers one request. Never panics and never raises: failures become error responses.
     pub fn handle(&mut self, request: &Request) -> Response {
         let started = self.config.log_requests.then(Instant::now);
-        let response = match self.respond(request) {
-            Ok(r) => r,
-            Err(e) => error_response(&e),
+        let cors = self.cors.decide(
+            &request.method,
+            request.header("origin"),
+            request.header("access-control-request-method"),
+            request.header("access-control-request-headers"),
+        );
+        let response = match cors {
+            Decision::Preflight(headers) => Response {
+                status: 200,
+                headers,
+                body: Vec::new(),
+            },
+            Decision::Ordinary(extra) => {
+                let mut r = self.respond(request).unwrap_or_else(|e| error_response(&e));
+                r.headers.extend(extra);
+                r
+            }
         };
         if let Some(t) = started {
             crate::quiet_log!(
@@ -137,19 +159,142 @@ impl App {
             let fault = &request.target[TEST_FAULT_PREFIX.len()..];
             return inject_fault(&ctx, &mut self.plans, fault);
         }
+        if request.method == "OPTIONS" {
+            let ctx = context(&self.defaults, request, who, mode(fault_mode(request)));
+            let profile = request.header("accept-profile");
+            let schema = api_request::choose_schema(profile, &self.config.schemas)?;
+            let resource = api_request::resource_of(&request.target)?;
+            let (config, cache) = (&self.config, &mut self.schema_cache);
+            return execute::in_transaction(&ctx, |_| {
+                options(cache.current(&config.schemas), &resource, schema)
+            });
+        }
         let api_request = api_request::parse(&request.method, &request.target, headers())?;
-        let ctx = context(&self.defaults, request, who, mode(api_request.tx));
+        let schema =
+            api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
+        let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
+        ctx.timezone = api_request.preferences.timezone.as_deref();
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
-        let result =
-            execute::in_transaction(&ctx, |ctx| read(config, cache, plans, ctx, &api_request));
+        let mut response = if api_request.resource == Resource::Root {
+            let host = request.header("host").unwrap_or("");
+            execute::in_transaction(&ctx, |ctx| {
+                describe_api(config, cache, plans, ctx, schema, host)
+            })?
+        } else {
+            let result = execute::in_transaction(&ctx, |ctx| {
+                read(config, cache, plans, ctx, &api_request, schema)
+            });
+            read_response(&result?)?
+        };
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
-        let (offset, count, body) = result?;
-        let mut response = read_response(offset, count, body);
         if let Some(applied) = api_request.preferences.applied() {
             response.headers.push(("Preference-Applied", applied));
         }
+        // With several schemas, PostgREST names the one that answered.
+        if self.config.schemas.len() > 1 {
+            response
+                .headers
+                .push(("Content-Profile", schema.to_string()));
+        }
         Ok(response)
     }
+}
+
+/// `OPTIONS`: the methods a resource allows, as PostgREST lists them.
+fn options(cache: &SchemaCache, resource: &Resource, schema: &str) -> Result<Response, ApiError> {
+    let allow = match resource {
+        Resource::Root => "OPTIONS,GET,HEAD".to_string(),
+        Resource::Relation(name) => {
+            let r = cache
+                .relation(schema, name)
+                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+            let mut methods = vec!["OPTIONS", "GET", "HEAD"];
+            let table = r.kind != RelationKind::View;
+            if table || r.insertable {
+                methods.push("POST");
+            }
+            if table || (r.insertable && r.updatable) {
+                methods.push("PUT");
+            }
+            if table || r.updatable {
+                methods.push("PATCH");
+            }
+            if table || r.deletable {
+                methods.push("DELETE");
+            }
+            methods.join(",")
+        }
+        Resource::Function(name) => {
+            let f = cache
+                .functions(schema, name)
+                .first()
+                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+            if f.volatility == Volatility::Volatile {
+                "OPTIONS,POST".to_string()
+            } else {
+                "OPTIONS,GET,HEAD,POST".to_string()
+            }
+        }
+    };
+    Ok(Response {
+        status: 200,
+        headers: vec![
+            ("Allow", allow),
+            ("Access-Control-Allow-Origin", "*".to_string()),
+        ],
+        body: Vec::new(),
+    })
+}
+
+/// `GET /`: the OpenAPI description of `schema`, showing what the request's role may use.
+fn describe_api(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
+    plans: &mut PlanCache,
+    ctx: &RequestContext,
+    schema: &str,
+    host: &str,
+) -> Result<Response, ApiError> {
+    let cache = cache.current(&config.schemas);
+    execute::begin_request_sql(ctx, None, plans);
+    let param = |sql: &str| sql::Statement {
+        sql: sql.to_string(),
+        params: vec![schema.to_string()],
+    };
+    let comment = execute::run_column(plans, &param(openapi::SCHEMA_COMMENT_SQL))
+        .into_iter()
+        .next()
+        .flatten();
+    let relations: HashSet<String> =
+        execute::run_column(plans, &param(openapi::ACCESSIBLE_RELATIONS_SQL))
+            .into_iter()
+            .flatten()
+            .collect();
+    let functions: HashSet<String> =
+        execute::run_column(plans, &param(openapi::ACCESSIBLE_FUNCTIONS_SQL))
+            .into_iter()
+            .flatten()
+            .collect();
+    let server = openapi::ServerInfo {
+        host,
+        scheme: "http",
+        version: env!("CARGO_PKG_VERSION"),
+        schema_comment: comment.as_deref(),
+        security_active: false,
+    };
+    let visible = openapi::Visible::Only {
+        relations: &relations,
+        functions: &functions,
+    };
+    let body = openapi::document_visible(cache, schema, &server, visible);
+    Ok(Response {
+        status: 200,
+        headers: vec![(
+            "Content-Type",
+            MediaType::OpenApi.content_type().to_string(),
+        )],
+        body: body.into_bytes(),
+    })
 }
 
 /// The request as its transaction sees it: `who` is the caller with the request's headers and
@@ -172,6 +317,7 @@ fn context<'a>(
         search_path: &defaults.search_path,
         pre_request: defaults.pre_request.as_deref(),
         statement_timeout_ms: defaults.statement_timeout_ms,
+        timezone: None,
         tx,
     }
 }
@@ -246,7 +392,7 @@ fn inject_fault(
             "deferred_write" => {
                 pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
                     .map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(read_response(0, 0, b"[]".to_vec()))
+                Ok(Response::json(200, b"[]".to_vec()))
             }
             _ => Err(ApiError::invalid_path()),
         }
@@ -260,26 +406,33 @@ fn read(
     plans: &mut PlanCache,
     ctx: &RequestContext,
     api_request: &ApiRequest,
-) -> Result<(u64, i64, Vec<u8>), ApiError> {
-    let schema = config.default_schema();
-    let mut plan = plan::read_plan(
-        api_request,
-        cache.current(&config.schemas),
-        schema,
-        config.max_rows,
-    );
+    schema: &str,
+) -> Result<ReadResult, ApiError> {
+    let limits = plan::Limits {
+        max_rows: config.max_rows,
+        aggregates_enabled: config.aggregates_enabled,
+    };
+    let mut plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
     if matches!(&plan, Err(e) if e.code == "PGRST205") && cache.reload_after_miss(&config.schemas) {
         // Perhaps created since the cache was loaded: CREATE sends no invalidation we watch.
-        plan = plan::read_plan(
-            api_request,
-            cache.current(&config.schemas),
-            schema,
-            config.max_rows,
-        );
+        plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
     }
     let plan = plan?;
     let statement = sql::read_statement(&plan);
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    let (count, body) = execute::run_read(plans, &statement);
-    Ok((plan.range.offset, count, body))
+    let (rows, total, body) = execute::run_read(plans, &statement);
+    let total = match plan.count {
+        Some(Count::Planned | Count::Estimated) => {
+            let planned = execute::run_text(plans, &sql::planned_count_statement(&plan));
+            planned.as_deref().and_then(sql::plan_rows)
+        }
+        _ => total,
+    };
+    Ok(ReadResult {
+        offset: plan.root.range.offset,
+        rows,
+        total,
+        body,
+        media: plan.media,
+    })
 }

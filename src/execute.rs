@@ -42,6 +42,8 @@ pub struct RequestContext<'a> {
     /// The `pg_rest.pre_request` call, if one is set.
     pub pre_request: Option<&'a str>,
     pub statement_timeout_ms: i32,
+    /// `Prefer: timezone=`: the transaction's TimeZone (an unknown zone is PostgreSQL's 22023).
+    pub timezone: Option<&'a str>,
     /// Read-only or read-write; committed or rolled back at the end.
     pub tx: TxMode,
 }
@@ -132,6 +134,9 @@ pub fn begin_request_sql(
     set_local("search_path", ctx.search_path);
     for (name, value) in role_settings.map_or(&[][..], |r| &r.settings) {
         set_local(name, value);
+    }
+    if let Some(tz) = ctx.timezone {
+        set_local("timezone", tz);
     }
     set_local("role", ctx.role);
     set_local("request.jwt.claims", ctx.claims);
@@ -244,12 +249,64 @@ fn run_statement(plans: &mut PlanCache, sql: &str) {
     }
 }
 
-/// Runs a read statement (`count, body` in one row) with its text parameters.
-pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, Vec<u8>) {
+/// Runs a read statement (`rows, total, body` in one row) with its text parameters.
+pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, Option<i64>, Vec<u8>) {
     // SAFETY: SPI calls in order, inside the request's transaction; ERRORs raise into the
     // request boundary, which aborts the transaction (that also ends SPI).
     unsafe {
         pg_sys::SPI_connect();
+        let (tuple, desc) = execute_one_row(plans, stmt, true);
+        let mut is_null = false;
+        let rows = pg_sys::SPI_getbinval(tuple, desc, 1, &mut is_null).value() as i64;
+        let total = pg_sys::SPI_getbinval(tuple, desc, 2, &mut is_null).value() as i64;
+        let total = (!is_null).then_some(total);
+        let body = text_column(tuple, desc, 3).unwrap_or_else(|| b"[]".to_vec());
+        pg_sys::SPI_finish();
+        (rows, total, body)
+    }
+}
+
+/// Runs a statement whose first row's first column is text and returns it; not as SPI's
+/// read-only statement, which may not be an EXPLAIN.
+pub fn run_text(plans: &mut PlanCache, stmt: &Statement) -> Option<String> {
+    // SAFETY: as in `run_read`.
+    unsafe {
+        pg_sys::SPI_connect();
+        let (tuple, desc) = execute_one_row(plans, stmt, false);
+        let text = text_column(tuple, desc, 1);
+        pg_sys::SPI_finish();
+        text.and_then(|t| String::from_utf8(t).ok())
+    }
+}
+
+/// Runs a statement and returns its first column (text) of every row.
+pub fn run_column(plans: &mut PlanCache, stmt: &Statement) -> Vec<Option<String>> {
+    // SAFETY: as in `run_read`; every row is read before SPI_finish frees them.
+    unsafe {
+        pg_sys::SPI_connect();
+        execute(plans, stmt, true, 0);
+        let mut out = Vec::new();
+        if !pg_sys::SPI_tuptable.is_null() {
+            let table = &*pg_sys::SPI_tuptable;
+            for i in 0..pg_sys::SPI_processed as usize {
+                let text = text_column(*table.vals.add(i), table.tupdesc, 1);
+                out.push(text.and_then(|t| String::from_utf8(t).ok()));
+            }
+        }
+        pg_sys::SPI_finish();
+        out
+    }
+}
+
+/// Executes `stmt` (inside SPI) and returns its first row; a statement returning no row is an
+/// internal error.
+unsafe fn execute_one_row(
+    plans: &mut PlanCache,
+    stmt: &Statement,
+    read_only: bool,
+) -> (pg_sys::HeapTuple, pg_sys::TupleDesc) {
+    // SAFETY: the caller is inside SPI in the request's transaction.
+    unsafe {
         let plan = plans.plan(&stmt.sql, stmt.params.len());
         let mut values: Vec<pg_sys::Datum> = stmt
             .params
@@ -257,28 +314,45 @@ pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, Vec<u8>) {
             .map(|p| p.as_str().into_datum().unwrap_or(pg_sys::Datum::from(0)))
             .collect();
         let nulls: Vec<c_char> = vec![b' ' as c_char; values.len()];
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), true, 0);
-        if rc != pg_sys::SPI_OK_SELECT as c_int
-            || pg_sys::SPI_processed != 1
-            || pg_sys::SPI_tuptable.is_null()
-        {
-            error!("pg_rest: unexpected result from a read statement (SPI code {rc})");
+        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 1);
+        if rc < 0 || pg_sys::SPI_processed < 1 || pg_sys::SPI_tuptable.is_null() {
+            error!("pg_rest: unexpected result from a statement (SPI code {rc})");
         }
         let table = &*pg_sys::SPI_tuptable;
-        let tuple = *table.vals;
+        (*table.vals, table.tupdesc)
+    }
+}
+
+/// Executes `stmt` with its text parameters through its kept plan (inside SPI), at most
+/// `count` rows (0: all); returns SPI's code.
+unsafe fn execute(plans: &mut PlanCache, stmt: &Statement, read_only: bool, count: i64) -> c_int {
+    let plan = plans.plan(&stmt.sql, stmt.params.len());
+    let mut values: Vec<pg_sys::Datum> = stmt
+        .params
+        .iter()
+        .map(|p| p.as_str().into_datum().unwrap_or(pg_sys::Datum::from(0)))
+        .collect();
+    let nulls: Vec<c_char> = vec![b' ' as c_char; values.len()];
+    // SAFETY: parameters match the plan's argument count; called inside SPI.
+    unsafe { pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, count) }
+}
+
+/// A text column's bytes as they are: the database is UTF8 (checked at worker start), so no
+/// conversion and no second validation pass. None for NULL.
+unsafe fn text_column(
+    tuple: pg_sys::HeapTuple,
+    desc: pg_sys::TupleDesc,
+    n: c_int,
+) -> Option<Vec<u8>> {
+    // SAFETY: a column of the row SPI just returned.
+    unsafe {
         let mut is_null = false;
-        let count = pg_sys::SPI_getbinval(tuple, table.tupdesc, 1, &mut is_null).value() as i64;
-        let body_datum = pg_sys::SPI_getbinval(tuple, table.tupdesc, 2, &mut is_null);
-        // The text's bytes as they are: the database is UTF8 (checked at worker start), so
-        // no conversion and no second validation pass.
-        let body = if is_null {
-            b"[]".to_vec()
-        } else {
-            let text = pg_sys::pg_detoast_datum_packed(body_datum.cast_mut_ptr());
-            pgrx::varlena::varlena_to_byte_slice(text).to_vec()
-        };
-        pg_sys::SPI_finish();
-        (count, body)
+        let datum = pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null);
+        if is_null {
+            return None;
+        }
+        let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        Some(pgrx::varlena::varlena_to_byte_slice(text).to_vec())
     }
 }
 

@@ -85,7 +85,16 @@ pub static READ_REPLICAS: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// Where a standby sends writes (not yet built).
 pub static PRIMARY_CONNINFO: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Allow `count()`, `sum()`… in `select` (PostgREST's db-aggregates-enabled).
+pub static AGGREGATES_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Answer `Accept: application/vnd.pgrst.plan` with EXPLAIN (PostgREST's db-plan-enabled).
+pub static PLAN_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 // -- Observability and tests -----------------------------------------------------------------
+/// A `Server-Timing` header with each stage's duration.
+pub static SERVER_TIMING: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// A request header echoed in the response (PostgREST's server-trace-header).
+pub static TRACE_HEADER: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// One log line per request.
 pub static LOG_REQUESTS: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Enables `/_pg_rest_test/*` fault-injection paths; for pg_rest's own tests only.
@@ -335,6 +344,35 @@ pub fn init() {
         None,
     );
 
+    bool_(
+        c"pg_rest.aggregates_enabled",
+        c"Allow aggregate functions in select.",
+        &AGGREGATES_ENABLED,
+        Sighup,
+        none,
+    );
+    bool_(
+        c"pg_rest.plan_enabled",
+        c"Answer Accept: application/vnd.pgrst.plan with the statement's EXPLAIN.",
+        &PLAN_ENABLED,
+        Sighup,
+        none,
+    );
+    bool_(
+        c"pg_rest.server_timing",
+        c"Send a Server-Timing header with the duration of each stage.",
+        &SERVER_TIMING,
+        Sighup,
+        none,
+    );
+    string(
+        c"pg_rest.trace_header",
+        c"A request header echoed back in the response, e.g. X-Request-Id.",
+        &TRACE_HEADER,
+        Sighup,
+        none,
+        None,
+    );
     bool_(
         c"pg_rest.log_requests",
         c"Log one line per request.",

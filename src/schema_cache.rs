@@ -5,7 +5,10 @@
 //! names never cause catalog reads by themselves. Invalidations of other relations (temporary
 //! tables, unexposed schemas) cost nothing until such a miss.
 
-use pg_rest_core::schema_cache::{self as model, Column, Relation, RoleSettings, SchemaCache};
+use pg_rest_core::schema_cache::{
+    self as model, CatalogRows, Column, Function, Parameter, RawColumn, RawForeignKey, RawRelation,
+    Relation, RoleSettings, SchemaCache, Volatility,
+};
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -22,14 +25,74 @@ thread_local! {
     static CACHED_OIDS: RefCell<HashSet<u32>> = RefCell::new(HashSet::new());
 }
 
-const LOAD_SQL: &str = "\
-SELECT c.oid::int8, n.nspname::text, c.relname::text, a.attname::text,
-       pg_catalog.format_type(a.atttypid, NULL)
+/// Relations of every user schema (those outside `pg_rest.schemas` only to follow keys and
+/// views through them); `$1` is the exposed schemas.
+const RELATIONS_SQL: &str = "\
+SELECT c.oid::int8, n.nspname::text, c.relname::text, c.relkind::text,
+       pg_catalog.format_type(c.reltype, NULL), n.nspname = ANY($1),
+       pg_catalog.obj_description(c.oid, 'pg_class'),
+       CASE WHEN n.nspname = ANY($1) THEN pg_catalog.pg_relation_is_updatable(c.oid, true) ELSE 0 END
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p') AND n.nspname = ANY($1)
-ORDER BY 2, 3, a.attnum";
+WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
+
+const COLUMNS_SQL: &str = "\
+SELECT a.attrelid::int8, a.attnum::int4, a.attname::text,
+       pg_catalog.format_type(a.atttypid, NULL),
+       pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL),
+       NOT a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       pg_catalog.col_description(a.attrelid, a.attnum),
+       CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
+       ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e
+             WHERE e.enumtypid = a.atttypid ORDER BY e.enumsortorder)
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'v', 'm', 'f', 'p')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
+
+const KEYS_SQL: &str = "\
+SELECT conrelid::int8, contype = 'p', conkey::int2[]
+FROM pg_catalog.pg_constraint WHERE contype IN ('p', 'u')";
+
+const FOREIGN_KEYS_SQL: &str = "\
+SELECT conname::text, conrelid::int8, conkey::int2[], confrelid::int8, confkey::int2[]
+FROM pg_catalog.pg_constraint WHERE contype = 'f'";
+
+/// A view column's source, read from the view's query tree: each target entry names the
+/// table and column it comes from (`resorigtbl`, `resorigcol`). Entries of subqueries come
+/// first in the text, so the last entry per column number is the view's own.
+const VIEW_COLUMNS_SQL: &str = "\
+SELECT r.ev_class::int8, m.v[1]::int4, m.v[2]::int8, m.v[3]::int4
+FROM pg_catalog.pg_rewrite r
+JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+CROSS JOIN LATERAL pg_catalog.regexp_matches(r.ev_action::text,
+  ':resno (\\d+) :resname (?:[^:]|:[^r])* :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+)', 'g')
+  WITH ORDINALITY AS m(v, ord)
+WHERE c.relkind IN ('v', 'm') AND r.rulename = '_RETURN' AND m.v[2] <> '0'
+ORDER BY 1, m.ord";
+
+/// Functions of the exposed schemas with their input parameters.
+const FUNCTIONS_SQL: &str = "\
+SELECT n.nspname::text, p.proname::text,
+       ARRAY(SELECT coalesce(p.proargnames[k], '')
+             FROM pg_catalog.generate_subscripts(coalesce(p.proargmodes::text[],
+                    pg_catalog.array_fill('i'::text, ARRAY[p.pronargs::int])), 1) AS k
+             WHERE coalesce(p.proargmodes[k]::text, 'i') IN ('i', 'b', 'v') ORDER BY k),
+       ARRAY(SELECT pg_catalog.format_type(t, NULL)
+             FROM pg_catalog.unnest(p.proargtypes::oid[]) WITH ORDINALITY AS a(t, k) ORDER BY k),
+       p.pronargdefaults::int4, p.provariadic <> 0,
+       pg_catalog.format_type(p.prorettype, NULL), p.proretset,
+       t.typtype = 'c' OR p.prorettype = 'record'::regtype OR
+         (p.proargmodes IS NOT NULL AND 't' = ANY(p.proargmodes::text[])),
+       p.provolatile::text, pg_catalog.obj_description(p.oid, 'pg_proc'), p.prorows = 1
+FROM pg_catalog.pg_proc p
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
+WHERE n.nspname = ANY($1) AND p.prokind = 'f'";
 
 /// The settings `ALTER ROLE … SET` keeps, for every role, as PostgREST applies them: only
 /// settings an ordinary user may change (or the authenticator was granted SET on), global ones
@@ -136,44 +199,140 @@ impl Drop for StaleOnUnwind {
     }
 }
 
-type Row = (i64, String, String, String, String);
-
-/// Reads exposed relations and their columns. An ERROR here propagates to the request
-/// boundary like any other.
+/// Reads the catalogs and builds the cache; returns it with the OIDs of its relations (for
+/// the invalidation callback). An ERROR here propagates to the request boundary.
 fn load(schemas: &[String]) -> (SchemaCache, HashSet<u32>) {
-    let rows: Vec<Row> = Spi::connect(|client| {
-        let table = client.select(LOAD_SQL, None, &[schemas.to_vec().into()])?;
-        table
-            .map(|row| {
-                Ok((
-                    row.get::<i64>(1)?.unwrap_or_default(),
-                    row.get::<String>(2)?.unwrap_or_default(),
-                    row.get::<String>(3)?.unwrap_or_default(),
-                    row.get::<String>(4)?.unwrap_or_default(),
-                    row.get::<String>(5)?.unwrap_or_default(),
-                ))
-            })
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
-    })
-    .unwrap_or_else(|e| error!("pg_rest: loading the schema cache failed: {e}"));
-    let mut relations: Vec<Relation> = Vec::new();
-    let mut oids = HashSet::new();
-    for (oid, schema, name, column, type_name) in rows {
-        if oids.insert(oid as u32) {
-            relations.push(Relation {
-                schema,
-                name,
-                columns: Vec::new(),
-            });
-        }
-        if let Some(r) = relations.last_mut() {
-            r.columns.push(Column {
-                name: column,
-                type_name,
-            });
-        }
+    let rows = Spi::connect(|client| read_catalogs(client, schemas))
+        .unwrap_or_else(|e| error!("pg_rest: loading the schema cache failed: {e}"));
+    let oids = rows
+        .relations
+        .iter()
+        .filter(|r| r.exposed)
+        .map(|r| r.oid)
+        .collect();
+    (model::build(rows), oids)
+}
+
+type SpiResult<T> = Result<T, pgrx::spi::Error>;
+
+fn read_catalogs(client: &pgrx::spi::SpiClient, schemas: &[String]) -> SpiResult<CatalogRows> {
+    let exposed: pgrx::datum::DatumWithOid = schemas.to_vec().into();
+    let oid = |v: Option<i64>| v.unwrap_or_default() as u32;
+    let text = |v: Option<String>| v.unwrap_or_default();
+    let attnums = |v: Option<Vec<Option<i16>>>| -> Vec<i16> {
+        v.unwrap_or_default().into_iter().flatten().collect()
+    };
+    let mut rows = CatalogRows::default();
+    let exposed_again: pgrx::datum::DatumWithOid = schemas.to_vec().into();
+    for row in client.select(RELATIONS_SQL, None, &[exposed_again])? {
+        let updatable = row.get::<i32>(8)?.unwrap_or(0);
+        let kind = text(row.get::<String>(4)?);
+        rows.relations.push(RawRelation {
+            oid: oid(row.get(1)?),
+            relation: Relation {
+                schema: text(row.get(2)?),
+                name: text(row.get(3)?),
+                comment: row.get(7)?,
+                // pg_relation_is_updatable's bits: 1 << CMD_UPDATE, CMD_INSERT, CMD_DELETE.
+                updatable: updatable & 4 != 0,
+                insertable: updatable & 8 != 0,
+                deletable: updatable & 16 != 0,
+                ..Relation::default()
+            },
+            kind: kind.chars().next().unwrap_or('r'),
+            row_type: text(row.get(5)?),
+            exposed: row.get::<bool>(6)?.unwrap_or(false),
+        });
     }
-    (SchemaCache::new(relations), oids)
+    for row in client.select(COLUMNS_SQL, None, &[])? {
+        rows.columns.push(RawColumn {
+            relation_oid: oid(row.get(1)?),
+            attnum: row.get::<i32>(2)?.unwrap_or_default() as i16,
+            column: Column {
+                name: text(row.get(3)?),
+                type_name: text(row.get(4)?),
+                base_type: text(row.get(5)?),
+                nullable: row.get::<bool>(6)?.unwrap_or(true),
+                default: row.get(7)?,
+                comment: row.get(8)?,
+                max_length: row.get(9)?,
+                enum_values: row
+                    .get::<Vec<Option<String>>>(10)?
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            },
+        });
+    }
+    for row in client.select(KEYS_SQL, None, &[])? {
+        rows.keys.push((
+            oid(row.get(1)?),
+            row.get::<bool>(2)?.unwrap_or(false),
+            attnums(row.get(3)?),
+        ));
+    }
+    for row in client.select(FOREIGN_KEYS_SQL, None, &[])? {
+        rows.foreign_keys.push(RawForeignKey {
+            name: text(row.get(1)?),
+            origin_oid: oid(row.get(2)?),
+            origin_attnums: attnums(row.get(3)?),
+            target_oid: oid(row.get(4)?),
+            target_attnums: attnums(row.get(5)?),
+        });
+    }
+    for row in client.select(VIEW_COLUMNS_SQL, None, &[])? {
+        rows.view_columns.push((
+            oid(row.get(1)?),
+            row.get::<i32>(2)?.unwrap_or_default() as i16,
+            oid(row.get(3)?),
+            row.get::<i32>(4)?.unwrap_or_default() as i16,
+        ));
+    }
+    for row in client.select(FUNCTIONS_SQL, None, &[exposed])? {
+        let names: Vec<String> = row
+            .get::<Vec<Option<String>>>(3)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let types: Vec<String> = row
+            .get::<Vec<Option<String>>>(4)?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        let defaults = row.get::<i32>(5)?.unwrap_or(0).max(0) as usize;
+        let variadic = row.get::<bool>(6)?.unwrap_or(false);
+        let n = types.len();
+        let params = types
+            .into_iter()
+            .enumerate()
+            .map(|(i, type_name)| Parameter {
+                name: names.get(i).cloned().unwrap_or_default(),
+                type_name,
+                has_default: i + defaults >= n,
+                variadic: variadic && i + 1 == n,
+            })
+            .collect();
+        rows.functions.push(Function {
+            schema: text(row.get(1)?),
+            name: text(row.get(2)?),
+            params,
+            return_type: text(row.get(7)?),
+            returns_set: row.get::<bool>(8)?.unwrap_or(false),
+            returns_scalar: !row.get::<bool>(9)?.unwrap_or(false),
+            volatility: match text(row.get(10)?).as_str() {
+                "i" => Volatility::Immutable,
+                "s" => Volatility::Stable,
+                _ => Volatility::Volatile,
+            },
+            comment: row.get(11)?,
+            single_row: row.get::<bool>(12)?.unwrap_or(false),
+            returns_relation: None,
+        });
+    }
+    Ok(rows)
 }
 
 /// Reads every role's settings (see `ROLE_SETTINGS_SQL`).

@@ -12,6 +12,8 @@ pub struct ApiError {
     pub message: String,
     pub details: Option<String>,
     pub hint: Option<String>,
+    /// `details` is JSON (PGRST201's list of relationships), not a string.
+    pub details_json: bool,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             hint: None,
+            details_json: false,
         }
     }
 
@@ -33,6 +36,120 @@ impl ApiError {
     /// PGRST100: the query string could not be parsed.
     pub fn parse_error(message: impl Into<String>, details: impl Into<String>) -> Self {
         Self::new(400, "PGRST100", message).with_details(details)
+    }
+
+    /// PGRST107 (406): no media type of the `Accept` header can be produced.
+    pub fn media_type_unavailable(accept: &str) -> Self {
+        Self::new(
+            406,
+            "PGRST107",
+            format!("None of these media types are available: {accept}"),
+        )
+    }
+
+    /// PGRST106 (406): the profile names a schema that is not exposed.
+    pub fn unacceptable_schema(schema: &str, exposed: &[String]) -> Self {
+        ApiError {
+            hint: Some(format!(
+                "Only the following schemas are exposed: {}",
+                exposed.join(", ")
+            )),
+            ..Self::new(406, "PGRST106", format!("Invalid schema: {schema}"))
+        }
+    }
+
+    /// PGRST122: unknown preferences with `Prefer: handling=strict`.
+    pub fn invalid_preferences(tokens: &str) -> Self {
+        Self::new(
+            400,
+            "PGRST122",
+            "Invalid preferences given with handling=strict",
+        )
+        .with_details(format!("Invalid preferences: {tokens}"))
+    }
+
+    /// PGRST116 (406): a singular response (`vnd.pgrst.object`) needs exactly one row.
+    pub fn not_singular(rows: i64) -> Self {
+        Self::new(
+            406,
+            "PGRST116",
+            "Cannot coerce the result to a single JSON object",
+        )
+        .with_details(format!("The result contains {rows} rows"))
+    }
+
+    /// PGRST108: a parameter names an embedded resource the `select` does not embed.
+    pub fn not_embedded(label: &str) -> Self {
+        ApiError {
+            hint: Some(format!(
+                "Verify that '{label}' is included in the 'select' query parameter."
+            )),
+            ..Self::new(
+                400,
+                "PGRST108",
+                format!("'{label}' is not an embedded resource in this request"),
+            )
+        }
+    }
+
+    /// PGRST118: ordering by a column of an embedded resource that is not to-one.
+    pub fn related_order_not_to_one(origin: &str, target: &str) -> Self {
+        Self::new(
+            400,
+            "PGRST118",
+            format!("A related order on '{target}' is not possible"),
+        )
+        .with_details(format!(
+            "'{origin}' and '{target}' do not form a many-to-one or one-to-one relationship"
+        ))
+    }
+
+    /// PGRST200: no relationship between the two relations (with the hint, if given).
+    pub fn no_relationship(origin: &str, target: &str, hint: Option<&str>, schema: &str) -> Self {
+        let using = hint.map_or(String::new(), |h| format!(" using the hint '{h}'"));
+        ApiError {
+            hint: None,
+            ..Self::new(
+                400,
+                "PGRST200",
+                format!(
+                    "Could not find a relationship between '{origin}' and '{target}' in the schema cache"
+                ),
+            )
+            .with_details(format!(
+                "Searched for a foreign key relationship between '{origin}' and '{target}'{using} in the schema '{schema}', but no matches were found."
+            ))
+        }
+    }
+
+    /// PGRST201 (300): more than one relationship fits; `details` is the JSON list of them.
+    pub fn ambiguous_relationship(
+        origin: &str,
+        target: &str,
+        hints: &[String],
+        details: String,
+    ) -> Self {
+        let choices: Vec<String> = hints.iter().map(|h| format!("'{target}!{h}'")).collect();
+        ApiError {
+            hint: Some(format!(
+                "Try changing '{target}' to one of the following: {}. Find the desired relationship in the 'details' key.",
+                choices.join(", ")
+            )),
+            details_json: true,
+            ..Self::new(
+                300,
+                "PGRST201",
+                format!(
+                    "Could not embed because more than one relationship was found for '{origin}' and '{target}'"
+                ),
+            )
+            .with_details(details)
+        }
+    }
+
+    /// PGRST123: aggregates in `select` while `pg_rest.aggregates_enabled` is off.
+    pub fn aggregates_disabled() -> Self {
+        Self::new(400, "PGRST123", "Use of aggregate functions is not allowed")
     }
 
     /// PGRST117: a method the endpoint does not support.
@@ -195,14 +312,19 @@ impl ApiError {
             message: message.to_string(),
             details: details.map(str::to_string),
             hint: hint.map(str::to_string),
+            details_json: false,
         }
     }
 
     /// The JSON body PostgREST clients parse.
     pub fn to_json(&self) -> String {
+        let details = match (&self.details, self.details_json) {
+            (Some(d), true) => serde_json::from_str(d).unwrap_or(serde_json::Value::Null),
+            (d, _) => json!(d),
+        };
         json!({
             "code": self.code,
-            "details": self.details,
+            "details": details,
             "hint": self.hint,
             "message": self.message,
         })
@@ -216,6 +338,7 @@ impl ApiError {
 pub fn sqlstate_status(code: &str, authenticated: bool) -> u16 {
     match code {
         "23503" | "23505" => return 409,
+        "21000" => return 500,
         "25006" => return 405,
         "53400" => return 500,
         "P0001" => return 400,

@@ -9,9 +9,11 @@
 pub mod api_request;
 pub mod auth;
 pub mod context;
+pub mod cors;
 pub mod error;
 pub mod http1;
 pub mod lru;
+pub mod openapi;
 pub mod plan;
 pub mod preferences;
 pub mod range;

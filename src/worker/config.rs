@@ -69,6 +69,12 @@ pub struct Config {
     pub statement_timeout_ms: i32,
     pub log_requests: bool,
     pub test_faults: bool,
+    pub aggregates_enabled: bool,
+    pub plan_enabled: bool,
+    pub server_timing: bool,
+    /// `pg_rest.trace_header`, lower-case; None when empty.
+    pub trace_header: Option<String>,
+    pub cors_allowed_origins: String,
 }
 
 /// Re-reads postgresql.conf after SIGHUP. A bad file is logged by PostgreSQL and changes
@@ -111,6 +117,12 @@ impl Config {
             statement_timeout_ms: gucs::STATEMENT_TIMEOUT.get(),
             log_requests: gucs::LOG_REQUESTS.get(),
             test_faults: gucs::TEST_FAULTS.get(),
+            aggregates_enabled: gucs::AGGREGATES_ENABLED.get(),
+            plan_enabled: gucs::PLAN_ENABLED.get(),
+            server_timing: gucs::SERVER_TIMING.get(),
+            trace_header: optional(string_value(&gucs::TRACE_HEADER))
+                .map(|h| h.to_ascii_lowercase()),
+            cors_allowed_origins: string_value(&gucs::CORS_ALLOWED_ORIGINS),
         }
     }
 

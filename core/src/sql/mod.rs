@@ -1,0 +1,104 @@
+//! SQL: where user input meets SQL text. Names reach the text only through `quote_ident`;
+//! values only as bind parameters (`$n`, sent as text and cast in SQL). The text depends on the
+//! request's shape alone, never on its values, so it doubles as the prepared-plan cache key.
+
+mod read;
+
+pub use read::{plan_rows, planned_count_statement, read_statement};
+
+/// One parameterized statement; every parameter is of type `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    pub sql: String,
+    pub params: Vec<String>,
+}
+
+/// The one function that puts a name into SQL text: always double-quoted, inner quotes doubled.
+pub fn quote_ident(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    push_ident(&mut out, name);
+    out
+}
+
+pub(crate) fn push_ident(out: &mut String, name: &str) {
+    out.push('"');
+    for ch in name.chars() {
+        if ch == '"' {
+            out.push('"');
+        }
+        out.push(ch);
+    }
+    out.push('"');
+}
+
+/// The call of `pg_rest.pre_request` (`fn` or `schema.fn`, as its check hook allows), each
+/// part quoted.
+pub fn pre_request_statement(function: &str) -> String {
+    let mut sql = String::from("SELECT ");
+    for (i, part) in function.splitn(2, '.').enumerate() {
+        if i > 0 {
+            sql.push('.');
+        }
+        push_ident(&mut sql, part);
+    }
+    sql.push_str("()");
+    sql
+}
+
+/// A statement being written: its text and its parameters so far. Fragments (a node, an
+/// embed, a condition) append to both, so a nested embedding is a fragment inside a fragment
+/// and parameters are numbered in the order they appear.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub sql: String,
+    params: Vec<String>,
+}
+
+impl Builder {
+    /// Adds a bind parameter and returns its placeholder (`$n`).
+    pub fn param(&mut self, value: String) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    pub fn finish(self) -> Statement {
+        Statement {
+            sql: self.sql,
+            params: self.params,
+        }
+    }
+}
+
+/// A cast's type as SQL: PostgreSQL's spellings of built-in types (`integer`, `double
+/// precision`, …) become their catalog names, and every name is quoted, so a client's type
+/// name can never be more than a type name (an unknown one is PostgreSQL's 42704).
+pub(crate) fn push_type(out: &mut String, name: &str) {
+    let (base, dims) = match name.find('[') {
+        Some(i) => (name[..i].trim(), name[i..].matches("[]").count().max(1)),
+        None => (name.trim(), 0),
+    };
+    let lower = base.to_ascii_lowercase();
+    let canonical = match lower.as_str() {
+        "int" | "integer" => "int4",
+        "smallint" => "int2",
+        "bigint" => "int8",
+        "real" => "float4",
+        "float" | "double precision" => "float8",
+        "boolean" => "bool",
+        "decimal" => "numeric",
+        "character varying" => "varchar",
+        "character" | "char" => "bpchar",
+        "timestamp with time zone" => "timestamptz",
+        "timestamp without time zone" => "timestamp",
+        "time with time zone" => "timetz",
+        "time without time zone" => "time",
+        _ => base,
+    };
+    push_ident(out, canonical);
+    for _ in 0..dims {
+        out.push_str("[]");
+    }
+}
+
+#[cfg(test)]
+mod tests;

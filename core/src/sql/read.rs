@@ -1,0 +1,572 @@
+//! The statement of a read: the plan's node tree as nested SELECTs, each embedded resource a
+//! `LATERAL` subquery of its parent (to-one: its row; to-many: `json_agg` of its rows), the
+//! whole body serialized by PostgreSQL into one text datum.
+
+use super::{push_ident, push_type, Builder, Statement};
+use crate::api_request::{FilterOp, JsonKey, MediaType, NullsOrder, Quantifier};
+use crate::plan::{
+    Expr, Join, Node, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
+};
+use crate::preferences::Count;
+
+/// The read as one statement returning one row: the page's row count, the total (NULL unless
+/// `Prefer: count=exact`) and the body in the negotiated media type.
+pub fn read_statement(plan: &ReadPlan) -> Statement {
+    let mut b = Builder::default();
+    b.sql.push_str("SELECT pg_catalog.count(_pgrst_t)::int8, ");
+    if plan.count == Some(Count::Exact) {
+        b.sql.push_str("(SELECT pg_catalog.count(*) FROM (");
+        node(&mut b, &plan.root, None, true);
+        b.sql.push_str(") _pgrst_c)::int8, ");
+    } else {
+        b.sql.push_str("NULL::int8, ");
+    }
+    b.sql.push_str(body(plan.media));
+    b.sql.push_str(" FROM (");
+    node(&mut b, &plan.root, None, false);
+    b.sql.push_str(") _pgrst_t");
+    b.finish()
+}
+
+/// `EXPLAIN (FORMAT JSON)` of the rows a read counts, for `Prefer: count=planned`.
+pub fn planned_count_statement(plan: &ReadPlan) -> Statement {
+    let mut b = Builder::default();
+    b.sql.push_str("EXPLAIN (FORMAT JSON) ");
+    node(&mut b, &plan.root, None, true);
+    b.finish()
+}
+
+/// The planner's row estimate from an `EXPLAIN (FORMAT JSON)` result.
+pub fn plan_rows(explain_json: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(explain_json).ok()?;
+    v.get(0)?.get("Plan")?.get("Plan Rows")?.as_i64()
+}
+
+/// The body aggregate over the rows `_pgrst_t`.
+fn body(media: MediaType) -> &'static str {
+    match media {
+        MediaType::Csv => {
+            "(SELECT coalesce(pg_catalog.string_agg(k, ','), '') \
+             FROM pg_catalog.json_object_keys(pg_catalog.row_to_json(\
+             (pg_catalog.array_agg(_pgrst_t))[1])) AS k) || \
+             coalesce(pg_catalog.chr(10) || pg_catalog.string_agg(\
+             pg_catalog.substr(_pgrst_t::text, 2, pg_catalog.length(_pgrst_t::text) - 2), \
+             pg_catalog.chr(10)), '')"
+        }
+        MediaType::GeoJson => {
+            "pg_catalog.json_build_object('type', 'FeatureCollection', 'features', \
+             coalesce(pg_catalog.json_agg(ST_AsGeoJSON(_pgrst_t)::json), '[]'))::text"
+        }
+        MediaType::Object {
+            nulls_stripped: true,
+        } => {
+            "coalesce((pg_catalog.json_agg(pg_catalog.json_strip_nulls(\
+             pg_catalog.row_to_json(_pgrst_t))) -> 0)::text, '')"
+        }
+        MediaType::Object { .. } => "coalesce((pg_catalog.json_agg(_pgrst_t) -> 0)::text, '')",
+        MediaType::ArrayJson {
+            nulls_stripped: true,
+        } => {
+            "coalesce(pg_catalog.json_agg(pg_catalog.json_strip_nulls(\
+             pg_catalog.row_to_json(_pgrst_t))), '[]')::text"
+        }
+        _ => "coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text",
+    }
+}
+
+/// One node's SELECT; `parent` is the parent's alias and how this node joins it. `counting`:
+/// only the rows matter (no outputs, order or range; embeds only where they filter).
+fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, counting: bool) {
+    b.sql.push_str("SELECT ");
+    if counting {
+        b.sql.push('1');
+    } else {
+        outputs(b, n);
+    }
+    b.sql.push_str(" FROM ");
+    from(b, n, parent);
+    for e in &n.embeds {
+        if counting && !filters_rows(n, e) {
+            continue;
+        }
+        b.sql.push_str(if e.to_one && e.inner {
+            " INNER JOIN LATERAL ("
+        } else {
+            " LEFT JOIN LATERAL ("
+        });
+        lateral(b, e, &n.alias);
+        b.sql.push_str(") AS ");
+        push_ident(&mut b.sql, &e.lateral);
+        b.sql.push_str(" ON TRUE");
+    }
+    let mut first = true;
+    let mut and = |b: &mut Builder| {
+        b.sql.push_str(if first { " WHERE " } else { " AND " });
+        first = false;
+    };
+    if let Some((parent_alias, join)) = parent {
+        join_condition(b, &n.alias, parent_alias, join, &mut and);
+    }
+    for c in &n.conditions {
+        and(b);
+        condition(b, n, c);
+    }
+    for e in n.embeds.iter().filter(|e| e.inner && !e.to_one) {
+        and(b);
+        push_ident(&mut b.sql, &e.lateral);
+        b.sql.push_str(".\"body\" IS NOT NULL");
+    }
+    if counting {
+        return;
+    }
+    if n.grouped {
+        group_by(b, n);
+    }
+    for (i, o) in n.order.iter().enumerate() {
+        b.sql.push_str(if i == 0 { " ORDER BY " } else { ", " });
+        match &o.by {
+            OrderBy::Expr(e) => expr(b, &n.alias, e),
+            OrderBy::Related { embed, field } => {
+                let lateral = &n.embeds[*embed].lateral;
+                push_ident(&mut b.sql, lateral);
+                b.sql.push('.');
+                push_ident(&mut b.sql, &field.name);
+                json_path(b, field);
+            }
+        }
+        if o.descending {
+            b.sql.push_str(" DESC");
+        }
+        match o.nulls {
+            Some(NullsOrder::First) => b.sql.push_str(" NULLS FIRST"),
+            Some(NullsOrder::Last) => b.sql.push_str(" NULLS LAST"),
+            None => {}
+        }
+    }
+    // Row counts are parameters too: one plan serves every page of a shape.
+    if let Some(limit) = n.range.limit {
+        let p = b.param(limit.to_string());
+        b.sql.push_str(&format!(" LIMIT {p}::int8"));
+    }
+    if n.range.offset > 0 {
+        let p = b.param(n.range.offset.to_string());
+        b.sql.push_str(&format!(" OFFSET {p}::int8"));
+    }
+}
+
+/// An embed changes which parent rows there are: `!inner`, or an `is.null` filter on it.
+fn filters_rows(n: &Node, e: &PlannedEmbed) -> bool {
+    e.inner || n.conditions.iter().any(|c| mentions_embed(c, n, e))
+}
+
+fn mentions_embed(c: &PlannedCondition, n: &Node, e: &PlannedEmbed) -> bool {
+    match c {
+        PlannedCondition::EmbedNull { embed, .. } => n.embeds[*embed].lateral == e.lateral,
+        PlannedCondition::Logic { children, .. } => {
+            children.iter().any(|c| mentions_embed(c, n, e))
+        }
+        PlannedCondition::Filter { .. } => false,
+    }
+}
+
+fn outputs(b: &mut Builder, n: &Node) {
+    let mut first = true;
+    for o in &n.outputs {
+        let mut sep = |b: &mut Builder| {
+            if !first {
+                b.sql.push_str(", ");
+            }
+            first = false;
+        };
+        match o {
+            Output::AllColumns => {
+                sep(b);
+                push_ident(&mut b.sql, &n.alias);
+                b.sql.push_str(".*");
+            }
+            Output::Expr {
+                expr: e,
+                name,
+                aggregate,
+                aggregate_cast,
+            } => {
+                sep(b);
+                match aggregate {
+                    Some(a) => {
+                        b.sql.push_str(a.sql_function());
+                        b.sql.push('(');
+                        expr(b, &n.alias, e);
+                        b.sql.push(')');
+                        cast(b, aggregate_cast.as_deref());
+                    }
+                    None => expr(b, &n.alias, e),
+                }
+                b.sql.push_str(" AS ");
+                push_ident(&mut b.sql, name);
+            }
+            Output::CountAll { name, cast: c } => {
+                sep(b);
+                b.sql.push_str("pg_catalog.count(*)");
+                cast(b, c.as_deref());
+                b.sql.push_str(" AS ");
+                push_ident(&mut b.sql, name);
+            }
+            Output::Embed(i) => {
+                let e = &n.embeds[*i];
+                if e.spread {
+                    for col in &e.columns {
+                        sep(b);
+                        push_ident(&mut b.sql, &e.lateral);
+                        b.sql.push('.');
+                        push_ident(&mut b.sql, col);
+                        b.sql.push_str(" AS ");
+                        push_ident(&mut b.sql, col);
+                    }
+                    continue;
+                }
+                sep(b);
+                if e.to_one {
+                    b.sql.push_str("pg_catalog.row_to_json(");
+                    push_ident(&mut b.sql, &e.lateral);
+                    b.sql.push_str(".*)");
+                } else {
+                    b.sql.push_str("coalesce(");
+                    push_ident(&mut b.sql, &e.lateral);
+                    b.sql.push_str(".\"body\", '[]')");
+                }
+                b.sql.push_str(" AS ");
+                push_ident(&mut b.sql, &e.label);
+            }
+        }
+    }
+}
+
+/// GROUP BY the outputs that are not aggregates, by position (their text may hold
+/// parameters, which PostgreSQL would not match between the two clauses).
+fn group_by(b: &mut Builder, n: &Node) {
+    let mut positions = Vec::new();
+    let mut at = 0;
+    for o in &n.outputs {
+        match o {
+            Output::Embed(i) if n.embeds[*i].spread => {
+                for _ in &n.embeds[*i].columns {
+                    at += 1;
+                    positions.push(at);
+                }
+            }
+            Output::Expr {
+                aggregate: None, ..
+            }
+            | Output::Embed(_)
+            | Output::AllColumns => {
+                at += 1;
+                positions.push(at);
+            }
+            _ => at += 1,
+        }
+    }
+    if !positions.is_empty() {
+        let list: Vec<String> = positions.iter().map(ToString::to_string).collect();
+        b.sql.push_str(" GROUP BY ");
+        b.sql.push_str(&list.join(", "));
+    }
+}
+
+fn from(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>) {
+    match parent {
+        Some((parent_alias, Join::Function(f))) => {
+            qualified(b, &f.schema, &f.name);
+            b.sql.push('(');
+            push_ident(&mut b.sql, parent_alias);
+            b.sql.push(')');
+        }
+        _ => qualified(b, &n.relation.schema, &n.relation.name),
+    }
+    b.sql.push_str(" AS ");
+    push_ident(&mut b.sql, &n.alias);
+    if let Some((
+        _,
+        Join::Junction {
+            relation, target, ..
+        },
+    )) = parent
+    {
+        let j = junction_alias(&n.alias);
+        b.sql.push_str(" INNER JOIN ");
+        qualified(b, &relation.schema, &relation.name);
+        b.sql.push_str(" AS ");
+        push_ident(&mut b.sql, &j);
+        for (i, (target_col, junction_col)) in target.iter().enumerate() {
+            b.sql.push_str(if i == 0 { " ON " } else { " AND " });
+            column(b, &j, junction_col);
+            b.sql.push_str(" = ");
+            column(b, &n.alias, target_col);
+        }
+    }
+}
+
+fn junction_alias(alias: &str) -> String {
+    format!("{alias}_j")
+}
+
+fn join_condition(
+    b: &mut Builder,
+    alias: &str,
+    parent_alias: &str,
+    join: &Join,
+    and: &mut impl FnMut(&mut Builder),
+) {
+    match join {
+        Join::Columns(pairs) => {
+            for (parent_col, col) in pairs {
+                and(b);
+                column(b, alias, col);
+                b.sql.push_str(" = ");
+                column(b, parent_alias, parent_col);
+            }
+        }
+        Join::Junction { parent, .. } => {
+            let j = junction_alias(alias);
+            for (parent_col, junction_col) in parent {
+                and(b);
+                column(b, &j, junction_col);
+                b.sql.push_str(" = ");
+                column(b, parent_alias, parent_col);
+            }
+        }
+        Join::Function(_) => {}
+    }
+}
+
+/// The lateral subquery of an embed: to-one, the child's row(s); to-many, `json_agg` of them
+/// as `body` (or one array per column for a spread).
+fn lateral(b: &mut Builder, e: &PlannedEmbed, parent_alias: &str) {
+    if e.to_one {
+        node(b, &e.node, Some((parent_alias, &e.join)), false);
+        return;
+    }
+    b.sql.push_str("SELECT ");
+    if e.spread {
+        for (i, col) in e.columns.iter().enumerate() {
+            if i > 0 {
+                b.sql.push_str(", ");
+            }
+            b.sql.push_str("pg_catalog.json_agg(_pgrst_e.");
+            push_ident(&mut b.sql, col);
+            b.sql.push_str(") AS ");
+            push_ident(&mut b.sql, col);
+        }
+    } else {
+        b.sql.push_str("pg_catalog.json_agg(_pgrst_e) AS \"body\"");
+    }
+    b.sql.push_str(" FROM (");
+    node(b, &e.node, Some((parent_alias, &e.join)), false);
+    b.sql.push_str(") AS _pgrst_e");
+}
+
+fn qualified(b: &mut Builder, schema: &str, name: &str) {
+    push_ident(&mut b.sql, schema);
+    b.sql.push('.');
+    push_ident(&mut b.sql, name);
+}
+
+fn column(b: &mut Builder, alias: &str, name: &str) {
+    push_ident(&mut b.sql, alias);
+    b.sql.push('.');
+    push_ident(&mut b.sql, name);
+}
+
+/// A column or computed column with its JSON path and cast.
+fn expr(b: &mut Builder, alias: &str, e: &Expr) {
+    if e.cast.is_some() {
+        b.sql.push('(');
+    }
+    // A JSON path into a composite or an array reads its JSON form.
+    let as_json =
+        !e.field.json_path.is_empty() && !matches!(e.source_type.as_str(), "json" | "jsonb");
+    if as_json {
+        b.sql.push_str("pg_catalog.to_jsonb(");
+    }
+    match &e.source {
+        Source::Column(c) => column(b, alias, c),
+        Source::Computed(f) => {
+            qualified(b, &f.schema, &f.name);
+            b.sql.push('(');
+            push_ident(&mut b.sql, alias);
+            b.sql.push(')');
+        }
+    }
+    if as_json {
+        b.sql.push(')');
+    }
+    json_path(b, &e.field);
+    if e.cast.is_some() {
+        b.sql.push(')');
+    }
+    cast(b, e.cast.as_deref());
+}
+
+/// JSON keys and indexes are parameters like any value.
+fn json_path(b: &mut Builder, f: &crate::api_request::Field) {
+    for step in &f.json_path {
+        b.sql.push_str(if step.as_text { "->>" } else { "->" });
+        match &step.key {
+            JsonKey::Key(k) => {
+                let p = b.param(k.clone());
+                b.sql.push_str(&format!("{p}::text"));
+            }
+            JsonKey::Index(i) => {
+                let p = b.param(i.to_string());
+                b.sql.push_str(&format!("{p}::int4"));
+            }
+        }
+    }
+}
+
+fn cast(b: &mut Builder, to: Option<&str>) {
+    if let Some(t) = to {
+        b.sql.push_str("::");
+        push_type(&mut b.sql, t);
+    }
+}
+
+fn condition(b: &mut Builder, n: &Node, c: &PlannedCondition) {
+    match c {
+        PlannedCondition::Logic {
+            or,
+            negated,
+            children,
+        } => {
+            if *negated {
+                b.sql.push_str("NOT ");
+            }
+            b.sql.push('(');
+            for (i, child) in children.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(if *or { " OR " } else { " AND " });
+                }
+                condition(b, n, child);
+            }
+            b.sql.push(')');
+        }
+        PlannedCondition::EmbedNull { embed, is_null } => {
+            let e = &n.embeds[*embed];
+            if e.to_one {
+                b.sql.push_str("pg_catalog.row_to_json(");
+                push_ident(&mut b.sql, &e.lateral);
+                b.sql.push_str(".*)");
+            } else {
+                push_ident(&mut b.sql, &e.lateral);
+                b.sql.push_str(".\"body\"");
+            }
+            b.sql
+                .push_str(if *is_null { " IS NULL" } else { " IS NOT NULL" });
+        }
+        PlannedCondition::Filter {
+            target,
+            negated,
+            op,
+        } => {
+            if *negated {
+                b.sql.push_str("NOT ");
+            }
+            b.sql.push('(');
+            filter(b, &n.alias, target, op);
+            b.sql.push(')');
+        }
+    }
+}
+
+fn filter(b: &mut Builder, alias: &str, target: &Expr, op: &FilterOp) {
+    match op {
+        FilterOp::Is(v) => {
+            expr(b, alias, target);
+            b.sql.push(' ');
+            b.sql.push_str(v.sql());
+        }
+        FilterOp::IsDistinct(value) => {
+            expr(b, alias, target);
+            let p = b.param(value.clone());
+            b.sql.push_str(&format!(" IS DISTINCT FROM {p}::"));
+            b.sql.push_str(&target.type_name);
+        }
+        FilterOp::In(values) => {
+            expr(b, alias, target);
+            let p = b.param(array_literal(values));
+            b.sql.push_str(&format!(" = ANY ({p}::"));
+            b.sql.push_str(&target.type_name);
+            b.sql.push_str("[])");
+        }
+        FilterOp::Fts {
+            op,
+            language,
+            value,
+        } => {
+            let lang = language.as_ref().map(|l| b.param(l.clone()));
+            if target.base_type == "tsvector" {
+                expr(b, alias, target);
+            } else {
+                b.sql.push_str("pg_catalog.to_tsvector(");
+                if let Some(l) = &lang {
+                    b.sql.push_str(&format!("{l}::regconfig, "));
+                }
+                expr(b, alias, target);
+                b.sql.push(')');
+            }
+            b.sql.push_str(" @@ ");
+            b.sql.push_str(op.sql_function());
+            b.sql.push('(');
+            if let Some(l) = &lang {
+                b.sql.push_str(&format!("{l}::regconfig, "));
+            }
+            let p = b.param(value.clone());
+            b.sql.push_str(&format!("{p})"));
+        }
+        FilterOp::Compare {
+            op,
+            quantifier,
+            value,
+        } => {
+            expr(b, alias, target);
+            b.sql.push(' ');
+            b.sql.push_str(op.sql());
+            b.sql.push(' ');
+            // Patterns stay text; comparisons cast the text parameter to the column's type
+            // so PostgreSQL compares (and uses indexes) in that type, and a bad value is its
+            // 22P02.
+            let type_name = if op.is_pattern() {
+                "text"
+            } else {
+                target.type_name.as_str()
+            };
+            let p = b.param(value.clone());
+            match quantifier {
+                None => b.sql.push_str(&format!("{p}::{type_name}")),
+                Some(q) => {
+                    let word = if *q == Quantifier::Any { "ANY" } else { "ALL" };
+                    b.sql.push_str(&format!("{word} ({p}::{type_name}[])"));
+                }
+            }
+        }
+    }
+}
+
+/// A PostgreSQL array literal of text elements, each quoted.
+fn array_literal(values: &[String]) -> String {
+    let mut out = String::from("{");
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for ch in v.chars() {
+            if ch == '"' || ch == '\\' {
+                out.push('\\');
+            }
+            out.push(ch);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}

@@ -1,0 +1,167 @@
+use super::*;
+use crate::api_request::parse;
+use crate::plan::{read_plan, Limits};
+use crate::schema_cache::library_cache;
+
+fn statement(target: &str) -> Statement {
+    statement_with(target, &[])
+}
+
+fn statement_with(target: &str, headers: &[(&str, &str)]) -> Statement {
+    let limits = Limits {
+        max_rows: None,
+        aggregates_enabled: true,
+    };
+    let req = parse("GET", target, headers.iter().copied()).unwrap();
+    read_statement(&read_plan(&req, &library_cache(), "lib", &limits).unwrap())
+}
+
+#[test]
+fn pre_request_call_quotes_each_part() {
+    assert_eq!(pre_request_statement("check"), "SELECT \"check\"()");
+    assert_eq!(
+        pre_request_statement("auth.switch_role"),
+        "SELECT \"auth\".\"switch_role\"()"
+    );
+}
+
+#[test]
+fn quote_ident_doubles_quotes() {
+    assert_eq!(quote_ident("a"), "\"a\"");
+    assert_eq!(
+        quote_ident("x\"; DROP TABLE t; --"),
+        "\"x\"\"; DROP TABLE t; --\""
+    );
+    assert_eq!(quote_ident(""), "\"\"");
+}
+
+#[test]
+fn casts_are_quoted_type_names() {
+    let mut s = String::new();
+    push_type(&mut s, "integer");
+    assert_eq!(s, "\"int4\"");
+    let mut s = String::new();
+    push_type(&mut s, "text[]");
+    assert_eq!(s, "\"text\"[]");
+    let mut s = String::new();
+    push_type(&mut s, "x\" ; drop");
+    assert_eq!(s, "\"x\"\" ; drop\"");
+}
+
+#[test]
+fn unfiltered_read() {
+    let s = statement("/books");
+    assert_eq!(
+        s.sql,
+        "SELECT pg_catalog.count(_pgrst_t)::int8, NULL::int8, \
+         coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT \"pgrst_0\".* \
+         FROM \"lib\".\"books\" AS \"pgrst_0\") _pgrst_t"
+    );
+    assert!(s.params.is_empty());
+}
+
+#[test]
+fn every_value_is_a_parameter_never_text() {
+    let hostile = "x'; DROP TABLE t;--";
+    let s = statement(&format!(
+        "/books?select=id,meta->>genre&id=in.(1,2)&title=eq.{hostile}&or=(year.gt.2000,title.like.*a*)\
+         &meta->>genre=fts(english).war&order=meta->>genre.desc&limit=5&offset=10"
+    ));
+    assert!(!s.sql.contains("DROP") && !s.sql.contains("english") && !s.sql.contains("war"));
+    assert!(s.params.contains(&hostile.to_string()));
+    assert!(s.params.contains(&"{\"1\",\"2\"}".to_string()));
+    assert!(s.params.contains(&"%a%".to_string()));
+    assert!(s.sql.contains("= ANY ($"));
+    assert!(s.sql.contains("::regconfig"));
+    assert!(
+        s.sql
+            .ends_with("LIMIT $10::int8 OFFSET $11::int8) _pgrst_t"),
+        "{}",
+        s.sql
+    );
+}
+
+#[test]
+fn same_shape_same_text() {
+    let a = statement("/books?select=title,authors(name)&id=eq.1&limit=2&authors.name=like.A*");
+    let b = statement("/books?select=title,authors(name)&id=eq.7&limit=9&authors.name=like.B*");
+    assert_eq!(a.sql, b.sql);
+    assert_ne!(a.params, b.params);
+    assert_ne!(
+        a.sql,
+        statement("/books?select=title,authors(name)&id=gt.1&limit=2").sql
+    );
+}
+
+#[test]
+fn embeds_are_lateral_subqueries() {
+    let s = statement("/books?select=title,authors(name),tags(name)");
+    assert!(
+        s.sql
+            .contains("pg_catalog.row_to_json(\"pgrst_1_l\".*) AS \"authors\""),
+        "{}",
+        s.sql
+    );
+    assert!(s.sql.contains("LEFT JOIN LATERAL (SELECT \"pgrst_1\".\"name\" AS \"name\" FROM \"lib\".\"authors\" AS \"pgrst_1\" WHERE \"pgrst_1\".\"id\" = \"pgrst_0\".\"author_id\") AS \"pgrst_1_l\" ON TRUE"), "{}", s.sql);
+    assert!(s
+        .sql
+        .contains("coalesce(\"pgrst_2_l\".\"body\", '[]') AS \"tags\""));
+    assert!(s.sql.contains("INNER JOIN \"lib\".\"book_tags\" AS \"pgrst_2_j\" ON \"pgrst_2_j\".\"tag_id\" = \"pgrst_2\".\"id\" WHERE \"pgrst_2_j\".\"book_id\" = \"pgrst_0\".\"id\""), "{}", s.sql);
+}
+
+#[test]
+fn inner_joins_and_anti_joins() {
+    let s = statement("/authors?select=name,books!inner(title)");
+    assert!(
+        s.sql.contains("WHERE \"pgrst_1_l\".\"body\" IS NOT NULL"),
+        "{}",
+        s.sql
+    );
+    let s = statement("/books?select=title,authors!inner(name)");
+    assert!(s.sql.contains("INNER JOIN LATERAL"));
+    let s = statement("/authors?select=name,books()&books=is.null");
+    assert!(s.sql.contains("\"pgrst_1_l\".\"body\" IS NULL"));
+}
+
+#[test]
+fn exact_count_counts_without_range() {
+    let s = statement_with(
+        "/authors?select=name,books!inner(title)&limit=1",
+        &[("prefer", "count=exact")],
+    );
+    assert!(s.sql.starts_with("SELECT pg_catalog.count(_pgrst_t)::int8, (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM \"lib\".\"authors\" AS \"pgrst_0\" LEFT JOIN LATERAL"), "{}", s.sql);
+    // The count's embed and the page's share their parameters' shapes but not their slots.
+    assert_eq!(s.params, ["1"]);
+}
+
+#[test]
+fn media_types_shape_the_body() {
+    let csv = statement_with("/books", &[("accept", "text/csv")]);
+    assert!(csv
+        .sql
+        .contains("pg_catalog.string_agg(pg_catalog.substr(_pgrst_t::text"));
+    let one = statement_with("/books", &[("accept", "application/vnd.pgrst.object+json")]);
+    assert!(one
+        .sql
+        .contains("(pg_catalog.json_agg(_pgrst_t) -> 0)::text"));
+}
+
+#[test]
+fn aggregates_group_by_the_other_outputs() {
+    let s = statement("/books?select=year,total:id.count(),count()");
+    assert!(s.sql.contains("pg_catalog.count(\"pgrst_0\".\"id\") AS \"total\", pg_catalog.count(*) AS \"count\" FROM"), "{}", s.sql);
+    assert!(s.sql.contains(" GROUP BY 1)"), "{}", s.sql);
+}
+
+#[test]
+fn planned_counts_explain_the_counting_query() {
+    let limits = Limits {
+        max_rows: None,
+        aggregates_enabled: false,
+    };
+    let req = parse("GET", "/books?id=gt.3", []).unwrap();
+    let s = planned_count_statement(&read_plan(&req, &library_cache(), "lib", &limits).unwrap());
+    assert_eq!(s.sql, "EXPLAIN (FORMAT JSON) SELECT 1 FROM \"lib\".\"books\" AS \"pgrst_0\" WHERE (\"pgrst_0\".\"id\" > $1::integer)");
+    assert_eq!(plan_rows("[{\"Plan\": {\"Plan Rows\": 42}}]"), Some(42));
+    assert_eq!(plan_rows("nonsense"), None);
+}
