@@ -114,6 +114,15 @@ impl App {
                 r
             }
         };
+        let mut response = response;
+        // `pg_rest.trace_header`: the request's value echoed (PostgREST's server-trace-header).
+        if let Some(name) = &self.config.trace_header {
+            if let Some(value) = request.header(name) {
+                response
+                    .headers
+                    .push((trace_header_name(name), value.to_string()));
+            }
+        }
         if let Some(t) = started {
             crate::quiet_log!(
                 "pg_rest: \"{} {}\" {} {}B {:.3}ms",
@@ -128,6 +137,7 @@ impl App {
     }
 
     fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
+        let mut timer = StageTimer::new(self.config.server_timing);
         // Authentication first, as in PostgREST: a bad token is 401 whatever the path.
         let who = auth::authenticate(
             request.header("authorization"),
@@ -135,6 +145,7 @@ impl App {
             &mut self.jwt_cache,
             unix_now(),
         )?;
+        timer.lap("jwt");
         let headers = || {
             request
                 .headers
@@ -172,6 +183,7 @@ impl App {
         let api_request = api_request::parse(&request.method, &request.target, headers())?;
         let schema =
             api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
+        timer.lap("parse");
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
         ctx.timezone = api_request.preferences.timezone.as_deref();
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
@@ -183,9 +195,17 @@ impl App {
         } else {
             let result = execute::in_transaction(&ctx, |ctx| {
                 read(config, cache, plans, ctx, &api_request, schema)
-            });
-            read_response(&result?)?
+            })?;
+            timer.lap("transaction");
+            let mut r = read_response(&result)?;
+            r.headers
+                .push(("Content-Location", content_location(&request.target)));
+            r
         };
+        timer.lap("response");
+        if let Some(timing) = timer.header() {
+            response.headers.push(("Server-Timing", timing));
+        }
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
         if let Some(applied) = api_request.preferences.applied() {
             response.headers.push(("Preference-Applied", applied));
@@ -197,6 +217,69 @@ impl App {
                 .push(("Content-Profile", schema.to_string()));
         }
         Ok(response)
+    }
+}
+
+/// Durations of the stages of one request, for `pg_rest.server_timing`'s `Server-Timing`
+/// header (PostgREST's names: jwt, parse, transaction, response).
+struct StageTimer {
+    last: Option<Instant>,
+    laps: Vec<(&'static str, f64)>,
+}
+
+impl StageTimer {
+    fn new(enabled: bool) -> StageTimer {
+        StageTimer {
+            last: enabled.then(Instant::now),
+            laps: Vec::new(),
+        }
+    }
+
+    /// Ends the stage `name`.
+    fn lap(&mut self, name: &'static str) {
+        if let Some(last) = self.last {
+            let now = Instant::now();
+            self.laps.push((name, (now - last).as_secs_f64() * 1000.0));
+            self.last = Some(now);
+        }
+    }
+
+    fn header(&self) -> Option<String> {
+        self.last?;
+        let parts: Vec<String> = self
+            .laps
+            .iter()
+            .map(|(name, ms)| format!("{name};dur={ms:.1}"))
+            .collect();
+        Some(parts.join(", "))
+    }
+}
+
+/// The trace header's name with the lifetime response headers have: leaked once per
+/// distinct setting value (a handful over a server's life, one per SIGHUP that changes it).
+fn trace_header_name(name: &str) -> &'static str {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+    }
+    LAST.with(|last| match last.get() {
+        Some(n) if n == name => n,
+        _ => {
+            let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+            last.set(Some(leaked));
+            leaked
+        }
+    })
+}
+
+/// PostgREST's `Content-Location` of a read: the path and its query parameters sorted.
+fn content_location(target: &str) -> String {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    pairs.sort_unstable();
+    if pairs.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", pairs.join("&"))
     }
 }
 

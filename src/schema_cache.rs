@@ -40,7 +40,12 @@ WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
 const COLUMNS_SQL: &str = "\
 SELECT a.attrelid::int8, a.attnum::int4, a.attname::text,
        pg_catalog.format_type(a.atttypid, NULL),
-       pg_catalog.format_type(CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END, NULL),
+       (WITH RECURSIVE base(oid, typtype, typbasetype) AS (
+          SELECT t.oid, t.typtype, t.typbasetype
+          UNION ALL
+          SELECT b.oid, b.typtype, b.typbasetype FROM pg_catalog.pg_type b
+          JOIN base ON b.oid = base.typbasetype WHERE base.typtype = 'd')
+        SELECT pg_catalog.format_type(base.oid, NULL) FROM base WHERE base.typtype <> 'd'),
        NOT a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
        pg_catalog.col_description(a.attrelid, a.attnum),
        CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END,

@@ -1024,3 +1024,23 @@ def test_openapi_root_of_the_profile(http):
     assert props["id"]["type"] == "integer"
     assert props["title"]["type"] == "string"
     assert props["scores"]["type"] == "array"
+
+
+def test_server_timing_and_trace_header(pg):
+    """pg_rest.server_timing and pg_rest.trace_header (PostgREST's server-timing-enabled and
+    server-trace-header)."""
+    r = pg.get("/books?id=eq.1", headers={"X-Request-Id": "abc-1"})
+    assert "server-timing" not in r.headers and "x-request-id" not in r.headers
+    with pg.reload_with(server_timing="on", trace_header="X-Request-Id"):
+        r = pg.get("/books?id=eq.1", headers={"X-Request-Id": "abc-1"})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-request-id"] == "abc-1"
+        stages = [part.split(";")[0] for part in r.headers["server-timing"].split(", ")]
+        assert stages == ["jwt", "parse", "transaction", "response"], r.headers["server-timing"]
+        for part in r.headers["server-timing"].split(", "):
+            float(part.split("dur=")[1])
+
+
+def test_content_location_sorts_the_query(pg):
+    r = pg.get("/books?title=eq.x&id=eq.1")
+    assert r.headers["content-location"] == "/books?id=eq.1&title=eq.x"

@@ -115,6 +115,8 @@ pub struct PlannedEmbed {
     pub join: Join,
     /// The key in the parent's JSON.
     pub label: String,
+    /// What the select named (the relation, a key or a computed relationship).
+    pub name: String,
     pub to_one: bool,
     pub inner: bool,
     pub spread: bool,
@@ -180,7 +182,7 @@ impl Planner<'_> {
         &mut self,
         relation: &Relation,
         select: &[SelectItem],
-        path: &[String],
+        path: &[(String, String)],
         spread: bool,
     ) -> Result<Node, ApiError> {
         let n = self.alias();
@@ -252,13 +254,14 @@ impl Planner<'_> {
                             )
                         })?;
                     let mut child_path = path.to_vec();
-                    child_path.push(e.label().to_string());
+                    child_path.push((e.label().to_string(), e.name.clone()));
                     let child = self.node(target, &e.select, &child_path, e.spread)?;
                     let columns = child.output_names();
                     let index = node.embeds.len();
                     let lateral = format!("{}_{}", child.alias, "l");
                     node.embeds.push(PlannedEmbed {
                         label: e.label().to_string(),
+                        name: e.name.clone(),
                         to_one: resolved.to_one,
                         inner: e.join == Some(JoinType::Inner),
                         spread: e.spread,
@@ -273,20 +276,26 @@ impl Planner<'_> {
                 }
             }
         }
+        let here = |p: &EmbedPath| {
+            p.len() == path.len()
+                && p.iter()
+                    .zip(path)
+                    .all(|(seg, (label, name))| seg == label || seg == name)
+        };
         for (p, condition) in &self.req.conditions {
-            if p == path {
+            if here(p) {
                 let planned = self.condition(relation, &node, condition)?;
                 node.conditions.push(planned);
             }
         }
         for (p, terms) in &self.req.order {
-            if p == path {
+            if here(p) {
                 for t in terms {
                     node.order.push(self.order(relation, &node, t)?);
                 }
             }
         }
-        if let Some((_, r)) = self.req.embed_ranges.iter().find(|(p, _)| p == path) {
+        if let Some((_, r)) = self.req.embed_ranges.iter().find(|(p, _)| here(p)) {
             node.range = *r;
         }
         Ok(node)
@@ -408,8 +417,13 @@ impl Planner<'_> {
 }
 
 impl Node {
+    /// The embed a parameter names: by its label, or (PostgREST's legacy rule) by the name
+    /// of what it embeds.
     fn embed_index(&self, label: &str) -> Option<usize> {
-        self.embeds.iter().position(|e| e.label == label)
+        self.embeds
+            .iter()
+            .position(|e| e.label == label)
+            .or_else(|| self.embeds.iter().position(|e| e.name == label))
     }
 
     /// The names of the columns this node outputs (`*` unexpanded gives none).

@@ -229,7 +229,11 @@ pub(super) fn many_to_many(
             continue;
         }
         for (b, cons_b, cols_b) in &to_one_keys {
-            if a.origin != b.origin || cons_a == cons_b {
+            // The junction lives in the schema of the relations it joins (a view of it
+            // elsewhere is not a second way between them).
+            let same_schema =
+                a.origin.schema == a.target.schema && a.origin.schema == b.target.schema;
+            if a.origin != b.origin || cons_a == cons_b || !same_schema {
                 continue;
             }
             let covered = cols_a
