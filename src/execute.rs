@@ -307,14 +307,7 @@ unsafe fn execute_one_row(
 ) -> (pg_sys::HeapTuple, pg_sys::TupleDesc) {
     // SAFETY: the caller is inside SPI in the request's transaction.
     unsafe {
-        let plan = plans.plan(&stmt.sql, stmt.params.len());
-        let mut values: Vec<pg_sys::Datum> = stmt
-            .params
-            .iter()
-            .map(|p| p.as_str().into_datum().unwrap_or(pg_sys::Datum::from(0)))
-            .collect();
-        let nulls: Vec<c_char> = vec![b' ' as c_char; values.len()];
-        let rc = pg_sys::SPI_execute_plan(plan, values.as_mut_ptr(), nulls.as_ptr(), read_only, 1);
+        let rc = execute(plans, stmt, read_only, 1);
         if rc < 0 || pg_sys::SPI_processed < 1 || pg_sys::SPI_tuptable.is_null() {
             error!("pg_rest: unexpected result from a statement (SPI code {rc})");
         }
