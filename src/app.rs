@@ -12,7 +12,7 @@ use pg_rest_core::auth::jspath::{JsPath, Step};
 use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::cors::{Cors, Decision};
-use pg_rest_core::error::ApiError;
+use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::http1::Request;
 use pg_rest_core::openapi;
 use pg_rest_core::preferences::Count;
@@ -181,12 +181,17 @@ impl App {
             });
         }
         let api_request = api_request::parse(&request.method, &request.target, headers())?;
+        if matches!(api_request.media, MediaType::Plan(_)) && !self.config.plan_enabled {
+            let accept = request.header("accept").unwrap_or_default();
+            return Err(ApiError::media_type_unavailable(accept));
+        }
         let schema =
             api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
         timer.lap("parse");
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
         ctx.timezone = api_request.preferences.timezone.as_deref();
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
+        refresh_schema_cache(config, cache, &ctx)?;
         let mut response = if api_request.resource == Resource::Root {
             let host = request.header("host").unwrap_or("");
             execute::in_transaction(&ctx, |ctx| {
@@ -283,6 +288,24 @@ fn content_location(target: &str) -> String {
     }
 }
 
+/// Reloads a stale schema cache in a transaction of its own, before the request's: the
+/// request then runs with a fresh snapshot and none of the catalog reads.
+fn refresh_schema_cache(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
+    ctx: &RequestContext,
+) -> Result<(), ApiError> {
+    // A `NOTIFY pgrst` that arrived since the last wake-up counts for this request.
+    schema_cache::absorb_notifications();
+    if !cache.is_stale(&config.schemas) {
+        return Ok(());
+    }
+    execute::in_transaction(ctx, |_| {
+        cache.current(&config.schemas);
+        Ok(())
+    })
+}
+
 /// `OPTIONS`: the methods a resource allows, as PostgREST lists them.
 fn options(cache: &SchemaCache, resource: &Resource, schema: &str) -> Result<Response, ApiError> {
     let allow = match resource {
@@ -344,17 +367,17 @@ fn describe_api(
         sql: sql.to_string(),
         params: vec![schema.to_string()],
     };
-    let comment = execute::run_column(plans, &param(openapi::SCHEMA_COMMENT_SQL))
+    let comment = execute::run_column(plans, &param(openapi::SCHEMA_COMMENT_SQL), true)
         .into_iter()
         .next()
         .flatten();
     let relations: HashSet<String> =
-        execute::run_column(plans, &param(openapi::ACCESSIBLE_RELATIONS_SQL))
+        execute::run_column(plans, &param(openapi::ACCESSIBLE_RELATIONS_SQL), true)
             .into_iter()
             .flatten()
             .collect();
     let functions: HashSet<String> =
-        execute::run_column(plans, &param(openapi::ACCESSIBLE_FUNCTIONS_SQL))
+        execute::run_column(plans, &param(openapi::ACCESSIBLE_FUNCTIONS_SQL), true)
             .into_iter()
             .flatten()
             .collect();
@@ -496,13 +519,26 @@ fn read(
         aggregates_enabled: config.aggregates_enabled,
     };
     let mut plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
-    if matches!(&plan, Err(e) if e.code == "PGRST205") && cache.reload_after_miss(&config.schemas) {
+    if matches!(&plan, Err(e) if e.code == Code::TableNotFound)
+        && cache.reload_after_miss(&config.schemas)
+    {
         // Perhaps created since the cache was loaded: CREATE sends no invalidation we watch.
         plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
     }
     let plan = plan?;
-    let statement = sql::read_statement(&plan);
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    if let MediaType::Plan(how) = api_request.media {
+        let lines = execute::run_column(plans, &sql::explain_statement(&plan, &how), false);
+        let body: Vec<String> = lines.into_iter().flatten().collect();
+        return Ok(ReadResult {
+            offset: 0,
+            rows: 0,
+            total: None,
+            body: body.join("\n").into_bytes(),
+            media: api_request.media,
+        });
+    }
+    let statement = sql::read_statement(&plan);
     let (rows, total, body) = execute::run_read(plans, &statement);
     let total = match plan.count {
         Some(Count::Planned | Count::Estimated) => {

@@ -279,12 +279,13 @@ pub fn run_text(plans: &mut PlanCache, stmt: &Statement) -> Option<String> {
     }
 }
 
-/// Runs a statement and returns its first column (text) of every row.
-pub fn run_column(plans: &mut PlanCache, stmt: &Statement) -> Vec<Option<String>> {
+/// Runs a statement and returns its first column (text) of every row; `read_only` as SPI
+/// means it (an EXPLAIN may not run so).
+pub fn run_column(plans: &mut PlanCache, stmt: &Statement, read_only: bool) -> Vec<Option<String>> {
     // SAFETY: as in `run_read`; every row is read before SPI_finish frees them.
     unsafe {
         pg_sys::SPI_connect();
-        execute(plans, stmt, true, 0);
+        execute(plans, stmt, read_only, 0);
         let mut out = Vec::new();
         if !pg_sys::SPI_tuptable.is_null() {
             let table = &*pg_sys::SPI_tuptable;

@@ -38,6 +38,7 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: single-threaded postmaster startup.
     unsafe { PRELOADED = true };
     stats::init();
+    schema_cache::init_shared();
     // The listening sockets belong to the server, not to a worker (transport/listener.rs).
     let config = worker::config::Config::load();
     transport::listener::open_at_preload(&config.listen_addresses, config.port);

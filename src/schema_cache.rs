@@ -10,6 +10,7 @@ use pg_rest_core::schema_cache::{
     Relation, RoleSettings, SchemaCache, Volatility,
 };
 use pgrx::prelude::*;
+use pgrx::PgAtomic;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -17,6 +18,73 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by the invalidation callback for a cached relation, taken by the next request.
 static STALE: AtomicBool = AtomicBool::new(true);
+
+/// Bumped (in shared memory) when a transaction with DDL commits — by the extension's event
+/// triggers through `pg_rest.reload_schema()` — so every worker reloads after changes no
+/// relcache invalidation announces (functions, types, new relations). Each worker compares it
+/// with the generation it loaded.
+pub static GENERATION: PgAtomic<std::sync::atomic::AtomicU64> =
+    unsafe { PgAtomic::new(c"pg_rest_schema_generation") };
+
+thread_local! {
+    /// The generation this worker's cache was loaded at.
+    static LOADED_GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Reserves the shared counter; `_PG_init` under shared_preload_libraries only.
+pub fn init_shared() {
+    pgrx::pg_shmem_init!(GENERATION);
+}
+
+fn generation() -> u64 {
+    GENERATION.get().load(Ordering::Acquire)
+}
+
+/// Marks every worker's cache stale once the current transaction commits (not before: a
+/// worker reloading earlier would read the catalogs without the change).
+pub fn reload_at_commit() {
+    pgrx::register_xact_callback(pgrx::PgXactCallbackEvent::Commit, || {
+        GENERATION.get().fetch_add(1, Ordering::AcqRel);
+    });
+}
+
+extern "C-unwind" {
+    fn Async_Listen(channel: *const std::ffi::c_char);
+    fn ProcessNotifyInterrupt(flush: bool);
+    static mut notifyInterruptPending: std::ffi::c_int;
+}
+
+/// `LISTEN pgrst`, as PostgREST does: `NOTIFY pgrst, 'reload schema'` reloads the cache. Once
+/// per http worker, after connecting; a failure is logged and leaves the other triggers.
+pub fn listen_for_reload() {
+    // SAFETY: a transaction of its own, outside any request; a failure is aborted.
+    pgrx::PgTryBuilder::new(|| unsafe {
+        pg_sys::StartTransactionCommand();
+        Async_Listen(c"pgrst".as_ptr());
+        pg_sys::CommitTransactionCommand();
+    })
+    .catch_others(|e| {
+        // SAFETY: after a caught ERROR the transaction must be aborted.
+        unsafe { pg_sys::AbortCurrentTransaction() };
+        crate::quiet_log!("pg_rest: LISTEN pgrst failed ({e:?}); NOTIFY pgrst will not reload");
+    })
+    .execute();
+}
+
+/// Between requests: a notification on `pgrst` marks the cache stale. PostgreSQL's own
+/// reader empties the queue (in a transaction of its own); any payload reloads.
+pub fn absorb_notifications() {
+    // SAFETY: reading a sig_atomic_t flag set by PostgreSQL's signal handler.
+    if unsafe { notifyInterruptPending } == 0 {
+        return;
+    }
+    STALE.store(true, Ordering::Relaxed);
+    // SAFETY: outside a transaction, as PostgreSQL's idle loop calls it; it reads the queue in
+    // a transaction of its own, aborted if it fails.
+    pgrx::PgTryBuilder::new(|| unsafe { ProcessNotifyInterrupt(false) })
+        .catch_others(|_| unsafe { pg_sys::AbortCurrentTransaction() })
+        .execute();
+}
 /// Set by the invalidation callback for any relation: a miss may then be a new relation.
 static CHANGED_SINCE_LOAD: AtomicBool = AtomicBool::new(true);
 
@@ -160,9 +228,20 @@ impl Holder {
         self.roles.get(role)
     }
 
-    /// The cache, reloaded first if stale. Call inside the request's transaction.
+    /// Whether the next `current` reloads: then the caller loads it in a transaction of its
+    /// own, before the request's.
+    pub fn is_stale(&self, schemas: &[String]) -> bool {
+        STALE.load(Ordering::Relaxed)
+            || self.schemas != schemas
+            || LOADED_GENERATION.with(|g| g.get()) != generation()
+    }
+
+    /// The cache, reloaded first if stale. Call inside a transaction.
     pub fn current(&mut self, schemas: &[String]) -> &SchemaCache {
-        if STALE.swap(false, Ordering::Relaxed) || self.schemas != schemas {
+        let generation = generation();
+        let behind = LOADED_GENERATION.with(|g| g.get()) != generation;
+        if STALE.swap(false, Ordering::Relaxed) || behind || self.schemas != schemas {
+            LOADED_GENERATION.with(|g| g.set(generation));
             self.reload(schemas);
         }
         &self.cache

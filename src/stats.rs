@@ -88,7 +88,7 @@ pub fn open_connections() -> (i64, i64) {
 }
 
 /// Whether the shared memory exists (false when pg_rest was not preloaded).
-fn is_initialized() -> bool {
+pub(crate) fn is_initialized() -> bool {
     // SAFETY: reading a flag PostgreSQL sets once during startup.
     unsafe { crate::PRELOADED }
 }
@@ -97,6 +97,16 @@ fn is_initialized() -> bool {
 #[pg_schema]
 mod pg_rest {
     use super::*;
+
+    /// Reloads every http worker's schema cache once the calling transaction commits
+    /// (PostgREST's `NOTIFY pgrst, 'reload schema'`, which works too). The extension's event
+    /// triggers call it after every DDL command, so it is rarely needed by hand.
+    #[pg_extern(volatile, parallel_unsafe)]
+    fn reload_schema() {
+        if is_initialized() {
+            crate::schema_cache::reload_at_commit();
+        }
+    }
 
     /// Backs the `pg_rest.stat_workers` view: one row per running http worker.
     #[pg_extern(volatile, parallel_unsafe)]
@@ -155,6 +165,23 @@ COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, o
 "#,
     name = "stat_workers_view",
     requires = [pg_rest::stat_workers_rows]
+);
+
+// DDL in any session reloads the workers' schema caches at its commit: relcache invalidations
+// announce changes to cached relations only, not new functions, types or relations. SECURITY
+// DEFINER: the DDL's own role needs no privilege on schema pg_rest.
+pgrx::extension_sql!(
+    r#"
+CREATE FUNCTION pg_rest.reload_schema_after_ddl() RETURNS event_trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog
+  AS $$ BEGIN PERFORM pg_rest.reload_schema(); END $$;
+CREATE EVENT TRIGGER pg_rest_reload_after_ddl ON ddl_command_end
+  EXECUTE FUNCTION pg_rest.reload_schema_after_ddl();
+CREATE EVENT TRIGGER pg_rest_reload_after_drop ON sql_drop
+  EXECUTE FUNCTION pg_rest.reload_schema_after_ddl();
+"#,
+    name = "reload_schema_after_ddl",
+    requires = [pg_rest::reload_schema]
 );
 
 // The "pg_" prefix is reserved for system schemas; a superuser-only extension may create one

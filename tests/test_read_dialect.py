@@ -1044,3 +1044,21 @@ def test_server_timing_and_trace_header(pg):
 def test_content_location_sorts_the_query(pg):
     r = pg.get("/books?title=eq.x&id=eq.1")
     assert r.headers["content-location"] == "/books?id=eq.1&title=eq.x"
+
+
+def test_plan_media_type_needs_the_setting(pg):
+    accept = {"Accept": "application/vnd.pgrst.plan+json; options=analyze|buffers"}
+    r = pg.get("/books?id=eq.1", headers=accept)
+    assert_pgrst_error(r.status_code, r.content, 406, "PGRST107")
+    with pg.reload_with(plan_enabled="on"):
+        r = pg.get("/books?id=eq.1", headers=accept)
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == (
+            'application/vnd.pgrst.plan+json; for="application/json"; '
+            "options=analyze|buffers; charset=utf-8")
+        plan = r.json()[0]
+        assert "Plan" in plan and "Execution Time" in plan, plan
+        r = pg.get("/books?id=eq.1", headers={"Accept": "application/vnd.pgrst.plan"})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/vnd.pgrst.plan+text;")
+        assert "Scan" in r.text

@@ -133,6 +133,47 @@ def test_table_created_later_is_served_without_restart(pg, http):
         pg.psql("DROP TABLE IF EXISTS public.late")
 
 
+def test_function_created_later_is_a_computed_column_at_once(pg, http):
+    """New functions send no relcache invalidation: the extension's event trigger reloads
+    every worker's cache when the DDL commits, so the very next request sees it (both
+    workers: several requests)."""
+    pg.psql("CREATE FUNCTION public.title_length(public.books) RETURNS int"
+            " LANGUAGE sql STABLE AS 'SELECT length($1.title)'")
+    try:
+        for _ in range(6):
+            r = http.get("/books?select=id,title_length&id=eq.4")
+            assert r.status_code == 200, r.text
+            assert r.json() == [{"id": 4, "title_length": 36}]
+    finally:
+        pg.psql("DROP FUNCTION IF EXISTS public.title_length(public.books)")
+    r = http.get("/books?select=id,title_length&id=eq.4")
+    assert_pgrst_error(r.status_code, r.content, 400, "42703")
+
+
+def test_notify_pgrst_reloads_the_schema_cache(pg, http):
+    """PostgREST's `NOTIFY pgrst, 'reload schema'`, with the event triggers disabled so that
+    nothing else announces the new function."""
+    pg.psql("ALTER EVENT TRIGGER pg_rest_reload_after_ddl DISABLE;"
+            " ALTER EVENT TRIGGER pg_rest_reload_after_drop DISABLE;")
+    try:
+        pg.psql("CREATE FUNCTION public.title_words(public.books) RETURNS int"
+                " LANGUAGE sql STABLE AS $$SELECT array_length(string_to_array($1.title, ' '), 1)$$")
+        for _ in range(4):
+            r = http.get("/books?select=id,title_words&id=eq.4")
+            assert_pgrst_error(r.status_code, r.content, 400, "42703")
+        pg.psql("NOTIFY pgrst, 'reload schema'")
+
+        def reloaded():
+            r = http.get("/books?select=id,title_words&id=eq.4")
+            return r if r.status_code == 200 else None
+        r = wait_until(reloaded, 5, interval=0.1, what="the NOTIFY to reload the cache")
+        assert r.json() == [{"id": 4, "title_words": 6}]
+    finally:
+        pg.psql("DROP FUNCTION IF EXISTS public.title_words(public.books);"
+                " ALTER EVENT TRIGGER pg_rest_reload_after_ddl ENABLE;"
+                " ALTER EVENT TRIGGER pg_rest_reload_after_drop ENABLE;")
+
+
 def test_anonymous_access_disabled(pg):
     with pg.reload_with(anon_role=""):
         r = pg.get("/books")

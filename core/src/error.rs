@@ -4,11 +4,137 @@
 
 use serde_json::json;
 
+/// What went wrong, as PostgREST names it. `entry` is the one table of wire codes and HTTP
+/// statuses; errors raised by PostgreSQL keep their SQLSTATE, whose status is
+/// [`sqlstate_status`]'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Code {
+    /// PGRST000 (503): no http worker can serve, because of the database.
+    DatabaseUnavailable,
+    /// PGRST100 (400): the query string could not be parsed.
+    ParseError,
+    /// PGRST103 (416): the rows asked for cannot be given.
+    RangeNotSatisfiable,
+    /// PGRST106 (406): a profile names a schema that is not exposed.
+    UnacceptableSchema,
+    /// PGRST107 (406): no media type of `Accept` can be produced.
+    MediaTypeUnavailable,
+    /// PGRST108 (400): a parameter names a resource the select does not embed.
+    NotEmbedded,
+    /// PGRST116 (406): a singular response needs exactly one row.
+    NotSingular,
+    /// PGRST117 (405): a method the endpoint does not support.
+    UnsupportedMethod,
+    /// PGRST118 (400): ordering by a to-many embed.
+    RelatedOrderNotToOne,
+    /// PGRST122 (400): unknown preferences with handling=strict.
+    InvalidPreferences,
+    /// PGRST123 (400): aggregates while pg_rest.aggregates_enabled is off.
+    AggregatesDisabled,
+    /// PGRST125 (404): a path pg_rest does not serve.
+    InvalidPath,
+    /// PGRST127 (501): a feature pg_rest does not implement yet.
+    NotImplemented,
+    /// PGRST200 (400): no relationship between two relations.
+    NoRelationship,
+    /// PGRST201 (300): several relationships fit an embed.
+    AmbiguousRelationship,
+    /// PGRST205 (404): the relation is not in the schema cache.
+    TableNotFound,
+    /// PGRST300 (500): a token arrived but no key can check it.
+    JwtSecretMissing,
+    /// PGRST301 (401): the token could not be decoded or verified.
+    JwtDecode,
+    /// PGRST302 (401): no token and no anonymous role.
+    AnonymousDisabled,
+    /// PGRST303 (401): the token's claims are not valid.
+    JwtClaims,
+    /// PGRSTX00 (500): a fault inside pg_rest (a caught panic).
+    Internal,
+    /// 57P01 (503): the worker stopped the request because it is shutting down.
+    ShuttingDown,
+    /// A malformed or over-limit HTTP message (`HTTP<status>`): PostgREST has no codes for
+    /// these (its web server answers them), and clients branch on the status anyway.
+    Http(u16),
+    /// An error PostgreSQL raised (or one worded as PostgreSQL words it): its SQLSTATE.
+    Sql(String),
+}
+
+impl Code {
+    /// The wire code and the HTTP status.
+    fn entry(&self) -> (&str, u16) {
+        match self {
+            Code::DatabaseUnavailable => ("PGRST000", 503),
+            Code::ParseError => ("PGRST100", 400),
+            Code::RangeNotSatisfiable => ("PGRST103", 416),
+            Code::UnacceptableSchema => ("PGRST106", 406),
+            Code::MediaTypeUnavailable => ("PGRST107", 406),
+            Code::NotEmbedded => ("PGRST108", 400),
+            Code::NotSingular => ("PGRST116", 406),
+            Code::UnsupportedMethod => ("PGRST117", 405),
+            Code::RelatedOrderNotToOne => ("PGRST118", 400),
+            Code::InvalidPreferences => ("PGRST122", 400),
+            Code::AggregatesDisabled => ("PGRST123", 400),
+            Code::InvalidPath => ("PGRST125", 404),
+            Code::NotImplemented => ("PGRST127", 501),
+            Code::NoRelationship => ("PGRST200", 400),
+            Code::AmbiguousRelationship => ("PGRST201", 300),
+            Code::TableNotFound => ("PGRST205", 404),
+            Code::JwtSecretMissing => ("PGRST300", 500),
+            Code::JwtDecode => ("PGRST301", 401),
+            Code::AnonymousDisabled => ("PGRST302", 401),
+            Code::JwtClaims => ("PGRST303", 401),
+            Code::Internal => ("PGRSTX00", 500),
+            Code::ShuttingDown => ("57P01", 503),
+            Code::Http(status) => (http_code(*status), *status),
+            Code::Sql(state) => (state.as_str(), sqlstate_status(state, false)),
+        }
+    }
+
+    /// The `code` of the error JSON.
+    pub fn as_str(&self) -> &str {
+        self.entry().0
+    }
+
+    pub fn status(&self) -> u16 {
+        self.entry().1
+    }
+}
+
+impl PartialEq<&str> for Code {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `HTTP<status>` for the statuses pg_rest answers protocol errors with.
+fn http_code(status: u16) -> &'static str {
+    match status {
+        400 => "HTTP400",
+        408 => "HTTP408",
+        411 => "HTTP411",
+        413 => "HTTP413",
+        414 => "HTTP414",
+        417 => "HTTP417",
+        431 => "HTTP431",
+        501 => "HTTP501",
+        503 => "HTTP503",
+        505 => "HTTP505",
+        _ => "HTTP500",
+    }
+}
+
 /// An error on its way to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: u16,
-    pub code: String,
+    pub code: Code,
     pub message: String,
     pub details: Option<String>,
     pub hint: Option<String>,
@@ -17,10 +143,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
+    fn new(code: Code, message: impl Into<String>) -> Self {
         ApiError {
-            status,
-            code: code.to_string(),
+            status: code.status(),
+            code,
             message: message.into(),
             details: None,
             hint: None,
@@ -35,14 +161,13 @@ impl ApiError {
 
     /// PGRST100: the query string could not be parsed.
     pub fn parse_error(message: impl Into<String>, details: impl Into<String>) -> Self {
-        Self::new(400, "PGRST100", message).with_details(details)
+        Self::new(Code::ParseError, message).with_details(details)
     }
 
     /// PGRST107 (406): no media type of the `Accept` header can be produced.
     pub fn media_type_unavailable(accept: &str) -> Self {
         Self::new(
-            406,
-            "PGRST107",
+            Code::MediaTypeUnavailable,
             format!("None of these media types are available: {accept}"),
         )
     }
@@ -54,15 +179,17 @@ impl ApiError {
                 "Only the following schemas are exposed: {}",
                 exposed.join(", ")
             )),
-            ..Self::new(406, "PGRST106", format!("Invalid schema: {schema}"))
+            ..Self::new(
+                Code::UnacceptableSchema,
+                format!("Invalid schema: {schema}"),
+            )
         }
     }
 
     /// PGRST122: unknown preferences with `Prefer: handling=strict`.
     pub fn invalid_preferences(tokens: &str) -> Self {
         Self::new(
-            400,
-            "PGRST122",
+            Code::InvalidPreferences,
             "Invalid preferences given with handling=strict",
         )
         .with_details(format!("Invalid preferences: {tokens}"))
@@ -71,8 +198,7 @@ impl ApiError {
     /// PGRST116 (406): a singular response (`vnd.pgrst.object`) needs exactly one row.
     pub fn not_singular(rows: i64) -> Self {
         Self::new(
-            406,
-            "PGRST116",
+            Code::NotSingular,
             "Cannot coerce the result to a single JSON object",
         )
         .with_details(format!("The result contains {rows} rows"))
@@ -85,8 +211,7 @@ impl ApiError {
                 "Verify that '{label}' is included in the 'select' query parameter."
             )),
             ..Self::new(
-                400,
-                "PGRST108",
+                Code::NotEmbedded,
                 format!("'{label}' is not an embedded resource in this request"),
             )
         }
@@ -95,8 +220,7 @@ impl ApiError {
     /// PGRST118: ordering by a column of an embedded resource that is not to-one.
     pub fn related_order_not_to_one(origin: &str, target: &str) -> Self {
         Self::new(
-            400,
-            "PGRST118",
+            Code::RelatedOrderNotToOne,
             format!("A related order on '{target}' is not possible"),
         )
         .with_details(format!(
@@ -109,9 +233,7 @@ impl ApiError {
         let using = hint.map_or(String::new(), |h| format!(" using the hint '{h}'"));
         ApiError {
             hint: None,
-            ..Self::new(
-                400,
-                "PGRST200",
+            ..Self::new(Code::NoRelationship,
                 format!(
                     "Could not find a relationship between '{origin}' and '{target}' in the schema cache"
                 ),
@@ -136,9 +258,7 @@ impl ApiError {
                 choices.join(", ")
             )),
             details_json: true,
-            ..Self::new(
-                300,
-                "PGRST201",
+            ..Self::new(Code::AmbiguousRelationship,
                 format!(
                     "Could not embed because more than one relationship was found for '{origin}' and '{target}'"
                 ),
@@ -149,14 +269,16 @@ impl ApiError {
 
     /// PGRST123: aggregates in `select` while `pg_rest.aggregates_enabled` is off.
     pub fn aggregates_disabled() -> Self {
-        Self::new(400, "PGRST123", "Use of aggregate functions is not allowed")
+        Self::new(
+            Code::AggregatesDisabled,
+            "Use of aggregate functions is not allowed",
+        )
     }
 
     /// PGRST117: a method the endpoint does not support.
     pub fn unsupported_method(method: &str) -> Self {
         Self::new(
-            405,
-            "PGRST117",
+            Code::UnsupportedMethod,
             format!("Unsupported HTTP method: {method}"),
         )
     }
@@ -164,50 +286,50 @@ impl ApiError {
     /// PGRST205: the table or view is not in the schema cache.
     pub fn table_not_found(schema: &str, name: &str) -> Self {
         Self::new(
-            404,
-            "PGRST205",
+            Code::TableNotFound,
             format!("Could not find the table '{schema}.{name}' in the schema cache"),
         )
     }
 
     /// PGRST103 (416): the rows asked for (limit, offset, `Range`) cannot be given.
     pub fn range_not_satisfiable(details: &str) -> Self {
-        Self::new(416, "PGRST103", "Requested range not satisfiable").with_details(details)
+        Self::new(Code::RangeNotSatisfiable, "Requested range not satisfiable")
+            .with_details(details)
     }
 
     /// PGRST125: a path pg_rest does not serve.
     pub fn invalid_path() -> Self {
-        Self::new(404, "PGRST125", "Invalid path specified in request URL")
+        Self::new(Code::InvalidPath, "Invalid path specified in request URL")
     }
 
     /// PGRST302: no token and no `pg_rest.anon_role`.
     pub fn anonymous_disabled() -> Self {
-        Self::new(401, "PGRST302", "Anonymous access is disabled")
+        Self::new(Code::AnonymousDisabled, "Anonymous access is disabled")
     }
 
     /// PGRST300 (500): a token arrived but `pg_rest.jwt_secret` is empty or unusable.
     pub fn jwt_secret_missing() -> Self {
-        Self::new(500, "PGRST300", "Server lacks JWT secret")
+        Self::new(Code::JwtSecretMissing, "Server lacks JWT secret")
     }
 
     /// PGRST301 (401): the token could not be decoded or verified.
     pub fn jwt_decode(message: &str, details: Option<&str>) -> Self {
         ApiError {
             details: details.map(str::to_string),
-            ..Self::new(401, "PGRST301", message)
+            ..Self::new(Code::JwtDecode, message)
         }
     }
 
     /// PGRST303 (401): the token's claims are malformed or not valid now / here.
     pub fn jwt_claims(message: &str) -> Self {
-        Self::new(401, "PGRST303", message)
+        Self::new(Code::JwtClaims, message)
     }
 
     /// The `WWW-Authenticate` header PostgREST sends with this error (RFC 6750): the token's
     /// fault for PGRST301/PGRST303, a plain `Bearer` challenge for any other 401.
     pub fn www_authenticate(&self) -> Option<String> {
-        match (self.code.as_str(), self.status) {
-            ("PGRST301" | "PGRST303", _) => Some(format!(
+        match (&self.code, self.status) {
+            (Code::JwtDecode | Code::JwtClaims, _) => Some(format!(
                 "Bearer error=\"invalid_token\", error_description={}",
                 serde_json::Value::String(self.message.clone())
             )),
@@ -219,8 +341,7 @@ impl ApiError {
     /// 42703 raised before any SQL runs, worded as PostgreSQL words it.
     pub fn undefined_column(relation: &str, column: &str) -> Self {
         Self::new(
-            400,
-            "42703",
+            Code::Sql("42703".into()),
             format!("column {relation}.{column} does not exist"),
         )
     }
@@ -229,14 +350,13 @@ impl ApiError {
     /// Its code is `HTTP<status>`: PostgREST has no codes for these (its web server answers
     /// them), and clients branch on the status anyway.
     pub fn protocol(status: u16, message: &str) -> Self {
-        Self::new(status, &format!("HTTP{status}"), message)
+        Self::new(Code::Http(status), message)
     }
 
     /// 408: a client started a request and did not finish it within pg_rest.request_timeout.
     pub fn request_timeout() -> Self {
         Self::new(
-            408,
-            "HTTP408",
+            Code::Http(408),
             "Request timeout: the request did not arrive within pg_rest.request_timeout",
         )
     }
@@ -244,8 +364,7 @@ impl ApiError {
     /// 503: the worker already serves pg_rest.max_connections clients.
     pub fn too_many_connections() -> Self {
         Self::new(
-            503,
-            "HTTP503",
+            Code::Http(503),
             "Too many connections: this server is at pg_rest.max_connections; retry later",
         )
     }
@@ -254,8 +373,7 @@ impl ApiError {
     /// another worker.
     pub fn shutting_down() -> Self {
         Self::new(
-            503,
-            "57P01",
+            Code::ShuttingDown,
             "pg_rest worker shutting down; the request was rolled back, retry it",
         )
     }
@@ -263,12 +381,12 @@ impl ApiError {
     /// 503 PGRST000: no http worker can serve, because of the database (`why` says what);
     /// PostgREST answers so while it cannot reach its database.
     pub fn database_unavailable(why: &str) -> Self {
-        Self::new(503, "PGRST000", why)
+        Self::new(Code::DatabaseUnavailable, why)
     }
 
     /// PGRSTX00: a fault inside pg_rest itself (a caught panic); the request was rolled back.
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "PGRSTX00", message)
+        Self::new(Code::Internal, message)
     }
 
     /// 22021, worded as PostgreSQL words it: a request name or value that PostgreSQL text
@@ -276,8 +394,7 @@ impl ApiError {
     pub fn invalid_byte_sequence(bytes: &[u8]) -> Self {
         let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("0x{b:02x}")).collect();
         Self::new(
-            400,
-            "22021",
+            Code::Sql("22021".into()),
             format!(
                 "invalid byte sequence for encoding \"UTF8\": {}",
                 shown.join(" ")
@@ -287,7 +404,10 @@ impl ApiError {
 
     /// A capability of the PostgREST dialect that pg_rest does not implement yet.
     pub fn not_implemented(what: &str) -> Self {
-        Self::new(501, "PGRST127", format!("Feature not implemented: {what}"))
+        Self::new(
+            Code::NotImplemented,
+            format!("Feature not implemented: {what}"),
+        )
     }
 
     /// An error PostgreSQL raised while running the request's SQL.
@@ -308,7 +428,7 @@ impl ApiError {
             } else {
                 sqlstate_status(sqlstate, authenticated)
             },
-            code: sqlstate.to_string(),
+            code: Code::Sql(sqlstate.to_string()),
             message: message.to_string(),
             details: details.map(str::to_string),
             hint: hint.map(str::to_string),
@@ -323,7 +443,7 @@ impl ApiError {
             (d, _) => json!(d),
         };
         json!({
-            "code": self.code,
+            "code": self.code.as_str(),
             "details": details,
             "hint": self.hint,
             "message": self.message,

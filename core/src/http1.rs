@@ -570,7 +570,10 @@ pub fn encode_response(
     out.push(b' ');
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
+    // A name or value with CR or LF would split the response (header injection through a
+    // value a client or a function chose): such a header is left out.
+    let safe = |s: &str| !s.bytes().any(|b| b == b'\r' || b == b'\n');
+    for (name, value) in headers.iter().filter(|(n, v)| safe(n) && safe(v)) {
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
@@ -946,6 +949,26 @@ e\r\n in\r\n\r\nchunks.\r\n\
             out,
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn headers_with_cr_or_lf_are_left_out() {
+        let mut out = Vec::new();
+        encode_response(
+            &mut out,
+            200,
+            &[
+                ("X-A", "1\r\nSet-Cookie: evil=1"),
+                ("X-B", "2"),
+                ("X-C\n", "3"),
+            ],
+            b"",
+            false,
+            true,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains("evil") && !text.contains("X-A") && !text.contains("X-C"));
+        assert!(text.contains("X-B: 2\r\n"));
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub extern "C-unwind" fn pg_rest_http_main(arg: pg_sys::Datum) {
         );
     }
     crate::schema_cache::register_invalidation();
+    crate::schema_cache::listen_for_reload();
 
     // SAFETY: reading this process's identity and the clock.
     let (pid, now) = unsafe { (pg_sys::MyProcPid, pg_sys::GetCurrentTimestamp()) };

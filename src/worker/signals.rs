@@ -68,6 +68,7 @@ pub fn absorb_interrupts() {
             .execute();
         clear_cancel();
     }
+    crate::schema_cache::absorb_notifications();
     if catchup {
         // SAFETY: outside a transaction, as PostgreSQL's idle loop calls it: it reads the
         // invalidation queue in a short transaction of its own. A failure leaves the

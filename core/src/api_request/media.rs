@@ -20,14 +20,117 @@ pub enum MediaType {
     /// `application/openapi+json` (the API description at `/`).
     OpenApi,
     /// `application/vnd.pgrst.plan`: the statement's EXPLAIN.
-    Plan {
-        text: bool,
-    },
+    Plan(Plan),
+}
+
+/// What a plan request asks to explain, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub json: bool,
+    pub target: PlanTarget,
+    pub options: PlanOptions,
+}
+
+/// The media type whose statement is explained (`for="…"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanTarget {
+    Json,
+    Object,
+    Csv,
+    GeoJson,
+}
+
+impl PlanTarget {
+    fn media(self) -> MediaType {
+        match self {
+            PlanTarget::Json => MediaType::Json,
+            PlanTarget::Object => MediaType::Object {
+                nulls_stripped: false,
+            },
+            PlanTarget::Csv => MediaType::Csv,
+            PlanTarget::GeoJson => MediaType::GeoJson,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            PlanTarget::Json => "application/json",
+            PlanTarget::Object => "application/vnd.pgrst.object+json",
+            PlanTarget::Csv => "text/csv",
+            PlanTarget::GeoJson => "application/geo+json",
+        }
+    }
+}
+
+/// EXPLAIN's options a plan request may ask for (`options=analyze|verbose|…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PlanOptions {
+    pub analyze: bool,
+    pub verbose: bool,
+    pub settings: bool,
+    pub buffers: bool,
+    pub wal: bool,
+}
+
+impl PlanOptions {
+    /// The options set, in PostgREST's order, with their EXPLAIN names.
+    pub fn names(self) -> Vec<&'static str> {
+        [
+            (self.analyze, "analyze"),
+            (self.verbose, "verbose"),
+            (self.settings, "settings"),
+            (self.buffers, "buffers"),
+            (self.wal, "wal"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
+    fn parse(value: &str) -> PlanOptions {
+        let mut o = PlanOptions::default();
+        for name in value.split('|').map(str::trim) {
+            match name {
+                "analyze" => o.analyze = true,
+                "verbose" => o.verbose = true,
+                "settings" => o.settings = true,
+                "buffers" => o.buffers = true,
+                "wal" => o.wal = true,
+                _ => {}
+            }
+        }
+        o
+    }
+}
+
+impl Plan {
+    /// The media type of the explained statement's body.
+    pub fn target_media(self) -> MediaType {
+        self.target.media()
+    }
 }
 
 impl MediaType {
     /// The `Content-Type` of a response in this type.
-    pub fn content_type(self) -> &'static str {
+    pub fn content_type(self) -> String {
+        if let MediaType::Plan(p) = self {
+            let mut t = format!(
+                "application/vnd.pgrst.plan+{}; for=\"{}\"",
+                if p.json { "json" } else { "text" },
+                p.target.name()
+            );
+            let options = p.options.names();
+            if !options.is_empty() {
+                t.push_str("; options=");
+                t.push_str(&options.join("|"));
+            }
+            t.push_str("; charset=utf-8");
+            return t;
+        }
+        self.static_content_type().to_string()
+    }
+
+    fn static_content_type(self) -> &'static str {
         match self {
             // PostgREST answers a plain array request as JSON.
             MediaType::Json
@@ -46,8 +149,7 @@ impl MediaType {
             MediaType::Csv => "text/csv; charset=utf-8",
             MediaType::GeoJson => "application/geo+json; charset=utf-8",
             MediaType::OpenApi => "application/openapi+json; charset=utf-8",
-            MediaType::Plan { text: false } => "application/vnd.pgrst.plan+json; charset=utf-8",
-            MediaType::Plan { text: true } => "application/vnd.pgrst.plan+text; charset=utf-8",
+            MediaType::Plan(_) => "application/vnd.pgrst.plan",
         }
     }
 
@@ -135,12 +237,37 @@ fn recognise(range: &str, produces: Produces) -> Option<MediaType> {
         }
         ("text/csv", _) => Some(MediaType::Csv),
         ("application/geo+json", _) => Some(MediaType::GeoJson),
-        ("application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+json", _) => {
-            Some(MediaType::Plan { text: false })
+        ("application/vnd.pgrst.plan" | "application/vnd.pgrst.plan+text", _) => {
+            plan(false, &params)
         }
-        ("application/vnd.pgrst.plan+text", _) => Some(MediaType::Plan { text: true }),
+        ("application/vnd.pgrst.plan+json", _) => plan(true, &params),
         _ => None,
     }
+}
+
+/// A plan media type's `for` (a media type PostgREST can explain) and `options`.
+fn plan(json: bool, params: &[(String, String)]) -> Option<MediaType> {
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let target = match param("for") {
+        None => PlanTarget::Json,
+        Some(f) => match recognise(f, Produces::Rows)? {
+            MediaType::Json | MediaType::ArrayJson { .. } => PlanTarget::Json,
+            MediaType::Object { .. } => PlanTarget::Object,
+            MediaType::Csv => PlanTarget::Csv,
+            MediaType::GeoJson => PlanTarget::GeoJson,
+            _ => return None,
+        },
+    };
+    Some(MediaType::Plan(Plan {
+        json,
+        target,
+        options: param("options").map(PlanOptions::parse).unwrap_or_default(),
+    }))
 }
 
 #[cfg(test)]
@@ -186,6 +313,28 @@ mod tests {
             m.content_type(),
             "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8"
         );
+    }
+
+    #[test]
+    fn plans_name_their_target_and_options() {
+        let m = rows("application/vnd.pgrst.plan").unwrap();
+        assert_eq!(
+            m.content_type(),
+            "application/vnd.pgrst.plan+text; for=\"application/json\"; charset=utf-8"
+        );
+        let m = rows("application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object\"; options=verbose|analyze").unwrap();
+        assert_eq!(
+            m.content_type(),
+            "application/vnd.pgrst.plan+json; for=\"application/vnd.pgrst.object+json\"; options=analyze|verbose; charset=utf-8"
+        );
+        let MediaType::Plan(p) = m else { panic!() };
+        assert_eq!(
+            p.target_media(),
+            MediaType::Object {
+                nulls_stripped: false
+            }
+        );
+        assert!(rows("application/vnd.pgrst.plan+json; for=\"image/png\"").is_err());
     }
 
     #[test]

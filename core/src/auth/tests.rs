@@ -93,7 +93,7 @@ fn err(token: &str, config: &AuthConfig) -> (u16, String, String, Option<String>
     let e = auth(token, config).unwrap_err();
     (
         e.status,
-        e.code.clone(),
+        e.code.to_string(),
         e.message.clone(),
         e.details.clone(),
     )

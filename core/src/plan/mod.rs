@@ -156,10 +156,15 @@ pub fn read_plan(
     let mut root = planner.node(relation, &req.select, &[], false)?;
     root.range = req.range.capped(limits.max_rows);
     check_paths(req, &root)?;
+    // A plan request plans the statement of the media type it explains.
+    let media = match req.media {
+        MediaType::Plan(p) => p.target_media(),
+        m => m,
+    };
     Ok(ReadPlan {
         root,
         count: req.preferences.count,
-        media: req.media,
+        media,
     })
 }
 

@@ -4,7 +4,7 @@
 
 mod read;
 
-pub use read::{plan_rows, planned_count_statement, read_statement};
+pub use read::{explain_statement, plan_rows, planned_count_statement, read_statement};
 
 /// One parameterized statement; every parameter is of type `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! whole body serialized by PostgreSQL into one text datum.
 
 use super::{push_ident, push_type, Builder, Statement};
+use crate::api_request::media::Plan;
 use crate::api_request::{FilterOp, JsonKey, MediaType, NullsOrder, Quantifier};
 use crate::plan::{
     Expr, Join, Node, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
@@ -26,6 +27,21 @@ pub fn read_statement(plan: &ReadPlan) -> Statement {
     node(&mut b, &plan.root, None, false);
     b.sql.push_str(") _pgrst_t");
     b.finish()
+}
+
+/// The read's statement under `EXPLAIN`, for `Accept: application/vnd.pgrst.plan`.
+pub fn explain_statement(plan: &ReadPlan, how: &Plan) -> Statement {
+    let read = read_statement(plan);
+    let mut options = vec![if how.json {
+        "FORMAT JSON"
+    } else {
+        "FORMAT TEXT"
+    }];
+    options.extend(how.options.names());
+    Statement {
+        sql: format!("EXPLAIN ({}) {}", options.join(", "), read.sql),
+        params: read.params,
+    }
 }
 
 /// `EXPLAIN (FORMAT JSON)` of the rows a read counts, for `Prefer: count=planned`.
