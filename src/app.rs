@@ -7,7 +7,7 @@ use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::worker::config::{AuthSettings, Config};
-use pg_rest_core::api_request::{self, Access, ApiRequest, MediaType, Resource, TxMode};
+use pg_rest_core::api_request::{self, Access, Action, ApiRequest, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
 use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
@@ -15,8 +15,12 @@ use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::http1::Request;
 use pg_rest_core::openapi;
+use pg_rest_core::plan::call::{CallPlan, CallResult};
 use pg_rest_core::preferences::Count;
-use pg_rest_core::response::{error_response, read_response, ReadResult, Response};
+use pg_rest_core::response::{
+    error_response, read_response, write_response, Outcome, Overrides, ReadResult, Response,
+    WriteAnswer,
+};
 use pg_rest_core::schema_cache::{RelationKind, SchemaCache, Volatility};
 use pg_rest_core::{context, plan, sql};
 use std::collections::HashSet;
@@ -107,6 +111,7 @@ impl App {
                 status: 200,
                 headers,
                 body: Vec::new(),
+                ..Default::default()
             },
             Decision::Ordinary(extra) => {
                 let mut r = self.respond(request).unwrap_or_else(|e| error_response(&e));
@@ -180,7 +185,12 @@ impl App {
                 options(cache.current(&config.schemas), &resource, schema)
             });
         }
-        let api_request = api_request::parse(&request.method, &request.target, headers())?;
+        let api_request = api_request::parse_with_body(
+            &request.method,
+            &request.target,
+            headers(),
+            &request.body,
+        )?;
         if matches!(api_request.media, MediaType::Plan(_)) && !self.config.plan_enabled {
             let accept = request.header("accept").unwrap_or_default();
             return Err(ApiError::media_type_unavailable(accept));
@@ -192,22 +202,38 @@ impl App {
         ctx.timezone = api_request.preferences.timezone.as_deref();
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         refresh_schema_cache(config, cache, &ctx)?;
-        let mut response = if api_request.resource == Resource::Root {
-            let host = request.header("host").unwrap_or("");
-            execute::in_transaction(&ctx, |ctx| {
-                describe_api(config, cache, plans, ctx, schema, host)
-            })?
-        } else {
-            let result = execute::in_transaction(&ctx, |ctx| {
-                read(config, cache, plans, ctx, &api_request, schema)
-            })?;
-            timer.lap("transaction");
-            let mut r = read_response(&result)?;
-            r.headers
-                .push(("Content-Location", content_location(&request.target)));
-            r
+        let r = &api_request;
+        let mut response = match (r.action, &r.resource) {
+            (Action::Read, Resource::Root) => {
+                let host = request.header("host").unwrap_or("");
+                execute::in_transaction(&ctx, |ctx| {
+                    describe_api(config, cache, plans, ctx, schema, host)
+                })?
+            }
+            (Action::Read, _) => {
+                let mut response = execute::in_transaction(&ctx, |ctx| {
+                    read(config, cache, plans, ctx, r, schema)
+                })?;
+                response
+                    .headers
+                    .push(("Content-Location", content_location(&request.target)));
+                response
+            }
+            (Action::Call, _) => {
+                let planned = plan::call::call_plan(r, cache.loaded(), schema, &limits(config))?;
+                // GET, and functions that declare they do not write, run read-only.
+                let read_only =
+                    request.method != "POST" || planned.volatility != Volatility::Volatile;
+                ctx.tx.access = if read_only {
+                    Access::ReadOnly
+                } else {
+                    Access::ReadWrite
+                };
+                execute::in_transaction(&ctx, |ctx| call(plans, cache, ctx, &planned, read_only))?
+            }
+            _ => execute::in_transaction(&ctx, |ctx| write(config, cache, plans, ctx, r, schema))?,
         };
-        timer.lap("response");
+        timer.lap("transaction");
         if let Some(timing) = timer.header() {
             response.headers.push(("Server-Timing", timing));
         }
@@ -349,6 +375,7 @@ fn options(cache: &SchemaCache, resource: &Resource, schema: &str) -> Result<Res
             ("Access-Control-Allow-Origin", "*".to_string()),
         ],
         body: Vec::new(),
+        ..Default::default()
     })
 }
 
@@ -400,6 +427,7 @@ fn describe_api(
             MediaType::OpenApi.content_type().to_string(),
         )],
         body: body.into_bytes(),
+        ..Default::default()
     })
 }
 
@@ -505,6 +533,37 @@ fn inject_fault(
     })
 }
 
+/// Planning settings from the configuration.
+fn limits(config: &Config) -> plan::Limits {
+    plan::Limits {
+        max_rows: config.max_rows,
+        aggregates_enabled: config.aggregates_enabled,
+    }
+}
+
+/// Plans against the cache; a relation it does not know (perhaps created since the cache was
+/// loaded with the event triggers disabled) reloads it once and plans again.
+fn plan_fresh<T>(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
+    plan: impl Fn(&SchemaCache) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let planned = plan(cache.current(&config.schemas));
+    if matches!(&planned, Err(e) if e.code == Code::TableNotFound)
+        && cache.reload_after_miss(&config.schemas)
+    {
+        return plan(cache.current(&config.schemas));
+    }
+    planned
+}
+
+/// The statement's `response.status` / `response.headers` applied; bad values abort the
+/// request (PGRST111/PGRST112).
+fn finish(mut response: Response, outcome: &Outcome) -> Result<Response, ApiError> {
+    Overrides::read(outcome)?.apply(&mut response);
+    Ok(response)
+}
+
 /// A read, inside the request's transaction.
 fn read(
     config: &Config,
@@ -513,45 +572,114 @@ fn read(
     ctx: &RequestContext,
     api_request: &ApiRequest,
     schema: &str,
-) -> Result<ReadResult, ApiError> {
-    let limits = plan::Limits {
-        max_rows: config.max_rows,
-        aggregates_enabled: config.aggregates_enabled,
-    };
-    let mut plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
-    if matches!(&plan, Err(e) if e.code == Code::TableNotFound)
-        && cache.reload_after_miss(&config.schemas)
-    {
-        // Perhaps created since the cache was loaded: CREATE sends no invalidation we watch.
-        plan = plan::read_plan(api_request, cache.current(&config.schemas), schema, &limits);
-    }
-    let plan = plan?;
+) -> Result<Response, ApiError> {
+    let limits = limits(config);
+    let plan = plan_fresh(config, cache, |c| {
+        plan::read_plan(api_request, c, schema, &limits)
+    })?;
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     if let MediaType::Plan(how) = api_request.media {
         let lines = execute::run_column(plans, &sql::explain_statement(&plan, &how), false);
         let body: Vec<String> = lines.into_iter().flatten().collect();
-        return Ok(ReadResult {
-            offset: 0,
-            rows: 0,
-            total: None,
+        return Ok(Response {
+            status: 200,
+            headers: vec![("Content-Type", api_request.media.content_type())],
             body: body.join("\n").into_bytes(),
-            media: api_request.media,
+            ..Default::default()
         });
     }
-    let statement = sql::read_statement(&plan);
-    let (rows, total, body) = execute::run_read(plans, &statement);
+    let outcome = execute::run_statement(plans, &sql::read_statement(&plan), true);
     let total = match plan.count {
         Some(Count::Planned | Count::Estimated) => {
             let planned = execute::run_text(plans, &sql::planned_count_statement(&plan));
             planned.as_deref().and_then(sql::plan_rows)
         }
-        _ => total,
+        _ => outcome.total,
     };
-    Ok(ReadResult {
+    let result = ReadResult {
         offset: plan.root.range.offset,
-        rows,
+        rows: outcome.rows,
         total,
-        body,
+        body: outcome.body.clone().unwrap_or_else(|| b"[]".to_vec()),
         media: plan.media,
-    })
+    };
+    finish(read_response(&result)?, &outcome)
+}
+
+/// A write (POST, PATCH, PUT, DELETE), inside the request's transaction.
+fn write(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
+    plans: &mut PlanCache,
+    ctx: &RequestContext,
+    api_request: &ApiRequest,
+    schema: &str,
+) -> Result<Response, ApiError> {
+    let limits = limits(config);
+    let plan = plan_fresh(config, cache, |c| {
+        plan::write::write_plan(api_request, c, schema, &limits)
+    })?;
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
+    check_affected(api_request, plan.media, &outcome)?;
+    let Resource::Relation(relation) = &api_request.resource else {
+        return Err(ApiError::invalid_path());
+    };
+    let answer = WriteAnswer {
+        action: api_request.action,
+        returns: plan.returns,
+        upsert: plan.is_upsert(),
+        media: plan.media,
+        relation,
+        primary_key: &plan.primary_key,
+    };
+    finish(write_response(&answer, &outcome), &outcome)
+}
+
+/// A singular response needs one row; `Prefer: max-affected` with `handling=strict` bounds the
+/// rows: either failing rolls the write back.
+fn check_affected(
+    api_request: &ApiRequest,
+    media: MediaType,
+    outcome: &Outcome,
+) -> Result<(), ApiError> {
+    if matches!(media, MediaType::Object { .. }) && outcome.rows != 1 {
+        return Err(ApiError::not_singular(outcome.rows));
+    }
+    let prefs = &api_request.preferences;
+    match prefs.max_affected {
+        Some(max) if prefs.strict == Some(true) && outcome.rows > max => {
+            Err(ApiError::max_affected(outcome.rows))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A function call, planned before its transaction (its volatility decides the mode).
+fn call(
+    plans: &mut PlanCache,
+    cache: &schema_cache::Holder,
+    ctx: &RequestContext,
+    call: &CallPlan,
+    read_only: bool,
+) -> Result<Response, ApiError> {
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    let outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    if call.result == CallResult::Void {
+        return finish(
+            Response {
+                status: 204,
+                ..Default::default()
+            },
+            &outcome,
+        );
+    }
+    let result = ReadResult {
+        offset: call.root.range.offset,
+        rows: outcome.rows,
+        total: outcome.total,
+        body: outcome.body.clone().unwrap_or_else(|| b"null".to_vec()),
+        media: call.media,
+    };
+    finish(read_response(&result)?, &outcome)
 }

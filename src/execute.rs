@@ -7,6 +7,7 @@ use pg_rest_core::api_request::{Access, TxMode};
 use pg_rest_core::error::{unpack_sqlstate, ApiError};
 use pg_rest_core::lru::Lru;
 use pg_rest_core::preferences::TxEnd;
+use pg_rest_core::response::Outcome;
 use pg_rest_core::schema_cache::{Isolation, RoleSettings};
 use pg_rest_core::sql::Statement;
 use pgrx::pg_sys;
@@ -146,7 +147,7 @@ pub fn begin_request_sql(
     set_local("request.cookies", ctx.cookies);
     arm_statement_timeout(ctx.statement_timeout_ms);
     if let Some(call) = ctx.pre_request {
-        run_statement(plans, call);
+        run_for_effects(plans, call);
     }
 }
 
@@ -238,7 +239,7 @@ fn prepare(sql: &str, nargs: usize) -> KeptPlan {
 
 /// Runs a statement without parameters for its effects (`pg_rest.pre_request`); its result
 /// is ignored, its ERROR aborts the request.
-fn run_statement(plans: &mut PlanCache, sql: &str) {
+fn run_for_effects(plans: &mut PlanCache, sql: &str) {
     // SAFETY: SPI calls in order, inside the request's transaction; ERRORs raise into the
     // request boundary.
     unsafe {
@@ -249,20 +250,32 @@ fn run_statement(plans: &mut PlanCache, sql: &str) {
     }
 }
 
-/// Runs a read statement (`rows, total, body` in one row) with its text parameters.
-pub fn run_read(plans: &mut PlanCache, stmt: &Statement) -> (i64, Option<i64>, Vec<u8>) {
+/// Runs a statement of the shape every read, write and call has (`sql::push_tail`) and
+/// returns its one row. `read_only` as SPI means it: false for writes, and for calls that may
+/// write.
+pub fn run_statement(plans: &mut PlanCache, stmt: &Statement, read_only: bool) -> Outcome {
     // SAFETY: SPI calls in order, inside the request's transaction; ERRORs raise into the
     // request boundary, which aborts the transaction (that also ends SPI).
     unsafe {
         pg_sys::SPI_connect();
-        let (tuple, desc) = execute_one_row(plans, stmt, true);
-        let mut is_null = false;
-        let rows = pg_sys::SPI_getbinval(tuple, desc, 1, &mut is_null).value() as i64;
-        let total = pg_sys::SPI_getbinval(tuple, desc, 2, &mut is_null).value() as i64;
-        let total = (!is_null).then_some(total);
-        let body = text_column(tuple, desc, 3).unwrap_or_else(|| b"[]".to_vec());
+        let (tuple, desc) = execute_one_row(plans, stmt, read_only);
+        let int = |n: c_int| {
+            let mut is_null = false;
+            let v = pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null).value() as i64;
+            (!is_null).then_some(v)
+        };
+        let text = |n: c_int| text_column(tuple, desc, n).and_then(|t| String::from_utf8(t).ok());
+        let outcome = Outcome {
+            rows: int(1).unwrap_or(0),
+            total: int(2),
+            body: text_column(tuple, desc, 3),
+            response_headers: text(4),
+            response_status: text(5),
+            location: text(6),
+            inserted: int(7),
+        };
         pg_sys::SPI_finish();
-        (rows, total, body)
+        outcome
     }
 }
 

@@ -160,7 +160,7 @@ SELECT n.nspname::text, p.proname::text,
        p.pronargdefaults::int4, p.provariadic <> 0,
        pg_catalog.format_type(p.prorettype, NULL), p.proretset,
        t.typtype = 'c' OR p.prorettype = 'record'::regtype OR
-         (p.proargmodes IS NOT NULL AND 't' = ANY(p.proargmodes::text[])),
+         (p.proargmodes IS NOT NULL AND p.proargmodes::text[] && ARRAY['o', 'b', 't']),
        p.provolatile::text, pg_catalog.obj_description(p.oid, 'pg_proc'), p.prorows = 1
 FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
@@ -226,6 +226,12 @@ impl Holder {
     /// read before the request's transaction starts, for its isolation level).
     pub fn role_settings(&self, role: &str) -> Option<&RoleSettings> {
         self.roles.get(role)
+    }
+
+    /// The cache as last loaded, without reloading (outside a transaction, after
+    /// `is_stale` was answered by a reload).
+    pub fn loaded(&self) -> &SchemaCache {
+        &self.cache
     }
 
     /// Whether the next `current` reloads: then the caller loads it in a transaction of its

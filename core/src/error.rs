@@ -9,6 +9,28 @@ use serde_json::json;
 /// [`sqlstate_status`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Code {
+    /// PGRST101 (405): a method /rpc does not take.
+    InvalidRpcMethod,
+    /// PGRST102 (400): a body that is not valid JSON or CSV, or of the wrong shape.
+    InvalidBody,
+    /// PGRST105 (405): PUT whose filters are not exactly the primary key with `eq`.
+    PutFilters,
+    /// PGRST114 (400): `limit`/`offset` on PUT.
+    PutRange,
+    /// PGRST115 (400): a PUT body whose primary key differs from the filters'.
+    PutMismatch,
+    /// PGRST124 (400): more rows affected than `Prefer: max-affected` allows.
+    MaxAffected,
+    /// PGRST111 (500): `response.headers` set to something that is not PostgREST's shape.
+    InvalidResponseHeaders,
+    /// PGRST112 (500): `response.status` set to something that is not a status.
+    InvalidResponseStatus,
+    /// PGRST121 (500): `RAISE SQLSTATE 'PGRST'` whose message or detail is not valid JSON.
+    InvalidRaise,
+    /// PGRST202 (404): no function with these parameters.
+    FunctionNotFound,
+    /// PGRST204 (400): a body or `columns=` key that is no column.
+    ColumnNotFound,
     /// PGRST000 (503): no http worker can serve, because of the database.
     DatabaseUnavailable,
     /// PGRST100 (400): the query string could not be parsed.
@@ -65,6 +87,17 @@ impl Code {
     fn entry(&self) -> (&str, u16) {
         match self {
             Code::DatabaseUnavailable => ("PGRST000", 503),
+            Code::InvalidRpcMethod => ("PGRST101", 405),
+            Code::InvalidBody => ("PGRST102", 400),
+            Code::PutFilters => ("PGRST105", 405),
+            Code::PutRange => ("PGRST114", 400),
+            Code::PutMismatch => ("PGRST115", 400),
+            Code::MaxAffected => ("PGRST124", 400),
+            Code::InvalidResponseHeaders => ("PGRST111", 500),
+            Code::InvalidResponseStatus => ("PGRST112", 500),
+            Code::InvalidRaise => ("PGRST121", 500),
+            Code::FunctionNotFound => ("PGRST202", 404),
+            Code::ColumnNotFound => ("PGRST204", 400),
             Code::ParseError => ("PGRST100", 400),
             Code::RangeNotSatisfiable => ("PGRST103", 416),
             Code::UnacceptableSchema => ("PGRST106", 406),
@@ -140,6 +173,8 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// `details` is JSON (PGRST201's list of relationships), not a string.
     pub details_json: bool,
+    /// Headers a function asked for (`RAISE SQLSTATE 'PGRST'`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl ApiError {
@@ -151,6 +186,7 @@ impl ApiError {
             details: None,
             hint: None,
             details_json: false,
+            headers: Vec::new(),
         }
     }
 
@@ -273,6 +309,111 @@ impl ApiError {
             Code::AggregatesDisabled,
             "Use of aggregate functions is not allowed",
         )
+    }
+
+    /// PGRST101: `/rpc` takes GET, HEAD and POST only.
+    pub fn invalid_rpc_method(method: &str) -> Self {
+        Self::new(
+            Code::InvalidRpcMethod,
+            format!("Cannot use the {method} method on RPC"),
+        )
+    }
+
+    /// PGRST102: a body that cannot be read.
+    pub fn invalid_body(message: &str) -> Self {
+        Self::new(Code::InvalidBody, message)
+    }
+
+    /// PGRST105: PUT needs exactly its primary key's columns as `eq` filters.
+    pub fn put_filters() -> Self {
+        Self::new(
+            Code::PutFilters,
+            "Filters must include all and only primary key columns with 'eq' operators",
+        )
+    }
+
+    /// PGRST114: `limit`/`offset` on PUT.
+    pub fn put_range() -> Self {
+        Self::new(
+            Code::PutRange,
+            "limit/offset querystring parameters are not allowed for PUT",
+        )
+    }
+
+    /// PGRST115: a PUT body whose key is not the filters'.
+    pub fn put_mismatch() -> Self {
+        Self::new(
+            Code::PutMismatch,
+            "Payload values do not match URL in primary key column(s)",
+        )
+    }
+
+    /// PGRST124: more rows than `max-affected`.
+    pub fn max_affected(rows: i64) -> Self {
+        Self::new(
+            Code::MaxAffected,
+            "Query result exceeds max-affected preference constraint",
+        )
+        .with_details(format!("The query affects {rows} rows"))
+    }
+
+    /// PGRST111.
+    pub fn invalid_response_headers() -> Self {
+        Self::new(
+            Code::InvalidResponseHeaders,
+            "response.headers guc must be a JSON array composed of objects with a single key and a string value",
+        )
+    }
+
+    /// PGRST112.
+    pub fn invalid_response_status() -> Self {
+        Self::new(
+            Code::InvalidResponseStatus,
+            "response.status guc must be a valid status code",
+        )
+    }
+
+    /// PGRST121: `RAISE SQLSTATE 'PGRST'` with text that is not PostgREST's JSON.
+    pub fn invalid_raise(details: &str) -> Self {
+        Self::new(
+            Code::InvalidRaise,
+            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+        )
+        .with_details(details)
+    }
+
+    /// PGRST204: no such column for a write.
+    pub fn column_not_found(relation: &str, column: &str) -> Self {
+        Self::new(
+            Code::ColumnNotFound,
+            format!("Could not find the '{column}' column of '{relation}' in the schema cache"),
+        )
+    }
+
+    /// PGRST202: no function `schema.name` taking these parameters; `close` is a function
+    /// with the same name (and its parameters) the caller may have meant.
+    pub fn function_not_found(
+        schema: &str,
+        name: &str,
+        params: &[String],
+        close: Option<String>,
+    ) -> Self {
+        let list = params.join(", ");
+        let searched = if params.is_empty() {
+            format!("Searched for the function {schema}.{name} without parameters")
+        } else {
+            format!("Searched for the function {schema}.{name} with parameters {list}")
+        };
+        ApiError {
+            hint: close.map(|c| format!("Perhaps you meant to call the function {schema}.{c}")),
+            ..Self::new(
+                Code::FunctionNotFound,
+                format!("Could not find the function {schema}.{name}({list}) in the schema cache"),
+            )
+            .with_details(format!(
+                "{searched}, but no matches were found in the schema cache."
+            ))
+        }
     }
 
     /// PGRST117: a method the endpoint does not support.
@@ -418,6 +559,9 @@ impl ApiError {
         hint: Option<&str>,
         authenticated: bool,
     ) -> Self {
+        if sqlstate == "PGRST" {
+            return Self::raised(message, details);
+        }
         // Switching to a role that does not exist: the token named it, so 401 (PostgREST).
         let unknown_role = sqlstate == "22023"
             && message.starts_with("role ")
@@ -433,6 +577,47 @@ impl ApiError {
             details: details.map(str::to_string),
             hint: hint.map(str::to_string),
             details_json: false,
+            headers: Vec::new(),
+        }
+    }
+
+    /// `RAISE SQLSTATE 'PGRST' USING MESSAGE = '{"code":…,"message":…,"details":…,"hint":…}',
+    /// DETAIL = '{"status":…,"headers":{…}}'`: the function decides the whole answer.
+    fn raised(message: &str, detail: Option<&str>) -> Self {
+        use serde_json::Value;
+        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(message) else {
+            return Self::invalid_raise(&format!("Invalid JSON value for MESSAGE: '{message}'"));
+        };
+        let Some(detail) = detail else {
+            return Self::invalid_raise("DETAIL is missing in the RAISE statement");
+        };
+        let Ok(Value::Object(d)) = serde_json::from_str::<Value>(detail) else {
+            return Self::invalid_raise(&format!("Invalid JSON value for DETAIL: '{detail}'"));
+        };
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let status = d
+            .get("status")
+            .and_then(Value::as_u64)
+            .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| (100..=599).contains(s))
+            .unwrap_or(500);
+        let headers = d
+            .get("headers")
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ApiError {
+            status,
+            code: Code::Sql(text(m.get("code")).unwrap_or_default()),
+            message: text(m.get("message")).unwrap_or_default(),
+            details: text(m.get("details")),
+            hint: text(m.get("hint")),
+            details_json: false,
+            headers,
         }
     }
 
@@ -456,6 +641,14 @@ impl ApiError {
 /// `42501` (insufficient privilege) is 401 for an anonymous caller, so a client knows a token
 /// would help, and 403 for an authenticated one.
 pub fn sqlstate_status(code: &str, authenticated: bool) -> u16 {
+    // `RAISE SQLSTATE 'PT402'`: the function picks the status; a code that is not one is 500.
+    if let Some(status) = code.strip_prefix("PT") {
+        return status
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (100..=599).contains(s))
+            .unwrap_or(500);
+    }
     match code {
         "23503" | "23505" => return 409,
         "21000" => return 500,

@@ -1,16 +1,100 @@
 //! Response: status, headers and body for a result or an error, independent of the protocol
 //! that will carry them (HTTP/1.1 now; HTTP/2 and friends encode the same value).
 
-use crate::api_request::MediaType;
+use crate::api_request::{Action, MediaType};
 use crate::error::ApiError;
+use crate::preferences::Return;
 
 pub const JSON: &str = "application/json; charset=utf-8";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
+    /// Headers whose names the database chose (`response.headers`, `RAISE … 'PGRST'`), sent
+    /// after `headers`; one named like a header in `headers` replaces it.
+    pub dynamic_headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Adds a header named at run time, replacing a fixed one of the same name.
+    pub fn set_dynamic_header(&mut self, name: &str, value: String) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.dynamic_headers.push((name.to_string(), value));
+    }
+}
+
+/// What a statement returned (`sql::push_tail`'s columns).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// Rows read, written or returned.
+    pub rows: i64,
+    /// All rows, when `Prefer: count=` asked for them.
+    pub total: Option<i64>,
+    /// Serialized by PostgreSQL; None when not asked for (`return=minimal`).
+    pub body: Option<Vec<u8>>,
+    /// `response.headers` and `response.status` as SQL left them.
+    pub response_headers: Option<String>,
+    pub response_status: Option<String>,
+    /// The first written row's primary key values (a JSON array), for `Location`.
+    pub location: Option<String>,
+    /// Rows an upsert inserted (rather than updated).
+    pub inserted: Option<i64>,
+}
+
+/// `response.status` and `response.headers` set by SQL, checked: PostgREST's PGRST112 and
+/// PGRST111 for values it cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Overrides {
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Overrides {
+    pub fn read(outcome: &Outcome) -> Result<Overrides, ApiError> {
+        let status = match outcome.response_status.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(s) => Some(
+                s.parse::<u16>()
+                    .ok()
+                    .filter(|n| (100..=599).contains(n))
+                    .ok_or_else(ApiError::invalid_response_status)?,
+            ),
+        };
+        let headers = match outcome.response_headers.as_deref().map(str::trim) {
+            None | Some("") => Vec::new(),
+            Some(text) => header_list(text).ok_or_else(ApiError::invalid_response_headers)?,
+        };
+        Ok(Overrides { status, headers })
+    }
+
+    /// Applies them: a header replaces one of the same name (`Location`, `Content-Type`).
+    pub fn apply(self, r: &mut Response) {
+        if let Some(s) = self.status {
+            r.status = s;
+        }
+        for (name, value) in self.headers {
+            r.set_dynamic_header(&name, value);
+        }
+    }
+}
+
+/// `[{"Name": "value"}, …]`: objects of one string each.
+fn header_list(text: &str) -> Option<Vec<(String, String)>> {
+    let serde_json::Value::Array(items) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            serde_json::Value::Object(o) if o.len() == 1 => {
+                let (k, v) = o.into_iter().next()?;
+                v.as_str().map(|v| (k, v.to_string()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a read's statement returned.
@@ -34,6 +118,7 @@ impl Response {
             status,
             headers: vec![("Content-Type", JSON.to_string())],
             body,
+            ..Default::default()
         }
     }
 }
@@ -66,7 +151,77 @@ pub fn read_response(r: &ReadResult) -> Result<Response, ApiError> {
         ],
         // HEAD keeps the body here: HTTP/1.1 sends its length and drops it.
         body: r.body.clone(),
+        ..Default::default()
     })
+}
+
+/// How a write is answered (PostgREST): POST 201 (an upsert that inserted nothing: 200),
+/// PATCH/DELETE 204 — or 200 with the rows for `return=representation`; PUT 200/201 with the
+/// rows, 204 without. `headers-only` adds `Location` (`/{relation}?pk=eq.value`).
+pub struct WriteAnswer<'a> {
+    pub action: Action,
+    pub returns: Return,
+    pub upsert: bool,
+    pub media: MediaType,
+    pub relation: &'a str,
+    pub primary_key: &'a [String],
+}
+
+pub fn write_response(w: &WriteAnswer, o: &Outcome) -> Response {
+    let represent = w.returns == Return::Representation;
+    let inserted_none = w.upsert && o.inserted == Some(0);
+    let status = match w.action {
+        Action::Insert if inserted_none => 200,
+        Action::Insert => 201,
+        Action::Upsert if !represent => 204,
+        Action::Upsert if inserted_none => 200,
+        Action::Upsert => 201,
+        _ if represent => 200,
+        _ => 204,
+    };
+    let total = o.total.map_or("*".to_string(), |t| t.to_string());
+    let range = match w.action {
+        Action::Insert => format!("*/{total}"),
+        _ if o.rows > 0 => format!("0-{}/{total}", o.rows - 1),
+        _ => format!("*/{total}"),
+    };
+    let mut r = Response {
+        status,
+        ..Response::default()
+    };
+    if status != 204 {
+        r.headers.push(("Content-Range", range));
+    }
+    if represent {
+        r.headers.push(("Content-Type", w.media.content_type()));
+        r.body = o.body.clone().unwrap_or_else(|| b"[]".to_vec());
+    }
+    if w.returns == Return::HeadersOnly {
+        if let Some(location) = o.location.as_deref().and_then(|l| location(w, l)) {
+            r.headers.push(("Location", location));
+        }
+    }
+    r
+}
+
+/// `/{relation}?a=eq.1&b=eq.x` from the primary key's names and a JSON array of its values.
+fn location(w: &WriteAnswer, values: &str) -> Option<String> {
+    let serde_json::Value::Array(values) = serde_json::from_str(values).ok()? else {
+        return None;
+    };
+    let pairs: Vec<String> = w
+        .primary_key
+        .iter()
+        .zip(values)
+        .map(|(k, v)| {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            format!("{k}=eq.{v}")
+        })
+        .collect();
+    Some(format!("/{}?{}", w.relation, pairs.join("&")))
 }
 
 impl From<&ApiError> for Response {
@@ -86,6 +241,7 @@ pub fn error_response(err: &ApiError) -> Response {
     Response {
         status: err.status,
         headers,
+        dynamic_headers: err.headers.clone(),
         body: err.to_json().into_bytes(),
     }
 }

@@ -362,6 +362,12 @@ impl Conn {
             .headers
             .iter()
             .map(|(n, v)| (*n, v.as_str()))
+            .chain(
+                response
+                    .dynamic_headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            )
             .collect();
         http1::encode_response(
             &mut self.outbuf,

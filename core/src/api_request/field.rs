@@ -84,6 +84,16 @@ pub(crate) fn name(c: &mut Cursor) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
+/// A whole text as one field (a query parameter's key).
+pub fn parse_field(text: &str) -> Result<Field, ApiError> {
+    let mut c = Cursor::new(text, "filter");
+    let f = field(&mut c)?;
+    if !c.at_end() {
+        return Err(c.error("end of input"));
+    }
+    Ok(f)
+}
+
 /// A field: a name and its JSON path.
 pub(crate) fn field(c: &mut Cursor) -> Result<Field, ApiError> {
     let name = name(c)?;

@@ -7,6 +7,7 @@ pub mod field;
 pub mod filter;
 pub mod media;
 pub mod order;
+pub mod payload;
 pub mod select;
 
 use crate::error::ApiError;
@@ -17,6 +18,7 @@ pub use field::{Field, JsonKey, JsonStep};
 pub use filter::{Comparison, Condition, Filter, FilterOp, FtsOperator, IsValue, Quantifier};
 pub use media::MediaType;
 pub use order::{NullsOrder, OrderTarget, OrderTerm};
+pub use payload::Payload;
 use percent_encoding::percent_decode;
 pub use select::{Aggregate, Embed, JoinType, SelectItem};
 
@@ -67,8 +69,25 @@ impl TxMode {
     }
 }
 
+/// What a request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// GET / HEAD of a relation or of `/`.
+    Read,
+    /// POST to a relation.
+    Insert,
+    /// PATCH.
+    Update,
+    /// PUT: insert or replace the one row its primary-key filters name.
+    Upsert,
+    Delete,
+    /// GET, HEAD or POST of `/rpc/{function}`.
+    Call,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiRequest {
+    pub action: Action,
     /// HEAD: answer as GET, without the body.
     pub head_only: bool,
     pub resource: Resource,
@@ -87,22 +106,53 @@ pub struct ApiRequest {
     pub preferences: Preferences,
     pub tx: TxMode,
     pub media: MediaType,
+    /// The body of a write or a POST call.
+    pub payload: Option<Payload>,
+    /// `columns=`: the only keys of the body that are written.
+    pub columns: Option<Vec<String>>,
+    /// `on_conflict=`: the unique columns an upsert resolves on.
+    pub on_conflict: Option<Vec<String>>,
+    /// GET/HEAD of a function: the query parameters that are not PostgREST's own, unparsed;
+    /// those naming parameters are arguments, the others filters (planning knows which).
+    pub call_params: Vec<(String, String)>,
 }
 
-/// Reads a request from its method, raw request-target (`/books?id=eq.1`) and headers
-/// (names lower-case).
+/// Reads a request without a body (GET, HEAD, DELETE).
 pub fn parse<'h>(
     method: &str,
     target: &str,
     headers: impl IntoIterator<Item = (&'h str, &'h str)>,
 ) -> Result<ApiRequest, ApiError> {
-    let head_only = match method {
-        "GET" => false,
-        "HEAD" => true,
-        other => return Err(ApiError::unsupported_method(other)),
-    };
+    parse_with_body(method, target, headers, b"")
+}
+
+/// What `method` does on `resource`; other methods are PostgREST's 405s.
+fn action(method: &str, resource: &Resource) -> Result<Action, ApiError> {
+    Ok(match (resource, method) {
+        (_, "GET" | "HEAD") if !matches!(resource, Resource::Function(_)) => Action::Read,
+        (Resource::Function(_), "GET" | "HEAD" | "POST") => Action::Call,
+        (Resource::Function(_), other) => return Err(ApiError::invalid_rpc_method(other)),
+        (Resource::Relation(_), "POST") => Action::Insert,
+        (Resource::Relation(_), "PATCH") => Action::Update,
+        (Resource::Relation(_), "PUT") => Action::Upsert,
+        (Resource::Relation(_), "DELETE") => Action::Delete,
+        (_, other) => return Err(ApiError::unsupported_method(other)),
+    })
+}
+
+/// Reads a request from its method, raw request-target (`/books?id=eq.1`), headers (names
+/// lower-case) and body.
+pub fn parse_with_body<'h>(
+    method: &str,
+    target: &str,
+    headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+    body: &[u8],
+) -> Result<ApiRequest, ApiError> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let resource = parse_path(path)?;
+    let action = action(method, &resource)?;
+    let head_only = method == "HEAD";
+    let reads = matches!(method, "GET" | "HEAD");
     let headers: Vec<(&str, &str)> = headers.into_iter().collect();
     let header = |name: &str| {
         headers
@@ -111,7 +161,17 @@ pub fn parse<'h>(
             .map(|(_, v)| *v)
     };
     let preferences = Preferences::from_headers(headers.iter().copied())?;
-    let query = parse_query(query)?;
+    let query = parse_query(query, action == Action::Call && reads)?;
+    let payload = match action {
+        Action::Insert | Action::Update | Action::Upsert => {
+            Some(payload::parse(body, header("content-type"))?)
+        }
+        Action::Call if !reads => Some(payload::parse(body, header("content-type"))?),
+        _ => None,
+    };
+    if action == Action::Upsert && (query.top_limit.is_some() || query.top_offset.is_some()) {
+        return Err(ApiError::put_range());
+    }
     let produces = match resource {
         Resource::Root => media::Produces::Description,
         _ => media::Produces::Rows,
@@ -123,10 +183,16 @@ pub fn parse<'h>(
         header("range"),
     )?;
     let tx = TxMode::for_request(method, &preferences);
+    let profile_header = if reads {
+        "accept-profile"
+    } else {
+        "content-profile"
+    };
     Ok(ApiRequest {
+        action,
         head_only,
         resource,
-        profile: header("accept-profile").map(|p| p.trim().to_string()),
+        profile: header(profile_header).map(|p| p.trim().to_string()),
         select: query.select.unwrap_or_else(|| vec![SelectItem::Star]),
         conditions: query.conditions,
         order: query.order,
@@ -135,6 +201,10 @@ pub fn parse<'h>(
         preferences,
         tx,
         media,
+        payload,
+        columns: query.columns,
+        on_conflict: query.on_conflict,
+        call_params: query.call_params,
     })
 }
 
@@ -168,6 +238,9 @@ struct Query {
     top_limit: Option<String>,
     top_offset: Option<String>,
     embed_ranges: Vec<(EmbedPath, RowRange)>,
+    columns: Option<Vec<String>>,
+    on_conflict: Option<Vec<String>>,
+    call_params: Vec<(String, String)>,
 }
 
 fn parse_path(path: &str) -> Result<Resource, ApiError> {
@@ -188,7 +261,8 @@ enum Keyword {
     Logic,
 }
 
-fn parse_query(query: &str) -> Result<Query, ApiError> {
+/// `raw_params`: top-level filters are kept unparsed (a function's GET arguments).
+fn parse_query(query: &str, raw_params: bool) -> Result<Query, ApiError> {
     let mut parsed = Query::default();
     let mut embed_limits: Vec<(EmbedPath, Option<String>, Option<String>)> = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
@@ -200,8 +274,14 @@ fn parse_query(query: &str) -> Result<Query, ApiError> {
                 parsed.select = Some(select::parse(&value)?);
                 continue;
             }
-            // Write parameters: meaningless on a read, ignored as PostgREST does.
-            "columns" | "on_conflict" => continue,
+            "columns" => {
+                parsed.columns = Some(name_list("columns", &value)?);
+                continue;
+            }
+            "on_conflict" => {
+                parsed.on_conflict = Some(name_list("on_conflict", &value)?);
+                continue;
+            }
             _ => {}
         }
         let segments = split_key(&key);
@@ -236,13 +316,9 @@ fn parse_query(query: &str) -> Result<Query, ApiError> {
                     entry.2 = Some(value)
                 }
             }
+            None if raw_params && path.is_empty() => parsed.call_params.push((key, value)),
             None => {
-                let mut c = cursor::Cursor::new(&last, "filter");
-                let field = field::field(&mut c)?;
-                if !c.at_end() {
-                    return Err(c.error("end of input"));
-                }
-                let f = filter::filter(field, &value)?;
+                let f = filter::filter(field::parse_field(&last)?, &value)?;
                 parsed.conditions.push((path, Condition::Filter(f)));
             }
         }
@@ -252,6 +328,21 @@ fn parse_query(query: &str) -> Result<Query, ApiError> {
         parsed.embed_ranges.push((path, range));
     }
     Ok(parsed)
+}
+
+/// `columns=a,b` / `on_conflict=a,b`: names, quoted or not; none is PGRST100.
+fn name_list(what: &'static str, value: &str) -> Result<Vec<String>, ApiError> {
+    let mut c = cursor::Cursor::new(value, what);
+    let mut names = Vec::new();
+    loop {
+        c.skip_spaces();
+        names.push(field::name(&mut c)?);
+        c.skip_spaces();
+        if c.at_end() {
+            return Ok(names);
+        }
+        c.expect(',', "\",\" or end of input")?;
+    }
 }
 
 /// A key split at the dots outside double quotes.
@@ -452,9 +543,48 @@ mod tests {
     }
 
     #[test]
-    fn methods_other_than_get_and_head_are_405() {
-        let e = parse("POST", "/books", []).unwrap_err();
+    fn methods_decide_the_action() {
+        let body = |m: &str, t: &str| parse_with_body(m, t, [], br#"{"id": 1}"#);
+        assert_eq!(body("POST", "/books").unwrap().action, Action::Insert);
+        assert_eq!(
+            body("PATCH", "/books?id=eq.1").unwrap().action,
+            Action::Update
+        );
+        assert_eq!(
+            body("PUT", "/books?id=eq.1").unwrap().action,
+            Action::Upsert
+        );
+        assert_eq!(
+            parse("DELETE", "/books", []).unwrap().action,
+            Action::Delete
+        );
+        assert_eq!(body("POST", "/rpc/f").unwrap().action, Action::Call);
+        assert_eq!(
+            parse("GET", "/rpc/f?a=1", []).unwrap().call_params,
+            [("a".to_string(), "1".to_string())]
+        );
+        let e = parse("DELETE", "/rpc/f", []).unwrap_err();
+        assert_eq!(
+            (e.status, e.code.as_str(), e.message.as_str()),
+            (405, "PGRST101", "Cannot use the DELETE method on RPC")
+        );
+        let e = parse("TRACE", "/books", []).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (405, "PGRST117"));
+        let e = body("PUT", "/books?id=eq.1&limit=1").unwrap_err();
+        assert_eq!(e.code, "PGRST114");
+        assert_eq!(
+            body("POST", "/books?columns=id,%22a%20b%22")
+                .unwrap()
+                .columns
+                .unwrap(),
+            ["id", "a b"]
+        );
+        assert_eq!(
+            body("POST", "/books?columns=").unwrap_err().code,
+            "PGRST100"
+        );
+        let r = parse_with_body("POST", "/books", [("content-profile", "v2")], b"{}").unwrap();
+        assert_eq!(r.profile.as_deref(), Some("v2"));
     }
 
     #[test]

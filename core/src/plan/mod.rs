@@ -3,7 +3,9 @@
 //! checked here — relations, columns, computed columns, relationships, embed labels of
 //! filters and orders — so the SQL stage only ever sees names that exist.
 
+pub mod call;
 pub mod embed;
+pub mod write;
 
 use crate::api_request::{
     Aggregate, ApiRequest, Condition, EmbedPath, Field, FilterOp, JoinType, MediaType, NullsOrder,
@@ -95,9 +97,22 @@ pub struct PlannedOrder {
     pub nulls: Option<NullsOrder>,
 }
 
+/// Where a node's rows come from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NodeSource {
+    /// Its relation.
+    #[default]
+    Relation,
+    /// The rows a write returned (`pgrst_source`).
+    Written,
+    /// The rows (or the value) a function call returns.
+    Call(call::Call),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
     pub relation: QualifiedName,
+    pub source: NodeSource,
     /// The SQL alias of this node's relation; unique in the statement.
     pub alias: String,
     pub outputs: Vec<Output>,
@@ -147,15 +162,7 @@ pub fn read_plan(
     let relation = cache
         .relation(schema, name)
         .ok_or_else(|| ApiError::table_not_found(schema, name))?;
-    let mut planner = Planner {
-        cache,
-        req,
-        limits,
-        next_alias: 0,
-    };
-    let mut root = planner.node(relation, &req.select, &[], false)?;
-    root.range = req.range.capped(limits.max_rows);
-    check_paths(req, &root)?;
+    let root = plan_root(req, cache, relation, limits, false)?;
     // A plan request plans the statement of the media type it explains.
     let media = match req.media {
         MediaType::Plan(p) => p.target_media(),
@@ -166,6 +173,27 @@ pub fn read_plan(
         count: req.preferences.count,
         media,
     })
+}
+
+/// The top node reading `relation` with the request's select, filters, order and range;
+/// `expand_star` lists the columns `*` means (a write's returned rows need them named).
+fn plan_root(
+    req: &ApiRequest,
+    cache: &SchemaCache,
+    relation: &Relation,
+    limits: &Limits,
+    expand_star: bool,
+) -> Result<Node, ApiError> {
+    let mut planner = Planner {
+        cache,
+        req,
+        limits,
+        next_alias: 0,
+    };
+    let mut root = planner.node(relation, &req.select, &[], expand_star)?;
+    root.range = req.range.capped(limits.max_rows);
+    check_paths(req, &root)?;
+    Ok(root)
 }
 
 struct Planner<'a> {
@@ -193,6 +221,7 @@ impl Planner<'_> {
         let n = self.alias();
         let mut node = Node {
             relation: relation.qualified(),
+            source: NodeSource::Relation,
             alias: format!("pgrst_{n}"),
             outputs: Vec::new(),
             conditions: Vec::new(),

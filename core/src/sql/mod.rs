@@ -2,9 +2,27 @@
 //! values only as bind parameters (`$n`, sent as text and cast in SQL). The text depends on the
 //! request's shape alone, never on its values, so it doubles as the prepared-plan cache key.
 
+mod call;
 mod read;
+mod write;
 
+pub use call::call_statement;
 pub use read::{explain_statement, plan_rows, planned_count_statement, read_statement};
+pub use write::write_statement;
+
+/// The columns every statement ends with, after rows, total and body: `response.headers`
+/// and `response.status` as the transaction left them (read after the rows are produced: the
+/// select list of an aggregate over them), the written row's primary key (for `Location`) and
+/// how many rows an upsert inserted; NULL where they do not apply.
+pub(crate) fn push_tail(b: &mut Builder, location: Option<&str>, inserted: Option<&str>) {
+    b.sql.push_str(
+        ", NULLIF(pg_catalog.current_setting('response.headers', true), ''), \
+         NULLIF(pg_catalog.current_setting('response.status', true), ''), ",
+    );
+    b.sql.push_str(location.unwrap_or("NULL::text"));
+    b.sql.push_str(", ");
+    b.sql.push_str(inserted.unwrap_or("NULL::int8"));
+}
 
 /// One parameterized statement; every parameter is of type `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +70,30 @@ pub fn pre_request_statement(function: &str) -> String {
 pub(crate) struct Builder {
     pub sql: String,
     params: Vec<String>,
+    /// The request body, bound once however often the statement reads it.
+    payload: Option<String>,
+    payload_placeholder: Option<String>,
 }
 
 impl Builder {
+    /// A builder for a statement that reads the request body (`param_payload`).
+    pub fn with_payload(payload: Option<String>) -> Self {
+        Builder {
+            payload,
+            ..Builder::default()
+        }
+    }
+
+    /// The body's placeholder: one parameter, whatever the number of uses.
+    pub fn param_payload(&mut self) -> String {
+        if let Some(p) = &self.payload_placeholder {
+            return p.clone();
+        }
+        let p = self.param(self.payload.clone().unwrap_or_else(|| "{}".into()));
+        self.payload_placeholder = Some(p.clone());
+        p
+    }
+
     /// Adds a bind parameter and returns its placeholder (`$n`).
     pub fn param(&mut self, value: String) -> String {
         self.params.push(value);

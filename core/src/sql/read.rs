@@ -6,7 +6,7 @@ use super::{push_ident, push_type, Builder, Statement};
 use crate::api_request::media::Plan;
 use crate::api_request::{FilterOp, JsonKey, MediaType, NullsOrder, Quantifier};
 use crate::plan::{
-    Expr, Join, Node, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
+    Expr, Join, Node, NodeSource, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
 };
 use crate::preferences::Count;
 
@@ -14,19 +14,26 @@ use crate::preferences::Count;
 /// `Prefer: count=exact`) and the body in the negotiated media type.
 pub fn read_statement(plan: &ReadPlan) -> Statement {
     let mut b = Builder::default();
+    rows_statement(&mut b, &plan.root, plan.count, body(plan.media));
+    b.finish()
+}
+
+/// `SELECT rows, total, body, <tail> FROM (root) _pgrst_t`: the shape of every statement
+/// (see [`super::push_tail`]), `body` an aggregate over `_pgrst_t`.
+pub(super) fn rows_statement(b: &mut Builder, root: &Node, count: Option<Count>, body: &str) {
     b.sql.push_str("SELECT pg_catalog.count(_pgrst_t)::int8, ");
-    if plan.count == Some(Count::Exact) {
+    if count == Some(Count::Exact) {
         b.sql.push_str("(SELECT pg_catalog.count(*) FROM (");
-        node(&mut b, &plan.root, None, true);
+        node(b, root, None, true);
         b.sql.push_str(") _pgrst_c)::int8, ");
     } else {
         b.sql.push_str("NULL::int8, ");
     }
-    b.sql.push_str(body(plan.media));
+    b.sql.push_str(body);
+    super::push_tail(b, None, None);
     b.sql.push_str(" FROM (");
-    node(&mut b, &plan.root, None, false);
+    node(b, root, None, false);
     b.sql.push_str(") _pgrst_t");
-    b.finish()
 }
 
 /// The read's statement under `EXPLAIN`, for `Accept: application/vnd.pgrst.plan`.
@@ -59,7 +66,7 @@ pub fn plan_rows(explain_json: &str) -> Option<i64> {
 }
 
 /// The body aggregate over the rows `_pgrst_t`.
-fn body(media: MediaType) -> &'static str {
+pub(super) fn body(media: MediaType) -> &'static str {
     match media {
         MediaType::Csv => {
             "(SELECT coalesce(pg_catalog.string_agg(k, ','), '') \
@@ -92,7 +99,7 @@ fn body(media: MediaType) -> &'static str {
 
 /// One node's SELECT; `parent` is the parent's alias and how this node joins it. `counting`:
 /// only the rows matter (no outputs, order or range; embeds only where they filter).
-fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, counting: bool) {
+pub(super) fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, counting: bool) {
     b.sql.push_str("SELECT ");
     if counting {
         b.sql.push('1');
@@ -289,14 +296,16 @@ fn group_by(b: &mut Builder, n: &Node) {
 }
 
 fn from(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>) {
-    match parent {
-        Some((parent_alias, Join::Function(f))) => {
+    match (parent, &n.source) {
+        (Some((parent_alias, Join::Function(f))), _) => {
             qualified(b, &f.schema, &f.name);
             b.sql.push('(');
             push_ident(&mut b.sql, parent_alias);
             b.sql.push(')');
         }
-        _ => qualified(b, &n.relation.schema, &n.relation.name),
+        (_, NodeSource::Written) => b.sql.push_str("pgrst_source"),
+        (_, NodeSource::Call(call)) => super::call::push_call(b, call),
+        (_, NodeSource::Relation) => qualified(b, &n.relation.schema, &n.relation.name),
     }
     b.sql.push_str(" AS ");
     push_ident(&mut b.sql, &n.alias);
@@ -380,13 +389,13 @@ fn lateral(b: &mut Builder, e: &PlannedEmbed, parent_alias: &str) {
     b.sql.push_str(") AS _pgrst_e");
 }
 
-fn qualified(b: &mut Builder, schema: &str, name: &str) {
+pub(super) fn qualified(b: &mut Builder, schema: &str, name: &str) {
     push_ident(&mut b.sql, schema);
     b.sql.push('.');
     push_ident(&mut b.sql, name);
 }
 
-fn column(b: &mut Builder, alias: &str, name: &str) {
+pub(super) fn column(b: &mut Builder, alias: &str, name: &str) {
     push_ident(&mut b.sql, alias);
     b.sql.push('.');
     push_ident(&mut b.sql, name);
@@ -446,7 +455,7 @@ fn cast(b: &mut Builder, to: Option<&str>) {
     }
 }
 
-fn condition(b: &mut Builder, n: &Node, c: &PlannedCondition) {
+pub(super) fn condition(b: &mut Builder, n: &Node, c: &PlannedCondition) {
     match c {
         PlannedCondition::Logic {
             or,
@@ -568,7 +577,7 @@ fn filter(b: &mut Builder, alias: &str, target: &Expr, op: &FilterOp) {
 }
 
 /// A PostgreSQL array literal of text elements, each quoted.
-fn array_literal(values: &[String]) -> String {
+pub(super) fn array_literal(values: &[String]) -> String {
     let mut out = String::from("{");
     for (i, v) in values.iter().enumerate() {
         if i > 0 {

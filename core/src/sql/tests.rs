@@ -54,7 +54,10 @@ fn unfiltered_read() {
     assert_eq!(
         s.sql,
         "SELECT pg_catalog.count(_pgrst_t)::int8, NULL::int8, \
-         coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text FROM (SELECT \"pgrst_0\".* \
+         coalesce(pg_catalog.json_agg(_pgrst_t), '[]')::text, \
+         NULLIF(pg_catalog.current_setting('response.headers', true), ''), \
+         NULLIF(pg_catalog.current_setting('response.status', true), ''), \
+         NULL::text, NULL::int8 FROM (SELECT \"pgrst_0\".* \
          FROM \"lib\".\"books\" AS \"pgrst_0\") _pgrst_t"
     );
     assert!(s.params.is_empty());

@@ -1,0 +1,253 @@
+//! Plans of function calls (`/rpc/{function}`): the overload the arguments name, where each
+//! argument comes from (the query string of a GET, the body of a POST, or the whole body for
+//! one unnamed json/jsonb parameter), and how the result is shaped (rows, one value, nothing).
+//! Rows of a function returning a relation's type are planned like a read of it: select,
+//! filters, order, limits and embedding.
+
+use super::{plan_root, Expr, Limits, Node, NodeSource, Output, Source};
+use crate::api_request::{field, filter, ApiRequest, Condition, Field, MediaType, Resource};
+use crate::error::ApiError;
+use crate::preferences::Count;
+use crate::schema_cache::{Function, QualifiedName, Relation, SchemaCache, Volatility};
+
+/// A call as a FROM item: the function and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub function: QualifiedName,
+    pub args: CallArgs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallArgs {
+    /// Named arguments from the query string: each text value cast to the parameter's type
+    /// (a variadic parameter takes every value given, as an array).
+    Query(Vec<QueryArg>),
+    /// The body's keys as named arguments, read by `json_to_record(set)` with the parameters'
+    /// types (an array body calls once per element).
+    Body { params: Vec<BodyArg>, array: bool },
+    /// The whole body as the one unnamed json/jsonb parameter.
+    Whole { type_name: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryArg {
+    pub name: String,
+    pub type_name: String,
+    pub values: Vec<String>,
+    pub variadic: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyArg {
+    pub name: String,
+    pub type_name: String,
+    pub variadic: bool,
+}
+
+/// How the function's result becomes the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallResult {
+    /// Rows (of a relation or composite type): an array, or one object when the function
+    /// returns one row.
+    Rows,
+    /// A value (or a set of values): the bare JSON value, or an array of them.
+    Scalar,
+    /// `void`: 204, no body.
+    Void,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPlan {
+    pub root: Node,
+    pub result: CallResult,
+    /// Several results: an array (a set-returning function, or an array body).
+    pub many: bool,
+    pub volatility: Volatility,
+    /// The body a POST call reads its arguments from.
+    pub payload: Option<String>,
+    pub count: Option<Count>,
+    pub media: MediaType,
+}
+
+/// The table alias of the call in its node; a scalar result is the column of that name.
+pub const RESULT_ALIAS: &str = "pgrst_0";
+
+pub fn call_plan(
+    req: &ApiRequest,
+    cache: &SchemaCache,
+    schema: &str,
+    limits: &Limits,
+) -> Result<CallPlan, ApiError> {
+    let Resource::Function(name) = &req.resource else {
+        return Err(ApiError::invalid_path());
+    };
+    // A GET's parameters: those that read as filters are filters, the others arguments.
+    let mut filters = Vec::new();
+    let mut query_args: Vec<(String, String)> = Vec::new();
+    for (key, value) in &req.call_params {
+        match as_filter(key, value) {
+            Some(f) => filters.push((Vec::new(), f)),
+            None => query_args.push((key.clone(), value.clone())),
+        }
+    }
+    let payload = req.payload.as_ref();
+    let mut given: Vec<String> = match payload {
+        Some(p) => p.keys.clone(),
+        None => query_args.iter().map(|(k, _)| k.clone()).collect(),
+    };
+    given.dedup();
+    let overloads = cache.functions(schema, name);
+    let f = choose(overloads, &given, payload.is_some()).ok_or_else(|| {
+        let close = overloads.first().map(|f| {
+            let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+            format!("{}({})", f.name, names.join(", "))
+        });
+        ApiError::function_not_found(schema, name, &given, close)
+    })?;
+    let args = match payload {
+        Some(_) if is_single_json(f) && f.params[0].name.is_empty() => CallArgs::Whole {
+            type_name: f.params[0].type_name.clone(),
+        },
+        Some(p) => body_args(f, &p.keys, p.array),
+        None => CallArgs::Query(
+            f.params
+                .iter()
+                .filter(|p| query_args.iter().any(|(k, _)| *k == p.name))
+                .map(|p| QueryArg {
+                    name: p.name.clone(),
+                    type_name: p.type_name.clone(),
+                    values: query_args
+                        .iter()
+                        .filter(|(k, _)| *k == p.name)
+                        .map(|(_, v)| v.clone())
+                        .collect(),
+                    variadic: p.variadic,
+                })
+                .collect(),
+        ),
+    };
+    let call = Call {
+        function: QualifiedName::new(&f.schema, &f.name),
+        args,
+    };
+    let bulk = payload.is_some_and(|p| p.array) && !matches!(call.args, CallArgs::Whole { .. });
+    let (mut root, result) = match (&f.returns_relation, f.returns_scalar) {
+        (_, true) if f.return_type == "void" => (scalar_node(f), CallResult::Void),
+        (_, true) => (scalar_node(f), CallResult::Scalar),
+        (Some(rel), false) => {
+            let relation = cache
+                .relation(&rel.schema, &rel.name)
+                .ok_or_else(|| ApiError::table_not_found(&rel.schema, &rel.name))?;
+            let mut with_filters = req.clone();
+            with_filters.conditions.extend(filters.drain(..));
+            (
+                plan_root(&with_filters, cache, relation, limits, false)?,
+                CallResult::Rows,
+            )
+        }
+        (None, false) => (record_node(f), CallResult::Rows),
+    };
+    if let Some((_, Condition::Filter(f0))) = filters.first() {
+        // Filters on rows that have no known columns.
+        return Err(ApiError::undefined_column(name, &f0.field.name));
+    }
+    root.source = NodeSource::Call(call);
+    root.range = req.range.capped(limits.max_rows);
+    Ok(CallPlan {
+        root,
+        result,
+        many: f.returns_set || bulk,
+        volatility: f.volatility,
+        payload: payload.map(|p| p.json.clone()),
+        count: req.preferences.count,
+        media: match req.media {
+            MediaType::Plan(p) => p.target_media(),
+            m => m,
+        },
+    })
+}
+
+/// `key=value` as a filter, if it reads as one (`id=gt.1`); an argument otherwise (`a=3`).
+fn as_filter(key: &str, value: &str) -> Option<Condition> {
+    let field = field::parse_field(key).ok()?;
+    filter::filter(field, value).ok().map(Condition::Filter)
+}
+
+/// The overload whose parameters take exactly the given names (all without a default given),
+/// the one with fewest parameters first; a POST body also fits a function whose one parameter
+/// is an unnamed json or jsonb.
+fn choose<'f>(overloads: &'f [Function], given: &[String], body: bool) -> Option<&'f Function> {
+    let mut fits: Vec<&Function> = overloads
+        .iter()
+        .filter(|f| {
+            (body && is_single_json(f) && f.params[0].name.is_empty())
+                || (given.iter().all(|g| f.params.iter().any(|p| p.name == *g))
+                    && f.params
+                        .iter()
+                        .all(|p| p.has_default || p.variadic || given.contains(&p.name)))
+        })
+        .collect();
+    fits.sort_by_key(|f| f.params.len());
+    fits.first().copied()
+}
+
+fn is_single_json(f: &Function) -> bool {
+    matches!(f.params.as_slice(), [p] if p.type_name == "json" || p.type_name == "jsonb")
+}
+
+/// The parameters the body's keys name (others take their defaults).
+fn body_args(f: &Function, keys: &[String], array: bool) -> CallArgs {
+    CallArgs::Body {
+        params: f
+            .params
+            .iter()
+            .filter(|p| !p.name.is_empty() && keys.contains(&p.name))
+            .map(|p| BodyArg {
+                name: p.name.clone(),
+                type_name: p.type_name.clone(),
+                variadic: p.variadic,
+            })
+            .collect(),
+        array,
+    }
+}
+
+/// A node reading the call's one value as the column `pgrst_0`.
+fn scalar_node(f: &Function) -> Node {
+    let mut node = record_node(f);
+    node.outputs = vec![Output::Expr {
+        expr: Expr {
+            source: Source::Column(RESULT_ALIAS.to_string()),
+            field: Field::named(RESULT_ALIAS),
+            cast: None,
+            type_name: f.return_type.clone(),
+            base_type: f.return_type.clone(),
+            source_type: f.return_type.clone(),
+        },
+        name: RESULT_ALIAS.to_string(),
+        aggregate: None,
+        aggregate_cast: None,
+    }];
+    node
+}
+
+/// A node reading every column of the call's rows (a composite type pg_rest has no columns
+/// of: OUT parameters, `RETURNS TABLE`, `record`).
+fn record_node(f: &Function) -> Node {
+    let relation = Relation {
+        schema: f.schema.clone(),
+        name: f.name.clone(),
+        ..Relation::default()
+    };
+    Node {
+        relation: relation.qualified(),
+        source: NodeSource::Relation,
+        alias: RESULT_ALIAS.to_string(),
+        outputs: vec![Output::AllColumns],
+        conditions: Vec::new(),
+        order: Vec::new(),
+        range: Default::default(),
+        embeds: Vec::new(),
+        grouped: false,
+    }
+}

@@ -1,0 +1,186 @@
+//! Plans of writes: POST (insert, bulk, upsert by `Prefer: resolution`), PATCH, PUT and DELETE.
+//! The written columns come from the body's keys (narrowed by `columns=`), each checked against
+//! the schema cache (PGRST204); filters become the write's WHERE; the select tree becomes the
+//! node that reads the written rows back (`return=representation`).
+
+use super::{plan_root, Limits, Node, NodeSource, PlannedCondition};
+use crate::api_request::{
+    Action, ApiRequest, Comparison, Condition, FilterOp, MediaType, Resource,
+};
+use crate::error::ApiError;
+use crate::preferences::{Count, Resolution, Return};
+use crate::schema_cache::{QualifiedName, SchemaCache};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteKind {
+    Insert { on_conflict: Option<OnConflict> },
+    Update,
+    Delete,
+}
+
+/// An upsert: the unique columns it resolves on, and whether a duplicate is updated (merged)
+/// or left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnConflict {
+    pub columns: Vec<String>,
+    pub merge: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritePlan {
+    pub kind: WriteKind,
+    pub target: QualifiedName,
+    /// Written columns, in the body's order.
+    pub columns: Vec<String>,
+    /// The rows updated or deleted (filters on the target, alias of `returning`).
+    pub conditions: Vec<PlannedCondition>,
+    /// Reads the written rows back; its source is `NodeSource::Written`.
+    pub returning: Node,
+    pub primary_key: Vec<String>,
+    /// The body as one JSON text (an object or an array).
+    pub payload: String,
+    /// The body is an array (else one object).
+    pub bulk: bool,
+    pub returns: Return,
+    pub count: Option<Count>,
+    pub media: MediaType,
+}
+
+impl WritePlan {
+    /// PUT or POST with a resolution: 201 only when a row was inserted.
+    pub fn is_upsert(&self) -> bool {
+        matches!(
+            self.kind,
+            WriteKind::Insert {
+                on_conflict: Some(_)
+            }
+        )
+    }
+}
+
+pub fn write_plan(
+    req: &ApiRequest,
+    cache: &SchemaCache,
+    schema: &str,
+    limits: &Limits,
+) -> Result<WritePlan, ApiError> {
+    let Resource::Relation(name) = &req.resource else {
+        return Err(ApiError::invalid_path());
+    };
+    let relation = cache
+        .relation(schema, name)
+        .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+    let mut returning = plan_root(req, cache, relation, limits, true)?;
+    returning.source = NodeSource::Written;
+    returning.range = Default::default();
+    let conditions = std::mem::take(&mut returning.conditions);
+    let payload = req.payload.as_ref();
+    let columns = match payload {
+        None => Vec::new(),
+        Some(p) => {
+            let keys: Vec<&String> = match &req.columns {
+                Some(only) => only.iter().collect(),
+                None => p.keys.iter().collect(),
+            };
+            keys.into_iter()
+                .map(|k| {
+                    relation
+                        .column(k)
+                        .map(|c| c.name.clone())
+                        .ok_or_else(|| ApiError::column_not_found(&relation.name, k))
+                })
+                .collect::<Result<_, _>>()?
+        }
+    };
+    let kind = match req.action {
+        Action::Insert => WriteKind::Insert {
+            on_conflict: req.preferences.resolution.map(|r| OnConflict {
+                columns: req
+                    .on_conflict
+                    .clone()
+                    .unwrap_or_else(|| relation.primary_key.clone()),
+                merge: r == Resolution::MergeDuplicates,
+            }),
+        },
+        Action::Upsert => {
+            check_put(req, &relation.primary_key)?;
+            WriteKind::Insert {
+                on_conflict: Some(OnConflict {
+                    columns: relation.primary_key.clone(),
+                    merge: true,
+                }),
+            }
+        }
+        Action::Update => WriteKind::Update,
+        Action::Delete => WriteKind::Delete,
+        Action::Read | Action::Call => return Err(ApiError::invalid_path()),
+    };
+    Ok(WritePlan {
+        kind,
+        target: relation.qualified(),
+        columns,
+        conditions,
+        returning,
+        primary_key: relation.primary_key.clone(),
+        payload: payload.map_or_else(|| "{}".to_string(), |p| p.json.clone()),
+        bulk: payload.is_some_and(|p| p.array),
+        returns: req.preferences.return_.unwrap_or(Return::Minimal),
+        count: req.preferences.count,
+        media: req.media,
+    })
+}
+
+/// PUT names one row: its filters are exactly `pk=eq.value` for each primary key column
+/// (PGRST105), and the body is that one row with the same key (PGRST115).
+fn check_put(req: &ApiRequest, primary_key: &[String]) -> Result<(), ApiError> {
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    for (path, c) in &req.conditions {
+        match c {
+            Condition::Filter(f)
+                if path.is_empty()
+                    && !f.negated
+                    && f.field.json_path.is_empty()
+                    && matches!(
+                        f.op,
+                        FilterOp::Compare {
+                            op: Comparison::Eq,
+                            quantifier: None,
+                            ..
+                        }
+                    ) =>
+            {
+                if let FilterOp::Compare { value, .. } = &f.op {
+                    named.push((f.field.name.as_str(), value.as_str()));
+                }
+            }
+            _ if path.is_empty() => return Err(ApiError::put_filters()),
+            _ => {}
+        }
+    }
+    let mut keys: Vec<&str> = named.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    let mut pk: Vec<&str> = primary_key.iter().map(String::as_str).collect();
+    pk.sort_unstable();
+    if pk.is_empty() || keys != pk {
+        return Err(ApiError::put_filters());
+    }
+    let payload = req.payload.as_ref().ok_or_else(ApiError::put_mismatch)?;
+    let body: serde_json::Value = serde_json::from_str(&payload.json)
+        .map_err(|_| ApiError::invalid_body("Empty or invalid json"))?;
+    let row = match &body {
+        serde_json::Value::Array(rows) if rows.len() == 1 => &rows[0],
+        serde_json::Value::Object(_) => &body,
+        _ => return Err(ApiError::put_mismatch()),
+    };
+    for (column, value) in named {
+        let same = match row.get(column) {
+            Some(serde_json::Value::String(s)) => s == value,
+            Some(other) => other.to_string() == value,
+            None => false,
+        };
+        if !same {
+            return Err(ApiError::put_mismatch());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! The statement of a function call: the call is the FROM item of the plan's root node, so a
+//! function returning rows is filtered, ordered, limited and embedded like a relation. Every
+//! argument is a bind parameter cast to its parameter's type.
+
+use super::read::{body, qualified, rows_statement};
+use super::{push_ident, Builder, Statement};
+use crate::plan::call::{Call, CallArgs, CallPlan, CallResult, RESULT_ALIAS};
+
+pub fn call_statement(plan: &CallPlan) -> Statement {
+    let mut b = Builder::with_payload(plan.payload.clone());
+    let value = format!("_pgrst_t.{}", super::quote_ident(RESULT_ALIAS));
+    let body = match (plan.result, plan.many) {
+        (CallResult::Scalar | CallResult::Void, true) => {
+            format!("coalesce(pg_catalog.json_agg({value}), '[]')::text")
+        }
+        (CallResult::Scalar | CallResult::Void, false) => {
+            format!("coalesce((pg_catalog.json_agg({value}) -> 0)::text, 'null')")
+        }
+        (CallResult::Rows, false) if matches!(plan.media, crate::api_request::MediaType::Json) => {
+            "coalesce((pg_catalog.json_agg(_pgrst_t) -> 0)::text, 'null')".to_string()
+        }
+        (CallResult::Rows, _) => body(plan.media).to_string(),
+    };
+    rows_statement(&mut b, &plan.root, plan.count, &body);
+    b.finish()
+}
+
+/// The call as a FROM item (without its alias).
+pub(super) fn push_call(b: &mut Builder, call: &Call) {
+    match &call.args {
+        CallArgs::Query(args) => {
+            function(b, call);
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(", ");
+                }
+                if a.variadic {
+                    b.sql.push_str("VARIADIC ");
+                }
+                push_ident(&mut b.sql, &a.name);
+                b.sql.push_str(" := ");
+                let value = if a.variadic {
+                    super::read::array_literal(&a.values)
+                } else {
+                    // Of repeated values the last wins, as in PostgREST.
+                    a.values.last().cloned().unwrap_or_default()
+                };
+                let p = b.param(value);
+                b.sql.push_str(&format!("{p}::{}", a.type_name));
+            }
+            b.sql.push(')');
+        }
+        CallArgs::Whole { type_name } => {
+            function(b, call);
+            let p = b.param_payload();
+            b.sql.push_str(&format!("{p}::{type_name})"));
+        }
+        CallArgs::Body { params, .. } if params.is_empty() => {
+            function(b, call);
+            b.sql.push(')');
+        }
+        CallArgs::Body { params, array } => {
+            let p = b.param_payload();
+            b.sql.push_str(if *array {
+                "pg_catalog.json_to_recordset("
+            } else {
+                "pg_catalog.json_to_record("
+            });
+            b.sql.push_str(&format!("{p}::json) AS _pgrst_args("));
+            for (i, a) in params.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(", ");
+                }
+                push_ident(&mut b.sql, &a.name);
+                b.sql.push(' ');
+                b.sql.push_str(&a.type_name);
+            }
+            b.sql.push_str("), LATERAL ");
+            function(b, call);
+            for (i, a) in params.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(", ");
+                }
+                if a.variadic {
+                    b.sql.push_str("VARIADIC ");
+                }
+                push_ident(&mut b.sql, &a.name);
+                b.sql.push_str(" := _pgrst_args.");
+                push_ident(&mut b.sql, &a.name);
+            }
+            b.sql.push(')');
+        }
+    }
+}
+
+/// `"schema"."name"(`
+fn function(b: &mut Builder, call: &Call) {
+    qualified(b, &call.function.schema, &call.function.name);
+    b.sql.push('(');
+}

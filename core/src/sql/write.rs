@@ -1,0 +1,169 @@
+//! The statement of a write: the INSERT / UPDATE / DELETE as the CTE `pgrst_source` (its
+//! rows read from the body by `json_populate_recordset`, one statement however many rows),
+//! then the plan's returning node over `pgrst_source` for the answer.
+
+use super::read::{body, column, condition, node, qualified};
+use super::{push_ident, push_tail, Builder, Statement};
+use crate::plan::write::{WriteKind, WritePlan};
+use crate::preferences::{Count, Return};
+
+pub fn write_statement(plan: &WritePlan) -> Statement {
+    let mut b = Builder::with_payload(Some(plan.payload.clone()));
+    b.sql.push_str("WITH pgrst_source AS (");
+    match &plan.kind {
+        WriteKind::Insert { .. } => insert(&mut b, plan),
+        WriteKind::Update => update(&mut b, plan),
+        WriteKind::Delete => delete(&mut b, plan),
+    }
+    b.sql
+        .push_str(") SELECT pg_catalog.count(_pgrst_t)::int8, ");
+    b.sql.push_str(if plan.count == Some(Count::Exact) {
+        "(SELECT pg_catalog.count(*) FROM pgrst_source)::int8, "
+    } else {
+        "NULL::int8, "
+    });
+    let representation = plan.returns == Return::Representation;
+    b.sql.push_str(if representation {
+        body(plan.media)
+    } else {
+        "NULL::text"
+    });
+    let location = (plan.returns == Return::HeadersOnly && !plan.primary_key.is_empty())
+        .then(|| location(plan));
+    let inserted = plan
+        .is_upsert()
+        .then_some("(SELECT pg_catalog.count(*) FROM pgrst_source WHERE pgrst_inserted)::int8");
+    push_tail(&mut b, location.as_deref(), inserted);
+    b.sql.push_str(" FROM (");
+    node(&mut b, &plan.returning, None, !representation);
+    b.sql.push_str(") _pgrst_t");
+    b.finish()
+}
+
+/// `INSERT … SELECT cols FROM json_populate_recordset(NULL::target, body)`, with
+/// `ON CONFLICT` for an upsert; an upsert also returns whether each row was inserted.
+fn insert(b: &mut Builder, plan: &WritePlan) {
+    b.sql.push_str("INSERT INTO ");
+    target(b, plan);
+    if !plan.columns.is_empty() {
+        b.sql.push_str(" (");
+        names(b, &plan.columns);
+        b.sql.push(')');
+    }
+    b.sql.push_str(" SELECT ");
+    names(b, &plan.columns);
+    b.sql
+        .push_str(" FROM pg_catalog.json_populate_recordset(NULL::");
+    qualified(b, &plan.target.schema, &plan.target.name);
+    let p = b.param_payload();
+    if plan.bulk {
+        b.sql.push_str(&format!(", {p}::json)"));
+    } else {
+        b.sql
+            .push_str(&format!(", pg_catalog.json_build_array({p}::json))"));
+    }
+    b.sql.push_str(" AS _pgrst_r");
+    if let WriteKind::Insert {
+        on_conflict: Some(c),
+    } = &plan.kind
+    {
+        b.sql.push_str(" ON CONFLICT (");
+        names(b, &c.columns);
+        b.sql.push(')');
+        if c.merge && !plan.columns.is_empty() {
+            b.sql.push_str(" DO UPDATE SET ");
+            for (i, col) in plan.columns.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(", ");
+                }
+                push_ident(&mut b.sql, col);
+                b.sql.push_str(" = EXCLUDED.");
+                push_ident(&mut b.sql, col);
+            }
+        } else {
+            b.sql.push_str(" DO NOTHING");
+        }
+    }
+    returning(b, plan);
+}
+
+/// `UPDATE target SET col = body.col … FROM json_populate_record(NULL::target, body)`; a body
+/// without columns changes nothing (and returns nothing).
+fn update(b: &mut Builder, plan: &WritePlan) {
+    if plan.columns.is_empty() {
+        b.sql.push_str("SELECT * FROM ");
+        target(b, plan);
+        b.sql.push_str(" WHERE false");
+        return;
+    }
+    b.sql.push_str("UPDATE ");
+    target(b, plan);
+    b.sql.push_str(" SET ");
+    for (i, col) in plan.columns.iter().enumerate() {
+        if i > 0 {
+            b.sql.push_str(", ");
+        }
+        push_ident(&mut b.sql, col);
+        b.sql.push_str(" = ");
+        column(b, "_pgrst_r", col);
+    }
+    b.sql
+        .push_str(" FROM pg_catalog.json_populate_record(NULL::");
+    qualified(b, &plan.target.schema, &plan.target.name);
+    let p = b.param_payload();
+    b.sql.push_str(&format!(", {p}::json) AS _pgrst_r"));
+    conditions(b, plan);
+    returning(b, plan);
+}
+
+fn delete(b: &mut Builder, plan: &WritePlan) {
+    b.sql.push_str("DELETE FROM ");
+    target(b, plan);
+    conditions(b, plan);
+    returning(b, plan);
+}
+
+/// The target under the returning node's alias, so filters planned for it apply.
+fn target(b: &mut Builder, plan: &WritePlan) {
+    qualified(b, &plan.target.schema, &plan.target.name);
+    b.sql.push_str(" AS ");
+    push_ident(&mut b.sql, &plan.returning.alias);
+}
+
+fn conditions(b: &mut Builder, plan: &WritePlan) {
+    for (i, c) in plan.conditions.iter().enumerate() {
+        b.sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        condition(b, &plan.returning, c);
+    }
+}
+
+fn returning(b: &mut Builder, plan: &WritePlan) {
+    b.sql.push_str(" RETURNING ");
+    push_ident(&mut b.sql, &plan.returning.alias);
+    b.sql.push_str(".*");
+    if plan.is_upsert() {
+        // xmax is 0 for a row this statement inserted, its locker's xid for an updated one.
+        b.sql.push_str(", ");
+        push_ident(&mut b.sql, &plan.returning.alias);
+        b.sql.push_str(".xmax = 0 AS pgrst_inserted");
+    }
+}
+
+/// The first written row's primary key values, as a JSON array (the `Location` header).
+fn location(plan: &WritePlan) -> String {
+    let mut b = Builder::default();
+    b.sql.push_str("(SELECT pg_catalog.json_build_array(");
+    names(&mut b, &plan.primary_key);
+    b.sql.push_str(")::text FROM pgrst_source LIMIT 1)");
+    b.sql
+}
+
+/// `"a", "b"`.
+fn names(b: &mut Builder, cols: &[String]) {
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            b.sql.push_str(", ");
+        }
+        push_ident(&mut b.sql, c);
+    }
+}
