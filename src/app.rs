@@ -181,9 +181,15 @@ impl App {
             let schema = api_request::choose_schema(profile, &self.config.schemas)?;
             let resource = api_request::resource_of(&request.target)?;
             let (config, cache) = (&self.config, &mut self.schema_cache);
-            return execute::in_transaction(&ctx, |_| {
+            timer.lap("parse");
+            let mut response = execute::in_transaction(&ctx, |_| {
                 options(cache.current(&config.schemas), &resource, schema)
-            });
+            })?;
+            timer.lap("response");
+            if let Some(timing) = timer.header() {
+                response.headers.push(("Server-Timing", timing));
+            }
+            return Ok(response);
         }
         let api_request = api_request::parse_with_body(
             &request.method,
@@ -212,7 +218,7 @@ impl App {
             }
             (Action::Read, _) => {
                 let mut response = execute::in_transaction(&ctx, |ctx| {
-                    read(config, cache, plans, ctx, r, schema)
+                    read(config, cache, plans, ctx, r, schema, &mut timer)
                 })?;
                 response
                     .headers
@@ -221,6 +227,7 @@ impl App {
             }
             (Action::Call, _) => {
                 let planned = plan::call::call_plan(r, cache.loaded(), schema, &limits(config))?;
+                timer.lap("plan");
                 // GET, and functions that declare they do not write, run read-only.
                 let read_only =
                     request.method != "POST" || planned.volatility != Volatility::Volatile;
@@ -231,12 +238,11 @@ impl App {
                 };
                 execute::in_transaction(&ctx, |ctx| call(plans, cache, ctx, &planned, read_only))?
             }
-            _ => execute::in_transaction(&ctx, |ctx| write(config, cache, plans, ctx, r, schema))?,
+            _ => execute::in_transaction(&ctx, |ctx| {
+                write(config, cache, plans, ctx, r, schema, &mut timer)
+            })?,
         };
         timer.lap("transaction");
-        if let Some(timing) = timer.header() {
-            response.headers.push(("Server-Timing", timing));
-        }
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
         if let Some(applied) = api_request.preferences.applied() {
             response.headers.push(("Preference-Applied", applied));
@@ -246,6 +252,10 @@ impl App {
             response
                 .headers
                 .push(("Content-Profile", schema.to_string()));
+        }
+        timer.lap("response");
+        if let Some(timing) = timer.header() {
+            response.headers.push(("Server-Timing", timing));
         }
         Ok(response)
     }
@@ -572,11 +582,13 @@ fn read(
     ctx: &RequestContext,
     api_request: &ApiRequest,
     schema: &str,
+    timer: &mut StageTimer,
 ) -> Result<Response, ApiError> {
     let limits = limits(config);
     let plan = plan_fresh(config, cache, |c| {
         plan::read_plan(api_request, c, schema, &limits)
     })?;
+    timer.lap("plan");
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     if let MediaType::Plan(how) = api_request.media {
         let lines = execute::run_column(plans, &sql::explain_statement(&plan, &how), false);
@@ -614,11 +626,13 @@ fn write(
     ctx: &RequestContext,
     api_request: &ApiRequest,
     schema: &str,
+    timer: &mut StageTimer,
 ) -> Result<Response, ApiError> {
     let limits = limits(config);
     let plan = plan_fresh(config, cache, |c| {
         plan::write::write_plan(api_request, c, schema, &limits)
     })?;
+    timer.lap("plan");
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
     check_affected(api_request, plan.media, &outcome)?;

@@ -59,6 +59,7 @@ pub fn in_transaction<T>(
     body: impl FnOnce(&RequestContext) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     signals::clear_cancel();
+    let errcode = ErrcodeCapture::push();
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
         // SAFETY: the start of a transaction in a worker connected to a database; inside the
         // guard, so even a failing start is aborted and answered.
@@ -105,13 +106,59 @@ pub fn in_transaction<T>(
         disarm_statement_timeout();
         // SAFETY: after a caught ERROR the transaction must be aborted before anything else.
         unsafe { pg_sys::AbortCurrentTransaction() };
-        Err(api_error(caught, ctx.authenticated))
+        Err(api_error(caught, ctx.authenticated, errcode.last()))
     })
     .execute();
+    drop(errcode);
     signals::clear_cancel();
     // SAFETY: updates this backend's pg_stat_activity entry.
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
     result
+}
+
+/// The SQLSTATE of the last error raised inside a request, as PostgreSQL raised it: an error
+/// context callback on PostgreSQL's stack for the request's duration, which reads `geterrcode()`
+/// while each report is being built.
+struct ErrcodeCapture {
+    callback: Box<pg_sys::ErrorContextCallback>,
+}
+
+static LAST_ERRCODE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+impl ErrcodeCapture {
+    fn push() -> ErrcodeCapture {
+        LAST_ERRCODE.store(0, std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: a callback entry that outlives its place on the stack (popped in Drop, also
+        // after a caught ERROR, whose longjmp leaves the stack pointing at it).
+        unsafe {
+            let mut callback = Box::new(pg_sys::ErrorContextCallback {
+                previous: pg_sys::error_context_stack,
+                callback: Some(capture_errcode),
+                arg: std::ptr::null_mut(),
+            });
+            pg_sys::error_context_stack = &mut *callback;
+            ErrcodeCapture { callback }
+        }
+    }
+
+    fn last(&self) -> i32 {
+        LAST_ERRCODE.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for ErrcodeCapture {
+    fn drop(&mut self) {
+        // SAFETY: restores the stack as it was before `push`.
+        unsafe { pg_sys::error_context_stack = self.callback.previous };
+    }
+}
+
+/// Called by PostgreSQL while it builds an error report: remembers its SQLSTATE. Only reads.
+#[pg_guard]
+unsafe extern "C-unwind" fn capture_errcode(_arg: *mut std::ffi::c_void) {
+    // SAFETY: geterrcode is meant for error context callbacks.
+    let code = unsafe { pg_sys::geterrcode() };
+    LAST_ERRCODE.store(code, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Runs a closure that may raise, logging instead of propagating (configuration reloads).
@@ -382,11 +429,19 @@ fn disarm_statement_timeout() {
 }
 
 /// The client's view of a caught failure.
-fn api_error(caught: pg_sys::panic::CaughtError, authenticated: bool) -> ApiError {
+fn api_error(caught: pg_sys::panic::CaughtError, authenticated: bool, raw_code: i32) -> ApiError {
     use pg_sys::panic::CaughtError;
     match &caught {
         CaughtError::PostgresError(report) | CaughtError::ErrorReport(report) => {
-            let code = unpack_sqlstate(report.sql_error_code() as i32);
+            // pgrx reports SQLSTATEs it has no name for (`RAISE SQLSTATE 'PT402'`) as XX000;
+            // the code captured when the error was raised is the real one.
+            let reported = report.sql_error_code() as i32;
+            let internal = pg_sys::errcodes::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR as i32;
+            let code = if reported == internal && raw_code != 0 {
+                unpack_sqlstate(raw_code)
+            } else {
+                unpack_sqlstate(reported)
+            };
             if code == "57014" && signals::terminating() {
                 return ApiError::shutting_down();
             }

@@ -1036,7 +1036,8 @@ def test_server_timing_and_trace_header(pg):
         assert r.status_code == 200, r.text
         assert r.headers["x-request-id"] == "abc-1"
         stages = [part.split(";")[0] for part in r.headers["server-timing"].split(", ")]
-        assert stages == ["jwt", "parse", "transaction", "response"], r.headers["server-timing"]
+        assert stages == ["jwt", "parse", "plan", "transaction", "response"], \
+            r.headers["server-timing"]
         for part in r.headers["server-timing"].split(", "):
             float(part.split("dur=")[1])
 

@@ -261,10 +261,10 @@ def test_postgrest_py_order_limit_range(pg):
         assert [r["title"] for r in rows] == sorted(r["title"] for r in rows) and len(rows) == 3
 
 
-def test_unimplemented_dialect_is_501_naming_it(pg):
-    r = pg.get("/rpc/anything")
-    assert_pgrst_error(r.status_code, r.content, 501, "PGRST127")
-    assert "/rpc" in r.json()["message"]
+def test_unknown_function_is_404_pgrst202(pg):
+    r = pg.get("/rpc/anything?x=1")
+    err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST202")
+    assert err["message"] == "Could not find the function public.anything(x) in the schema cache"
 
 
 @pytest.mark.parametrize("target,shown", [

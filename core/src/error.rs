@@ -173,8 +173,9 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// `details` is JSON (PGRST201's list of relationships), not a string.
     pub details_json: bool,
-    /// Headers a function asked for (`RAISE SQLSTATE 'PGRST'`).
-    pub headers: Vec<(String, String)>,
+    /// Headers a function asked for (`RAISE SQLSTATE 'PGRST'`); boxed, as errors are
+    /// returned by value everywhere and this is rare.
+    pub headers: Option<Box<Vec<(String, String)>>>,
 }
 
 impl ApiError {
@@ -186,7 +187,7 @@ impl ApiError {
             details: None,
             hint: None,
             details_json: false,
-            headers: Vec::new(),
+            headers: None,
         }
     }
 
@@ -577,7 +578,7 @@ impl ApiError {
             details: details.map(str::to_string),
             hint: hint.map(str::to_string),
             details_json: false,
-            headers: Vec::new(),
+            headers: None,
         }
     }
 
@@ -607,9 +608,9 @@ impl ApiError {
             .map(|h| {
                 h.iter()
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                    .collect()
+                    .collect::<Vec<_>>()
             })
-            .unwrap_or_default();
+            .map(Box::new);
         ApiError {
             status,
             code: Code::Sql(text(m.get("code")).unwrap_or_default()),

@@ -177,7 +177,10 @@ impl Preferences {
                 .to_string()
             }),
             self.timezone.as_ref().map(|tz| format!("timezone={tz}")),
-            self.max_affected.map(|n| format!("max-affected={n}")),
+            // Honoured only with handling=strict.
+            self.max_affected
+                .filter(|_| self.strict == Some(true))
+                .map(|n| format!("max-affected={n}")),
         ]
         .into_iter()
         .flatten()

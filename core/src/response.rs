@@ -180,18 +180,16 @@ pub fn write_response(w: &WriteAnswer, o: &Outcome) -> Response {
         _ => 204,
     };
     let total = o.total.map_or("*".to_string(), |t| t.to_string());
+    // PostgREST: inserts and deletes give no positions, updates do.
     let range = match w.action {
-        Action::Insert => format!("*/{total}"),
-        _ if o.rows > 0 => format!("0-{}/{total}", o.rows - 1),
+        Action::Update | Action::Upsert if o.rows > 0 => format!("0-{}/{total}", o.rows - 1),
         _ => format!("*/{total}"),
     };
     let mut r = Response {
         status,
         ..Response::default()
     };
-    if status != 204 {
-        r.headers.push(("Content-Range", range));
-    }
+    r.headers.push(("Content-Range", range));
     if represent {
         r.headers.push(("Content-Type", w.media.content_type()));
         r.body = o.body.clone().unwrap_or_else(|| b"[]".to_vec());
@@ -241,7 +239,7 @@ pub fn error_response(err: &ApiError) -> Response {
     Response {
         status: err.status,
         headers,
-        dynamic_headers: err.headers.clone(),
+        dynamic_headers: err.headers.as_deref().cloned().unwrap_or_default(),
         body: err.to_json().into_bytes(),
     }
 }

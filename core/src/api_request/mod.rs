@@ -169,6 +169,10 @@ pub fn parse_with_body<'h>(
         Action::Call if !reads => Some(payload::parse(body, header("content-type"))?),
         _ => None,
     };
+    // Without `columns=`, every object must have the same keys (they are the columns).
+    if query.columns.is_none() && payload.as_ref().is_some_and(|p| !p.uniform) {
+        return Err(ApiError::invalid_body("All object keys must match"));
+    }
     if action == Action::Upsert && (query.top_limit.is_some() || query.top_offset.is_some()) {
         return Err(ApiError::put_range());
     }

@@ -16,6 +16,8 @@ pub struct Payload {
     pub array: bool,
     /// Objects in the body.
     pub rows: usize,
+    /// Every object has the same keys (required unless `columns=` names them).
+    pub uniform: bool,
 }
 
 /// Reads a body of `content_type` (None: JSON).
@@ -41,6 +43,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
             keys: Vec::new(),
             array: false,
             rows: 1,
+            uniform: true,
         });
     }
     let value: Value =
@@ -51,9 +54,11 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
             json: text.to_string(),
             array: false,
             rows: 1,
+            uniform: true,
         }),
         Value::Array(items) => {
             let mut keys: Option<Vec<String>> = None;
+            let mut uniform = true;
             for item in items {
                 let Value::Object(o) = item else {
                     return Err(ApiError::invalid_body("All object keys must match"));
@@ -61,8 +66,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
                 let these: Vec<String> = o.keys().cloned().collect();
                 match &keys {
                     None => keys = Some(these),
-                    Some(k) if same_set(k, &these) => {}
-                    Some(_) => return Err(ApiError::invalid_body("All object keys must match")),
+                    Some(k) => uniform &= same_set(k, &these),
                 }
             }
             Ok(Payload {
@@ -70,6 +74,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
                 json: text.to_string(),
                 array: true,
                 rows: items.len(),
+                uniform,
             })
         }
         _ => Err(ApiError::invalid_body("Empty or invalid json")),
@@ -112,6 +117,7 @@ fn csv(body: &[u8]) -> Result<Payload, ApiError> {
         keys,
         array: true,
         rows: count,
+        uniform: true,
     })
 }
 
@@ -177,6 +183,7 @@ fn form(body: &[u8]) -> Result<Payload, ApiError> {
         json: Value::Object(object).to_string(),
         array: false,
         rows: 1,
+        uniform: true,
     })
 }
 
@@ -194,11 +201,8 @@ mod tests {
         )
         .unwrap();
         assert!(p.array && p.rows == 2);
-        let e = parse(br#"[{"a":1},{"b":2}]"#, None).unwrap_err();
-        assert_eq!(
-            (e.status, e.code.as_str(), e.message.as_str()),
-            (400, "PGRST102", "All object keys must match")
-        );
+        assert!(p.uniform);
+        assert!(!parse(br#"[{"a":1},{"b":2}]"#, None).unwrap().uniform);
         let e = parse(b"}{ x = 2", None).unwrap_err();
         assert_eq!(e.message, "Empty or invalid json");
         assert_eq!(parse(b"", None).unwrap().json, "{}");

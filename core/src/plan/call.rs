@@ -22,8 +22,8 @@ pub enum CallArgs {
     /// Named arguments from the query string: each text value cast to the parameter's type
     /// (a variadic parameter takes every value given, as an array).
     Query(Vec<QueryArg>),
-    /// The body's keys as named arguments, read by `json_to_record(set)` with the parameters'
-    /// types (an array body calls once per element).
+    /// The body's keys as named arguments, read by `json_to_record` with the parameters'
+    /// types (of an array body, the first object).
     Body { params: Vec<BodyArg>, array: bool },
     /// The whole body as the one unnamed json/jsonb parameter.
     Whole { type_name: String },
@@ -130,7 +130,6 @@ pub fn call_plan(
         function: QualifiedName::new(&f.schema, &f.name),
         args,
     };
-    let bulk = payload.is_some_and(|p| p.array) && !matches!(call.args, CallArgs::Whole { .. });
     let (mut root, result) = match (&f.returns_relation, f.returns_scalar) {
         (_, true) if f.return_type == "void" => (scalar_node(f), CallResult::Void),
         (_, true) => (scalar_node(f), CallResult::Scalar),
@@ -139,7 +138,7 @@ pub fn call_plan(
                 .relation(&rel.schema, &rel.name)
                 .ok_or_else(|| ApiError::table_not_found(&rel.schema, &rel.name))?;
             let mut with_filters = req.clone();
-            with_filters.conditions.extend(filters.drain(..));
+            with_filters.conditions.append(&mut filters);
             (
                 plan_root(&with_filters, cache, relation, limits, false)?,
                 CallResult::Rows,
@@ -156,7 +155,7 @@ pub fn call_plan(
     Ok(CallPlan {
         root,
         result,
-        many: f.returns_set || bulk,
+        many: f.returns_set,
         volatility: f.volatility,
         payload: payload.map(|p| p.json.clone()),
         count: req.preferences.count,

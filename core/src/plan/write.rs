@@ -93,14 +93,20 @@ pub fn write_plan(
         }
     };
     let kind = match req.action {
+        // Without a key to resolve on (no primary key, no `on_conflict=`), a resolution
+        // means nothing: a plain insert, as in PostgREST.
         Action::Insert => WriteKind::Insert {
-            on_conflict: req.preferences.resolution.map(|r| OnConflict {
-                columns: req
-                    .on_conflict
-                    .clone()
-                    .unwrap_or_else(|| relation.primary_key.clone()),
-                merge: r == Resolution::MergeDuplicates,
-            }),
+            on_conflict: req
+                .preferences
+                .resolution
+                .map(|r| OnConflict {
+                    columns: req
+                        .on_conflict
+                        .clone()
+                        .unwrap_or_else(|| relation.primary_key.clone()),
+                    merge: r == Resolution::MergeDuplicates,
+                })
+                .filter(|c| !c.columns.is_empty()),
         },
         Action::Upsert => {
             check_put(req, &relation.primary_key)?;
@@ -128,6 +134,14 @@ pub fn write_plan(
         count: req.preferences.count,
         media: req.media,
     })
+}
+
+/// A JSON value as the text a filter value would be: strings bare, the rest as JSON.
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// PUT names one row: its filters are exactly `pk=eq.value` for each primary key column
@@ -173,11 +187,7 @@ fn check_put(req: &ApiRequest, primary_key: &[String]) -> Result<(), ApiError> {
         _ => return Err(ApiError::put_mismatch()),
     };
     for (column, value) in named {
-        let same = match row.get(column) {
-            Some(serde_json::Value::String(s)) => s == value,
-            Some(other) => other.to_string() == value,
-            None => false,
-        };
+        let same = row.get(column).is_some_and(|v| json_text(v) == value);
         if !same {
             return Err(ApiError::put_mismatch());
         }

@@ -61,12 +61,15 @@ pub(super) fn push_call(b: &mut Builder, call: &Call) {
         }
         CallArgs::Body { params, array } => {
             let p = b.param_payload();
-            b.sql.push_str(if *array {
-                "pg_catalog.json_to_recordset("
+            // Of an array body, PostgREST calls with the first object.
+            let args = if *array {
+                format!("{p}::json -> 0")
             } else {
-                "pg_catalog.json_to_record("
-            });
-            b.sql.push_str(&format!("{p}::json) AS _pgrst_args("));
+                format!("{p}::json")
+            };
+            b.sql.push_str(&format!(
+                "pg_catalog.json_to_record({args}) AS _pgrst_args("
+            ));
             for (i, a) in params.iter().enumerate() {
                 if i > 0 {
                     b.sql.push_str(", ");

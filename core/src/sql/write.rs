@@ -111,7 +111,13 @@ fn update(b: &mut Builder, plan: &WritePlan) {
         .push_str(" FROM pg_catalog.json_populate_record(NULL::");
     qualified(b, &plan.target.schema, &plan.target.name);
     let p = b.param_payload();
-    b.sql.push_str(&format!(", {p}::json) AS _pgrst_r"));
+    // An array body updates with its first object.
+    let row = if plan.bulk {
+        format!("{p}::json -> 0")
+    } else {
+        format!("{p}::json")
+    };
+    b.sql.push_str(&format!(", {row}) AS _pgrst_r"));
     conditions(b, plan);
     returning(b, plan);
 }
