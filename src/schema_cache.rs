@@ -6,8 +6,8 @@
 //! tables, unexposed schemas) cost nothing until such a miss.
 
 use pg_rest_core::schema_cache::{
-    self as model, CatalogRows, Column, Function, Parameter, RawColumn, RawForeignKey, RawRelation,
-    Relation, RoleSettings, SchemaCache, Volatility,
+    self as model, CatalogRows, Column, Function, Parameter, QualifiedName, RawColumn,
+    RawForeignKey, RawRelation, Relation, RoleSettings, SchemaCache, Volatility,
 };
 use pgrx::prelude::*;
 use pgrx::PgAtomic;
@@ -147,6 +147,19 @@ CROSS JOIN LATERAL pg_catalog.regexp_matches(r.ev_action::text,
   WITH ORDINALITY AS m(v, ord)
 WHERE c.relkind IN ('v', 'm') AND r.rulename = '_RETURN' AND m.v[2] <> '0'
 ORDER BY 1, m.ord";
+
+/// Casts with a function between a domain and json or text (PostgREST's domain
+/// representations).
+const CASTS_SQL: &str = "\
+SELECT pg_catalog.format_type(c.castsource, NULL), pg_catalog.format_type(c.casttarget, NULL),
+       n.nspname::text, p.proname::text
+FROM pg_catalog.pg_cast c
+JOIN pg_catalog.pg_proc p ON p.oid = c.castfunc
+JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+JOIN pg_catalog.pg_type s ON s.oid = c.castsource
+JOIN pg_catalog.pg_type t ON t.oid = c.casttarget
+WHERE (s.typtype = 'd' AND c.casttarget = 'json'::regtype)
+   OR (t.typtype = 'd' AND c.castsource IN ('json'::regtype, 'text'::regtype))";
 
 /// Functions of the exposed schemas with their input parameters.
 const FUNCTIONS_SQL: &str = "\
@@ -421,6 +434,13 @@ fn read_catalogs(client: &pgrx::spi::SpiClient, schemas: &[String]) -> SpiResult
             single_row: row.get::<bool>(12)?.unwrap_or(false),
             returns_relation: None,
         });
+    }
+    for row in client.select(CASTS_SQL, None, &[])? {
+        rows.casts.push((
+            text(row.get(1)?),
+            text(row.get(2)?),
+            QualifiedName::new(&text(row.get(3)?), &text(row.get(4)?)),
+        ));
     }
     Ok(rows)
 }

@@ -569,7 +569,7 @@ def pg() -> Iterator[Cluster]:
             "pg_rest.authenticator": "'authenticator'",
             "pg_rest.jwt_secret": f"'{JWT_SECRET}'",
             "pg_rest.test_faults": "on",
-            "pg_rest.schemas": "'public, library'",
+            "pg_rest.schemas": "'public, library, shop'",
         },
     )
     # A leftover server of a previous run is stopped first; only then check the port.
@@ -581,7 +581,7 @@ def pg() -> Iterator[Cluster]:
         try:
             build_cluster(cluster, [FIXTURES / n for n in
                                     ("roles.sql", "schema.sql", "data.sql", "library.sql",
-                                     "privileges.sql")])
+                                     "writes.sql", "privileges.sql")])
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             problem = f"building the test cluster failed: {exc}"
         if problem is None:

@@ -925,7 +925,7 @@ def test_unknown_profile_is_406(http):
     r = http.get("/books", headers={"Accept-Profile": "nope"})
     err = assert_pgrst_error(r.status_code, r.content, 406, "PGRST106")
     assert err == {"code": "PGRST106", "message": "Invalid schema: nope", "details": None,
-                   "hint": "Only the following schemas are exposed: public, library"}
+                   "hint": "Only the following schemas are exposed: public, library, shop"}
 
 
 # ---------------------------------------------------------------------------------------

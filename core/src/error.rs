@@ -391,28 +391,38 @@ impl ApiError {
         )
     }
 
-    /// PGRST202: no function `schema.name` taking these parameters; `close` is a function
-    /// with the same name (and its parameters) the caller may have meant.
+    /// PGRST202: no function `schema.name` taking these parameters (`with_body`: a POST,
+    /// which could also have called one unnamed json parameter); `close` is what the caller
+    /// may have meant (an overload, or a function of a similar name).
     pub fn function_not_found(
         schema: &str,
         name: &str,
         params: &[String],
+        with_body: bool,
         close: Option<String>,
     ) -> Self {
         let list = params.join(", ");
-        let searched = if params.is_empty() {
-            format!("Searched for the function {schema}.{name} without parameters")
+        let called = if params.is_empty() {
+            format!("{schema}.{name} without parameters")
         } else {
-            format!("Searched for the function {schema}.{name} with parameters {list}")
+            format!("{schema}.{name}({list})")
         };
+        let mut searched = match params.len() {
+            0 => " without parameters".to_string(),
+            1 => format!(" with parameter {list}"),
+            _ => format!(" with parameters {list}"),
+        };
+        if with_body {
+            searched.push_str(" or with a single unnamed json/jsonb parameter");
+        }
         ApiError {
             hint: close.map(|c| format!("Perhaps you meant to call the function {schema}.{c}")),
             ..Self::new(
                 Code::FunctionNotFound,
-                format!("Could not find the function {schema}.{name}({list}) in the schema cache"),
+                format!("Could not find the function {called} in the schema cache"),
             )
             .with_details(format!(
-                "{searched}, but no matches were found in the schema cache."
+                "Searched for the function {schema}.{name}{searched}, but no matches were found in the schema cache."
             ))
         }
     }

@@ -85,7 +85,8 @@ fn same_set(a: &[String], b: &[String]) -> bool {
     a.len() == b.len() && a.iter().all(|k| b.contains(k))
 }
 
-/// CSV: a header row of names, then rows; an empty field is NULL, as PostgREST reads it.
+/// CSV: a header row of names, then rows; the word NULL is null (an empty field is an empty
+/// string), as PostgREST reads it.
 fn csv(body: &[u8]) -> Result<Payload, ApiError> {
     let text =
         std::str::from_utf8(body).map_err(|_| ApiError::invalid_body("Empty or invalid CSV"))?;
@@ -104,7 +105,7 @@ fn csv(body: &[u8]) -> Result<Payload, ApiError> {
         let mut object = Map::new();
         for (name, field) in header.iter().zip(record) {
             let value = field
-                .filter(|f| !f.is_empty())
+                .filter(|f| f != "NULL")
                 .map_or(Value::Null, Value::String);
             object.insert(name.clone().unwrap_or_default(), value);
         }
@@ -212,12 +213,20 @@ mod tests {
 
     #[test]
     fn csv_with_quotes_and_nulls() {
-        let p = parse(b"a,b\nbar,baz\n\"x,\"\"y\"\"\",\n", Some("text/csv")).unwrap();
+        let p = parse(
+            b"a,b\nbar,baz\n\"x,\"\"y\"\"\",NULL\n,x\n",
+            Some("text/csv"),
+        )
+        .unwrap();
         assert_eq!(p.keys, ["a", "b"]);
         let v: Value = serde_json::from_str(&p.json).unwrap();
         assert_eq!(
             v,
-            serde_json::json!([{"a": "bar", "b": "baz"}, {"a": "x,\"y\"", "b": null}])
+            serde_json::json!([
+                {"a": "bar", "b": "baz"},
+                {"a": "x,\"y\"", "b": null},
+                {"a": "", "b": "x"}
+            ])
         );
         assert!(parse(b"a,b\n1\n", Some("text/csv")).is_err());
     }

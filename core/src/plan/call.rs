@@ -98,11 +98,14 @@ pub fn call_plan(
     given.dedup();
     let overloads = cache.functions(schema, name);
     let f = choose(overloads, &given, payload.is_some()).ok_or_else(|| {
-        let close = overloads.first().map(|f| {
-            let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
-            format!("{}({})", f.name, names.join(", "))
-        });
-        ApiError::function_not_found(schema, name, &given, close)
+        let close = match overloads.first() {
+            Some(f) => {
+                let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+                Some(format!("{}({})", f.name, names.join(", ")))
+            }
+            None => similar_name(cache, schema, name),
+        };
+        ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
     let args = match payload {
         Some(_) if is_single_json(f) && f.params[0].name.is_empty() => CallArgs::Whole {
@@ -166,6 +169,38 @@ pub fn call_plan(
     })
 }
 
+/// The function of `schema` whose name is most like `name` (PostgREST's fuzzy match, which
+/// needs 0.75 similarity): here 1 - edit distance / the longer length.
+fn similar_name(cache: &SchemaCache, schema: &str, name: &str) -> Option<String> {
+    cache
+        .functions_in(schema)
+        .into_iter()
+        .map(|f| (similarity(name, &f.name), f.name.clone()))
+        .filter(|(score, _)| *score >= 0.75)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
+}
+
+fn similarity(a: &str, b: &str) -> f64 {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let longest = a.len().max(b.len());
+    if longest == 0 {
+        return 1.0;
+    }
+    // Levenshtein distance, one row at a time.
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    1.0 - row[b.len()] as f64 / longest as f64
+}
+
 /// `key=value` as a filter, if it reads as one (`id=gt.1`); an argument otherwise (`a=3`).
 fn as_filter(key: &str, value: &str) -> Option<Condition> {
     let field = field::parse_field(key).ok()?;
@@ -215,14 +250,16 @@ fn body_args(f: &Function, keys: &[String], array: bool) -> CallArgs {
 fn scalar_node(f: &Function) -> Node {
     let mut node = record_node(f);
     node.outputs = vec![Output::Expr {
-        expr: Expr {
+        expr: Box::new(Expr {
             source: Source::Column(RESULT_ALIAS.to_string()),
             field: Field::named(RESULT_ALIAS),
             cast: None,
             type_name: f.return_type.clone(),
             base_type: f.return_type.clone(),
             source_type: f.return_type.clone(),
-        },
+            to_json: None,
+            from_text: None,
+        }),
         name: RESULT_ALIAS.to_string(),
         aggregate: None,
         aggregate_cast: None,
@@ -248,5 +285,15 @@ fn record_node(f: &Function) -> Node {
         range: Default::default(),
         embeds: Vec::new(),
         grouped: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn similarity_is_one_minus_relative_edit_distance() {
+        assert_eq!(super::similarity("add_thm", "add_them"), 0.875);
+        assert_eq!(super::similarity("abc", "abc"), 1.0);
+        assert!(super::similarity("abc", "xyz") < 0.75);
     }
 }

@@ -46,6 +46,10 @@ pub struct Expr {
     pub base_type: String,
     /// The base type of the column itself, before any JSON path.
     pub source_type: String,
+    /// A domain's casts: how a plain column of it is shown in JSON and how a filter's text
+    /// becomes a value of it.
+    pub to_json: Option<QualifiedName>,
+    pub from_text: Option<QualifiedName>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +57,7 @@ pub enum Output {
     /// `*` of the relation.
     AllColumns,
     Expr {
-        expr: Expr,
+        expr: Box<Expr>,
         name: String,
         aggregate: Option<Aggregate>,
         aggregate_cast: Option<String>,
@@ -82,7 +86,7 @@ pub enum PlannedCondition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderBy {
-    Expr(Expr),
+    Expr(Box<Expr>),
     /// A column of a to-one embed's output (its SQL alias and the output name).
     Related {
         embed: usize,
@@ -232,11 +236,12 @@ impl Planner<'_> {
         };
         for item in select {
             match item {
-                SelectItem::Star if spread => {
+                // A column of a domain shown through its cast needs its name in the list.
+                SelectItem::Star if spread || self.has_formatted_columns(relation) => {
                     for c in &relation.columns {
                         let expr = self.expr(relation, &Field::named(&c.name), None)?;
                         node.outputs.push(Output::Expr {
-                            expr,
+                            expr: Box::new(expr),
                             name: c.name.clone(),
                             aggregate: None,
                             aggregate_cast: None,
@@ -270,7 +275,7 @@ impl Planner<'_> {
                         None => field.output_name(),
                     });
                     node.outputs.push(Output::Expr {
-                        expr,
+                        expr: Box::new(expr),
                         name,
                         aggregate: *aggregate,
                         aggregate_cast: aggregate_cast.clone(),
@@ -335,6 +340,14 @@ impl Planner<'_> {
         Ok(node)
     }
 
+    fn has_formatted_columns(&self, relation: &Relation) -> bool {
+        relation.columns.iter().any(|c| {
+            self.cache
+                .domain_casts(&c.type_name)
+                .is_some_and(|d| d.to_json.is_some())
+        })
+    }
+
     /// A field of `relation`: a column, else a computed column, else PostgreSQL's 42703.
     fn expr(
         &self,
@@ -371,10 +384,17 @@ impl Planner<'_> {
                 (t.to_string(), t.to_string())
             }
         };
+        let casts = field
+            .json_path
+            .is_empty()
+            .then(|| self.cache.domain_casts(&type_name))
+            .flatten();
         Ok(Expr {
             source,
             field: field.clone(),
             cast,
+            to_json: casts.and_then(|c| c.to_json.clone()),
+            from_text: casts.and_then(|c| c.from_text.clone()),
             type_name,
             base_type,
             source_type,
@@ -428,7 +448,7 @@ impl Planner<'_> {
         t: &OrderTerm,
     ) -> Result<PlannedOrder, ApiError> {
         let by = match &t.target {
-            OrderTarget::Field(f) => OrderBy::Expr(self.expr(relation, f, None)?),
+            OrderTarget::Field(f) => OrderBy::Expr(Box::new(self.expr(relation, f, None)?)),
             OrderTarget::Related { embed, field } => {
                 let i = node
                     .embed_index(embed)

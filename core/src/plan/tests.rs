@@ -103,13 +103,7 @@ fn anti_joins_related_orders_and_computed_columns() {
     let p = plan("/books?select=title_upper&title_upper=eq.X").unwrap();
     assert!(matches!(
         &p.root.outputs[0],
-        Output::Expr {
-            expr: Expr {
-                source: Source::Computed(_),
-                ..
-            },
-            ..
-        }
+        Output::Expr { expr, .. } if matches!(expr.source, Source::Computed(_))
     ));
 }
 

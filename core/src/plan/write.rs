@@ -41,6 +41,9 @@ pub struct WritePlan {
     pub payload: String,
     /// The body is an array (else one object).
     pub bulk: bool,
+    /// `Prefer: missing=default`: each column's default (None: NULL), in the relation's
+    /// order, as the record absent keys are taken from.
+    pub defaults: Option<Vec<Option<String>>>,
     pub returns: Return,
     pub count: Option<Count>,
     pub media: MediaType,
@@ -130,6 +133,8 @@ pub fn write_plan(
         primary_key: relation.primary_key.clone(),
         payload: payload.map_or_else(|| "{}".to_string(), |p| p.json.clone()),
         bulk: payload.is_some_and(|p| p.array),
+        defaults: (req.preferences.missing_default == Some(true) && req.action == Action::Insert)
+            .then(|| relation.columns.iter().map(|c| c.default.clone()).collect()),
         returns: req.preferences.return_.unwrap_or(Return::Minimal),
         count: req.preferences.count,
         media: req.media,

@@ -34,6 +34,9 @@ pub struct RawForeignKey {
     pub target_attnums: Vec<i16>,
 }
 
+/// A cast with a function, from or to a domain: `(source type, target type, function)`.
+pub type RawCast = (String, String, QualifiedName);
+
 /// A function; `returns_relation` is filled in from `return_type` here.
 pub type RawFunction = Function;
 
@@ -49,6 +52,7 @@ pub struct CatalogRows {
     /// the source may be another view.
     pub view_columns: Vec<(u32, i16, u32, i16)>,
     pub functions: Vec<RawFunction>,
+    pub casts: Vec<RawCast>,
 }
 
 /// How deep views on views are followed.
@@ -145,6 +149,32 @@ pub fn build(rows: CatalogRows) -> SchemaCache {
     relationships.extend(m2m);
 
     let mut cache = SchemaCache::default();
+    for (source, target, function) in rows.casts {
+        match (source.as_str(), target.as_str()) {
+            (domain, "json") => {
+                cache
+                    .domain_casts
+                    .entry(domain.to_string())
+                    .or_default()
+                    .to_json = Some(function)
+            }
+            ("text", domain) => {
+                cache
+                    .domain_casts
+                    .entry(domain.to_string())
+                    .or_default()
+                    .from_text = Some(function)
+            }
+            ("json", domain) => {
+                cache
+                    .domain_casts
+                    .entry(domain.to_string())
+                    .or_default()
+                    .from_json = Some(function)
+            }
+            _ => {}
+        }
+    }
     let exposed: HashSet<QualifiedName> = relations
         .values()
         .filter(|r| r.exposed)

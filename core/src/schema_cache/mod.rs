@@ -7,7 +7,7 @@
 mod build;
 mod relationships;
 
-pub use build::{build, CatalogRows, RawColumn, RawForeignKey, RawFunction, RawRelation};
+pub use build::{build, CatalogRows, RawCast, RawColumn, RawForeignKey, RawFunction, RawRelation};
 pub use relationships::{Cardinality, Junction, Relationship};
 
 use std::collections::HashMap;
@@ -130,9 +130,21 @@ impl Function {
     }
 }
 
+/// The functions of a domain's casts (PostgREST's "domain representations"): how values of
+/// the domain are shown in JSON and read from a filter's text or a body's JSON. PostgreSQL
+/// ignores casts to domains, so they are called as functions.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DomainCasts {
+    pub to_json: Option<QualifiedName>,
+    pub from_text: Option<QualifiedName>,
+    pub from_json: Option<QualifiedName>,
+}
+
 /// Relations by schema, then by name: two `&str` lookups, no allocation per request.
 #[derive(Debug, Default, Clone)]
 pub struct SchemaCache {
+    /// Domain casts by the domain's `format_type` name.
+    domain_casts: HashMap<String, DomainCasts>,
     schemas: HashMap<String, HashMap<String, Relation>>,
     /// Relationships by origin relation.
     relationships: HashMap<QualifiedName, Vec<Relationship>>,
@@ -198,6 +210,11 @@ impl SchemaCache {
             .unwrap_or_default();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
+    }
+
+    /// The casts of the domain `type_name`, if it has any.
+    pub fn domain_casts(&self, type_name: &str) -> Option<&DomainCasts> {
+        self.domain_casts.get(type_name)
     }
 
     /// The computed column or relationship `name` of `relation`, if a function defines one.
@@ -354,6 +371,7 @@ pub(crate) fn library_cache() -> SchemaCache {
             rel(4, "book_tags", 'r'),
             rel(5, "recent_books", 'v'),
             rel(6, "loans", 'r'),
+            rel(7, "labels", 'r'),
         ],
         columns: vec![
             col(1, 1, "id", "integer"),
@@ -373,6 +391,8 @@ pub(crate) fn library_cache() -> SchemaCache {
             col(6, 1, "id", "integer"),
             col(6, 2, "lender_id", "integer"),
             col(6, 3, "borrower_id", "integer"),
+            col(7, 1, "id", "integer"),
+            col(7, 2, "color", "lib.color"),
         ],
         keys: vec![
             (1, true, vec![1]),
@@ -401,6 +421,18 @@ pub(crate) fn library_cache() -> SchemaCache {
             returns_scalar: true,
             ..Function::default()
         }],
+        casts: vec![
+            (
+                "lib.color".into(),
+                "json".into(),
+                QualifiedName::new("lib", "color_json"),
+            ),
+            (
+                "text".into(),
+                "lib.color".into(),
+                QualifiedName::new("lib", "color_text"),
+            ),
+        ],
     })
 }
 

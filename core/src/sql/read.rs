@@ -222,7 +222,7 @@ fn outputs(b: &mut Builder, n: &Node) {
                         b.sql.push(')');
                         cast(b, aggregate_cast.as_deref());
                     }
-                    None => expr(b, &n.alias, e),
+                    None => shown(b, &n.alias, e),
                 }
                 b.sql.push_str(" AS ");
                 push_ident(&mut b.sql, name);
@@ -401,6 +401,44 @@ pub(super) fn column(b: &mut Builder, alias: &str, name: &str) {
     push_ident(&mut b.sql, name);
 }
 
+/// An output column: a domain's value through its cast to json, then the select's cast.
+fn shown(b: &mut Builder, alias: &str, e: &Expr) {
+    let Some(f) = &e.to_json else {
+        return expr(b, alias, e);
+    };
+    if e.cast.is_some() {
+        b.sql.push('(');
+    }
+    qualified(b, &f.schema, &f.name);
+    b.sql.push('(');
+    expr(
+        b,
+        alias,
+        &Expr {
+            cast: None,
+            ..e.clone()
+        },
+    );
+    b.sql.push(')');
+    if e.cast.is_some() {
+        b.sql.push(')');
+    }
+    cast(b, e.cast.as_deref());
+}
+
+/// A filter's text value as the target's type: through a domain's text cast when it has one.
+fn value(b: &mut Builder, target: &Expr, placeholder: &str) {
+    match &target.from_text {
+        Some(f) => {
+            qualified(b, &f.schema, &f.name);
+            b.sql.push_str(&format!("({placeholder}::text)"));
+        }
+        None => b
+            .sql
+            .push_str(&format!("{placeholder}::{}", target.type_name)),
+    }
+}
+
 /// A column or computed column with its JSON path and cast.
 fn expr(b: &mut Builder, alias: &str, e: &Expr) {
     if e.cast.is_some() {
@@ -509,18 +547,29 @@ fn filter(b: &mut Builder, alias: &str, target: &Expr, op: &FilterOp) {
             b.sql.push(' ');
             b.sql.push_str(v.sql());
         }
-        FilterOp::IsDistinct(value) => {
+        FilterOp::IsDistinct(v) => {
             expr(b, alias, target);
-            let p = b.param(value.clone());
-            b.sql.push_str(&format!(" IS DISTINCT FROM {p}::"));
-            b.sql.push_str(&target.type_name);
+            let p = b.param(v.clone());
+            b.sql.push_str(" IS DISTINCT FROM ");
+            value(b, target, &p);
         }
         FilterOp::In(values) => {
             expr(b, alias, target);
             let p = b.param(array_literal(values));
-            b.sql.push_str(&format!(" = ANY ({p}::"));
-            b.sql.push_str(&target.type_name);
-            b.sql.push_str("[])");
+            match &target.from_text {
+                Some(f) => {
+                    b.sql.push_str(" IN (SELECT ");
+                    qualified(b, &f.schema, &f.name);
+                    b.sql.push_str(&format!(
+                        "(_pgrst_v) FROM pg_catalog.unnest({p}::text[]) AS _pgrst_v)"
+                    ));
+                }
+                None => {
+                    b.sql.push_str(&format!(" = ANY ({p}::"));
+                    b.sql.push_str(&target.type_name);
+                    b.sql.push_str("[])");
+                }
+            }
         }
         FilterOp::Fts {
             op,
@@ -550,7 +599,7 @@ fn filter(b: &mut Builder, alias: &str, target: &Expr, op: &FilterOp) {
         FilterOp::Compare {
             op,
             quantifier,
-            value,
+            value: v,
         } => {
             expr(b, alias, target);
             b.sql.push(' ');
@@ -564,8 +613,9 @@ fn filter(b: &mut Builder, alias: &str, target: &Expr, op: &FilterOp) {
             } else {
                 target.type_name.as_str()
             };
-            let p = b.param(value.clone());
+            let p = b.param(v.clone());
             match quantifier {
+                None if !op.is_pattern() => value(b, target, &p),
                 None => b.sql.push_str(&format!("{p}::{type_name}")),
                 Some(q) => {
                     let word = if *q == Quantifier::Any { "ANY" } else { "ALL" };

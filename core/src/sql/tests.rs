@@ -168,3 +168,28 @@ fn planned_counts_explain_the_counting_query() {
     assert_eq!(plan_rows("[{\"Plan\": {\"Plan Rows\": 42}}]"), Some(42));
     assert_eq!(plan_rows("nonsense"), None);
 }
+
+#[test]
+fn domains_show_and_read_through_their_casts() {
+    let s = statement("/labels?color=eq.%23fff&id=in.(1,2)");
+    // `*` is spelled out so the domain column goes through its cast to json.
+    assert!(
+        s.sql.contains("SELECT \"pgrst_0\".\"id\" AS \"id\", \"lib\".\"color_json\"(\"pgrst_0\".\"color\") AS \"color\""),
+        "{}",
+        s.sql
+    );
+    assert!(
+        s.sql
+            .contains("(\"pgrst_0\".\"color\" = \"lib\".\"color_text\"($1::text))"),
+        "{}",
+        s.sql
+    );
+    assert_eq!(s.params[0], "#fff");
+    let s = statement("/labels?select=c:color::text");
+    assert!(
+        s.sql
+            .contains("(\"lib\".\"color_json\"(\"pgrst_0\".\"color\"))::\"text\" AS \"c\""),
+        "{}",
+        s.sql
+    );
+}

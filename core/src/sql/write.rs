@@ -52,9 +52,8 @@ fn insert(b: &mut Builder, plan: &WritePlan) {
     }
     b.sql.push_str(" SELECT ");
     names(b, &plan.columns);
-    b.sql
-        .push_str(" FROM pg_catalog.json_populate_recordset(NULL::");
-    qualified(b, &plan.target.schema, &plan.target.name);
+    b.sql.push_str(" FROM pg_catalog.json_populate_recordset(");
+    base_record(b, plan);
     let p = b.param_payload();
     if plan.bulk {
         b.sql.push_str(&format!(", {p}::json)"));
@@ -85,6 +84,26 @@ fn insert(b: &mut Builder, plan: &WritePlan) {
         }
     }
     returning(b, plan);
+}
+
+/// The record absent keys are taken from: NULLs, or with `missing=default` each column's
+/// default expression (the catalog's text, as `pg_get_expr` printed it).
+fn base_record(b: &mut Builder, plan: &WritePlan) {
+    match &plan.defaults {
+        None => b.sql.push_str("NULL"),
+        Some(defaults) => {
+            b.sql.push_str("ROW(");
+            for (i, d) in defaults.iter().enumerate() {
+                if i > 0 {
+                    b.sql.push_str(", ");
+                }
+                b.sql.push_str(d.as_deref().unwrap_or("NULL"));
+            }
+            b.sql.push(')');
+        }
+    }
+    b.sql.push_str("::");
+    qualified(b, &plan.target.schema, &plan.target.name);
 }
 
 /// `UPDATE target SET col = body.col … FROM json_populate_record(NULL::target, body)`; a body
