@@ -9,7 +9,7 @@ VENV         := $(ROOT)/target/venv
 # rustup's cargo, also when the calling shell has not sourced ~/.cargo/env.
 export PATH  := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: up down install deps build test unit lint integration bench conformance clean
+.PHONY: up down install deps build test unit lint integration bench conformance conformance-variants clean
 
 ## Dependencies, build, install into the system PostgreSQL 15 (no cluster).
 install: deps
@@ -49,6 +49,10 @@ integration: $(VENV)/.installed
 ## Extra runner arguments: make conformance ARGS='--only auth'.
 conformance: install
 	scripts/conformance.sh $(ARGS)
+
+## The corpus cases that need another server configuration, each group on a server so configured.
+conformance-variants: install
+	scripts/conformance-variants.sh
 
 ## wrk against pg_rest and pgbench on the same SQL, on `make up`'s cluster.
 bench: up $(VENV)/.installed

@@ -244,7 +244,11 @@ impl App {
         };
         timer.lap("transaction");
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
-        if let Some(applied) = api_request.preferences.applied() {
+        let mut preferences = api_request.preferences.clone();
+        if !resolution_applies(&api_request, self.schema_cache.loaded(), schema) {
+            preferences.resolution = None;
+        }
+        if let Some(applied) = preferences.applied() {
             response.headers.push(("Preference-Applied", applied));
         }
         // With several schemas, PostgREST names the one that answered.
@@ -259,6 +263,19 @@ impl App {
         }
         Ok(response)
     }
+}
+
+/// `Prefer: resolution=` is honoured only by an insert into a relation with a key to resolve
+/// on (its primary key, or `on_conflict=`).
+fn resolution_applies(req: &ApiRequest, cache: &SchemaCache, schema: &str) -> bool {
+    let Resource::Relation(name) = &req.resource else {
+        return false;
+    };
+    req.action == Action::Insert
+        && (req.on_conflict.is_some()
+            || cache
+                .relation(schema, name)
+                .is_some_and(|r| !r.primary_key.is_empty()))
 }
 
 /// Durations of the stages of one request, for `pg_rest.server_timing`'s `Server-Timing`

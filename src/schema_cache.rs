@@ -114,7 +114,7 @@ SELECT a.attrelid::int8, a.attnum::int4, a.attname::text,
           SELECT b.oid, b.typtype, b.typbasetype FROM pg_catalog.pg_type b
           JOIN base ON b.oid = base.typbasetype WHERE base.typtype = 'd')
         SELECT pg_catalog.format_type(base.oid, NULL) FROM base WHERE base.typtype <> 'd'),
-       NOT a.attnotnull, pg_catalog.pg_get_expr(d.adbin, d.adrelid),
+       NOT a.attnotnull, coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), t.typdefault),
        pg_catalog.col_description(a.attrelid, a.attnum),
        CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
        ARRAY(SELECT e.enumlabel::text FROM pg_catalog.pg_enum e

@@ -163,6 +163,13 @@ fn http_code(status: u16) -> &'static str {
     }
 }
 
+/// The headers and reason phrase of a `RAISE SQLSTATE 'PGRST'` error.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Raised {
+    pub headers: Vec<(String, String)>,
+    pub status_text: Option<String>,
+}
+
 /// An error on its way to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -173,9 +180,9 @@ pub struct ApiError {
     pub hint: Option<String>,
     /// `details` is JSON (PGRST201's list of relationships), not a string.
     pub details_json: bool,
-    /// Headers a function asked for (`RAISE SQLSTATE 'PGRST'`); boxed, as errors are
-    /// returned by value everywhere and this is rare.
-    pub headers: Option<Box<Vec<(String, String)>>>,
+    /// What a function asked for with `RAISE SQLSTATE 'PGRST'`; boxed, as errors are returned
+    /// by value everywhere and this is rare.
+    pub raised: Option<Box<Raised>>,
 }
 
 impl ApiError {
@@ -187,7 +194,7 @@ impl ApiError {
             details: None,
             hint: None,
             details_json: false,
-            headers: None,
+            raised: None,
         }
     }
 
@@ -375,12 +382,15 @@ impl ApiError {
     }
 
     /// PGRST121: `RAISE SQLSTATE 'PGRST'` with text that is not PostgREST's JSON.
-    pub fn invalid_raise(details: &str) -> Self {
-        Self::new(
-            Code::InvalidRaise,
-            "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
-        )
-        .with_details(details)
+    pub fn invalid_raise(details: &str, hint: &str) -> Self {
+        ApiError {
+            hint: Some(hint.to_string()),
+            ..Self::new(
+                Code::InvalidRaise,
+                "Could not parse JSON in the \"RAISE SQLSTATE 'PGRST'\" error",
+            )
+            .with_details(details)
+        }
     }
 
     /// PGRST204: no such column for a write.
@@ -588,7 +598,7 @@ impl ApiError {
             details: details.map(str::to_string),
             hint: hint.map(str::to_string),
             details_json: false,
-            headers: None,
+            raised: None,
         }
     }
 
@@ -596,14 +606,22 @@ impl ApiError {
     /// DETAIL = '{"status":…,"headers":{…}}'`: the function decides the whole answer.
     fn raised(message: &str, detail: Option<&str>) -> Self {
         use serde_json::Value;
+        const MESSAGE_SHAPE: &str = "MESSAGE must be a JSON object with obligatory keys: 'code', 'message' and optional keys: 'details', 'hint'.";
+        const DETAIL_SHAPE: &str = "DETAIL must be a JSON object with obligatory keys: 'status', 'headers' and optional key: 'status_text'.";
         let Ok(Value::Object(m)) = serde_json::from_str::<Value>(message) else {
-            return Self::invalid_raise(&format!("Invalid JSON value for MESSAGE: '{message}'"));
+            return Self::invalid_raise(
+                &format!("Invalid JSON value for MESSAGE: '{message}'"),
+                MESSAGE_SHAPE,
+            );
         };
         let Some(detail) = detail else {
-            return Self::invalid_raise("DETAIL is missing in the RAISE statement");
+            return Self::invalid_raise("DETAIL is missing in the RAISE statement", DETAIL_SHAPE);
         };
         let Ok(Value::Object(d)) = serde_json::from_str::<Value>(detail) else {
-            return Self::invalid_raise(&format!("Invalid JSON value for DETAIL: '{detail}'"));
+            return Self::invalid_raise(
+                &format!("Invalid JSON value for DETAIL: '{detail}'"),
+                DETAIL_SHAPE,
+            );
         };
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         let status = d
@@ -620,7 +638,11 @@ impl ApiError {
                     .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
                     .collect::<Vec<_>>()
             })
-            .map(Box::new);
+            .unwrap_or_default();
+        let raised = Raised {
+            headers,
+            status_text: text(d.get("status_text")),
+        };
         ApiError {
             status,
             code: Code::Sql(text(m.get("code")).unwrap_or_default()),
@@ -628,7 +650,7 @@ impl ApiError {
             details: text(m.get("details")),
             hint: text(m.get("hint")),
             details_json: false,
-            headers,
+            raised: Some(Box::new(raised)),
         }
     }
 
@@ -729,6 +751,41 @@ mod tests {
         );
         assert!(obj["details"].is_null() && obj["hint"].is_null());
         assert_eq!(e.status, 404);
+    }
+
+    #[test]
+    fn raised_pgrst_errors_choose_status_headers_and_body() {
+        let e = ApiError::from_postgres(
+            "PGRST",
+            r#"{"code":"123","message":"ABC","details":"DEF","hint":"XYZ"}"#,
+            Some(r#"{"status":332,"status_text":"My Custom Status","headers":{"X-Header":"str"}}"#),
+            None,
+            false,
+        );
+        assert_eq!(
+            (e.status, e.code.as_str(), e.message.as_str()),
+            (332, "123", "ABC")
+        );
+        let raised = e.raised.unwrap();
+        assert_eq!(
+            raised.headers,
+            [("X-Header".to_string(), "str".to_string())]
+        );
+        assert_eq!(raised.status_text.as_deref(), Some("My Custom Status"));
+        let bad = ApiError::from_postgres("PGRST", "INVALID", Some("{}"), None, false);
+        assert_eq!((bad.status, bad.code.as_str()), (500, "PGRST121"));
+        assert!(bad
+            .hint
+            .unwrap()
+            .starts_with("MESSAGE must be a JSON object"));
+        let missing =
+            ApiError::from_postgres("PGRST", r#"{"code":"1","message":"m"}"#, None, None, false);
+        assert_eq!(
+            missing.details.as_deref(),
+            Some("DETAIL is missing in the RAISE statement")
+        );
+        assert_eq!(sqlstate_status("PT402", false), 402);
+        assert_eq!(sqlstate_status("PT40A", false), 500);
     }
 
     #[test]

@@ -554,8 +554,24 @@ pub fn encode_response(
     head_only: bool,
     keep_alive: bool,
 ) {
+    encode_response_with_reason(out, status, None, headers, body, head_only, keep_alive);
+}
+
+/// [`encode_response`] with a reason phrase of the caller's (CR and LF dropped), else the
+/// status's standard one.
+pub fn encode_response_with_reason(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    head_only: bool,
+    keep_alive: bool,
+) {
     let no_content = matches!(status, 100..=199 | 204 | 304);
-    let reason = reason_phrase(status);
+    let custom: Option<String> =
+        reason.map(|r| r.chars().filter(|c| *c != '\r' && *c != '\n').collect());
+    let reason = custom.as_deref().unwrap_or_else(|| reason_phrase(status));
     let mut size = 9 + 5 + reason.len() + 2 + 2 + 19 + 32;
     for (name, value) in headers {
         size += name.len() + value.len() + 4;
@@ -949,6 +965,13 @@ e\r\n in\r\n\r\nchunks.\r\n\
             out,
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_custom_reason_phrase_replaces_the_standard_one() {
+        let mut out = Vec::new();
+        encode_response_with_reason(&mut out, 332, Some("My\r\nStatus"), &[], b"", false, true);
+        assert!(out.starts_with(b"HTTP/1.1 332 MyStatus\r\n"));
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub const JSON: &str = "application/json; charset=utf-8";
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
+    /// A reason phrase other than the status's standard one (`RAISE SQLSTATE 'PGRST'`).
+    pub reason: Option<String>,
     /// Headers whose names the database chose (`response.headers`, `RAISE … 'PGRST'`), sent
     /// after `headers`; one named like a header in `headers` replaces it.
     pub dynamic_headers: Vec<(String, String)>,
@@ -239,7 +241,12 @@ pub fn error_response(err: &ApiError) -> Response {
     Response {
         status: err.status,
         headers,
-        dynamic_headers: err.headers.as_deref().cloned().unwrap_or_default(),
+        dynamic_headers: err
+            .raised
+            .as_ref()
+            .map(|r| r.headers.clone())
+            .unwrap_or_default(),
+        reason: err.raised.as_ref().and_then(|r| r.status_text.clone()),
         body: err.to_json().into_bytes(),
     }
 }

@@ -369,9 +369,10 @@ impl Conn {
                     .map(|(n, v)| (n.as_str(), v.as_str())),
             )
             .collect();
-        http1::encode_response(
+        http1::encode_response_with_reason(
             &mut self.outbuf,
             response.status,
+            response.reason.as_deref(),
             &headers,
             &response.body,
             head_only,
