@@ -3,6 +3,7 @@
 # ../shared/conformance) against pg_rest, on a throwaway cluster configured as the corpus's
 # README says. Prints one line per case and the per-category table; writes
 # target/conformance.txt and target/conformance.json. Not part of `make test`.
+#   CONFORMANCE_OUT   output prefix (default target/conformance: .txt and .json)
 #   CONFORMANCE_CONF  extra postgresql.conf lines, for the cases that need another server
 #                     configuration (pass the runner --assume KEY=VALUE for them), e.g.
 #     CONFORMANCE_CONF="pg_rest.jwt_aud = 'youraudience'" \
@@ -17,6 +18,7 @@ DATA=$DIR/data
 PGPORT=54340
 HTTP_PORT=3120
 VENV=$ROOT/target/conformance-venv
+OUT=${CONFORMANCE_OUT:-$ROOT/target/conformance}
 as_pg() { runuser -u postgres -- "$@"; }
 
 [ -f "$CORPUS/run.py" ] || { echo "conformance: no corpus at $CORPUS (set CONFORMANCE_DIR)" >&2; exit 1; }
@@ -63,8 +65,8 @@ for _ in $(seq 1 60); do
 done
 set +e
 "$VENV/bin/python" "$CORPUS/run.py" --no-load --no-postgis --url "http://127.0.0.1:$HTTP_PORT" \
-  --dsn "$DSN" --report "$ROOT/target/conformance.json" "$@" | tee "$ROOT/target/conformance.txt"
+  --dsn "$DSN" --report "$OUT.json" "$@" | tee "$OUT.txt"
 status=${PIPESTATUS[0]}
 set -e
-echo "(full output: target/conformance.txt; server log: $DIR/server.log)"
+echo "(full output: $OUT.txt; server log: $DIR/server.log)"
 exit "$status"
