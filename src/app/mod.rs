@@ -1,34 +1,34 @@
 //! The request pipeline, stage by stage (DESIGN.md "One request"):
 //! auth → ApiRequest → (transaction: schema cache → Plan → SQL → request context → execute)
 //! → Response.
-//! Protocol-independent: HTTP/1.1 calls it today, HTTP/2 will call the same.
+//! Protocol-independent: HTTP/1.1 calls it today, HTTP/2 will call the same. One module per
+//! kind of request: `read` (rows, `/`, OPTIONS), `write`, `call`; `timing` and `faults`.
+
+mod call;
+mod faults;
+mod read;
+mod timing;
+mod write;
+
+use faults::{fault_mode, inject_fault, TEST_FAULT_PREFIX};
+use timing::StageTimer;
 
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::worker::config::{AuthSettings, Config};
-use pg_rest_core::api_request::{self, Access, Action, ApiRequest, MediaType, Resource, TxMode};
+use pg_rest_core::api_request::{self, Access, Action, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
 use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::http1::Request;
-use pg_rest_core::openapi;
-use pg_rest_core::plan::call::{CallPlan, CallResult};
-use pg_rest_core::preferences::Count;
-use pg_rest_core::response::{
-    error_response, read_response, write_response, Outcome, Overrides, ReadResult, Response,
-    WriteAnswer,
-};
-use pg_rest_core::schema_cache::{RelationKind, SchemaCache, Volatility};
+use pg_rest_core::response::{error_response, Outcome, Overrides, Response};
+use pg_rest_core::schema_cache::{SchemaCache, Volatility};
 use pg_rest_core::{context, plan, sql};
-use std::collections::HashSet;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
-
-/// Paths under this prefix inject faults when `pg_rest.test_faults` is on (tests only).
-const TEST_FAULT_PREFIX: &str = "/_pg_rest_test/";
 
 pub struct App {
     config: Config,
@@ -183,7 +183,7 @@ impl App {
             let (config, cache) = (&self.config, &mut self.schema_cache);
             timer.lap("parse");
             let mut response = execute::in_transaction(&ctx, |_| {
-                options(cache.current(&config.schemas), &resource, schema)
+                read::options(cache.current(&config.schemas), &resource, schema)
             })?;
             timer.lap("response");
             if let Some(timing) = timer.header() {
@@ -213,16 +213,16 @@ impl App {
             (Action::Read, Resource::Root) => {
                 let host = request.header("host").unwrap_or("");
                 execute::in_transaction(&ctx, |ctx| {
-                    describe_api(config, cache, plans, ctx, schema, host)
+                    read::describe_api(config, cache, plans, ctx, schema, host)
                 })?
             }
             (Action::Read, _) => {
                 let mut response = execute::in_transaction(&ctx, |ctx| {
-                    read(config, cache, plans, ctx, r, schema, &mut timer)
+                    read::read(config, cache, plans, ctx, r, schema, &mut timer)
                 })?;
                 response
                     .headers
-                    .push(("Content-Location", content_location(&request.target)));
+                    .push(("Content-Location", read::content_location(&request.target)));
                 response
             }
             (Action::Call, _) => {
@@ -236,16 +236,18 @@ impl App {
                 } else {
                     Access::ReadWrite
                 };
-                execute::in_transaction(&ctx, |ctx| call(plans, cache, ctx, &planned, read_only))?
+                execute::in_transaction(&ctx, |ctx| {
+                    call::call(plans, cache, ctx, &planned, read_only)
+                })?
             }
             _ => execute::in_transaction(&ctx, |ctx| {
-                write(config, cache, plans, ctx, r, schema, &mut timer)
+                write::write(config, cache, plans, ctx, r, schema, &mut timer)
             })?,
         };
         timer.lap("transaction");
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
         let mut preferences = api_request.preferences.clone();
-        if !resolution_applies(&api_request, self.schema_cache.loaded(), schema) {
+        if !write::resolution_applies(&api_request, self.schema_cache.loaded(), schema) {
             preferences.resolution = None;
         }
         if let Some(applied) = preferences.applied() {
@@ -265,54 +267,6 @@ impl App {
     }
 }
 
-/// `Prefer: resolution=` is honoured only by an insert into a relation with a key to resolve
-/// on (its primary key, or `on_conflict=`).
-fn resolution_applies(req: &ApiRequest, cache: &SchemaCache, schema: &str) -> bool {
-    let Resource::Relation(name) = &req.resource else {
-        return false;
-    };
-    req.action == Action::Insert
-        && (req.on_conflict.is_some()
-            || cache
-                .relation(schema, name)
-                .is_some_and(|r| !r.primary_key.is_empty()))
-}
-
-/// Durations of the stages of one request, for `pg_rest.server_timing`'s `Server-Timing`
-/// header (PostgREST's names: jwt, parse, transaction, response).
-struct StageTimer {
-    last: Option<Instant>,
-    laps: Vec<(&'static str, f64)>,
-}
-
-impl StageTimer {
-    fn new(enabled: bool) -> StageTimer {
-        StageTimer {
-            last: enabled.then(Instant::now),
-            laps: Vec::new(),
-        }
-    }
-
-    /// Ends the stage `name`.
-    fn lap(&mut self, name: &'static str) {
-        if let Some(last) = self.last {
-            let now = Instant::now();
-            self.laps.push((name, (now - last).as_secs_f64() * 1000.0));
-            self.last = Some(now);
-        }
-    }
-
-    fn header(&self) -> Option<String> {
-        self.last?;
-        let parts: Vec<String> = self
-            .laps
-            .iter()
-            .map(|(name, ms)| format!("{name};dur={ms:.1}"))
-            .collect();
-        Some(parts.join(", "))
-    }
-}
-
 /// The trace header's name with the lifetime response headers have: leaked once per
 /// distinct setting value (a handful over a server's life, one per SIGHUP that changes it).
 fn trace_header_name(name: &str) -> &'static str {
@@ -327,18 +281,6 @@ fn trace_header_name(name: &str) -> &'static str {
             leaked
         }
     })
-}
-
-/// PostgREST's `Content-Location` of a read: the path and its query parameters sorted.
-fn content_location(target: &str) -> String {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    pairs.sort_unstable();
-    if pairs.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", pairs.join("&"))
-    }
 }
 
 /// Reloads a stale schema cache in a transaction of its own, before the request's: the
@@ -356,105 +298,6 @@ fn refresh_schema_cache(
     execute::in_transaction(ctx, |_| {
         cache.current(&config.schemas);
         Ok(())
-    })
-}
-
-/// `OPTIONS`: the methods a resource allows, as PostgREST lists them.
-fn options(cache: &SchemaCache, resource: &Resource, schema: &str) -> Result<Response, ApiError> {
-    let allow = match resource {
-        Resource::Root => "OPTIONS,GET,HEAD".to_string(),
-        Resource::Relation(name) => {
-            let r = cache
-                .relation(schema, name)
-                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
-            let mut methods = vec!["OPTIONS", "GET", "HEAD"];
-            let table = r.kind != RelationKind::View;
-            if table || r.insertable {
-                methods.push("POST");
-            }
-            if table || (r.insertable && r.updatable) {
-                methods.push("PUT");
-            }
-            if table || r.updatable {
-                methods.push("PATCH");
-            }
-            if table || r.deletable {
-                methods.push("DELETE");
-            }
-            methods.join(",")
-        }
-        Resource::Function(name) => {
-            let f = cache
-                .functions(schema, name)
-                .first()
-                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
-            if f.volatility == Volatility::Volatile {
-                "OPTIONS,POST".to_string()
-            } else {
-                "OPTIONS,GET,HEAD,POST".to_string()
-            }
-        }
-    };
-    Ok(Response {
-        status: 200,
-        headers: vec![
-            ("Allow", allow),
-            ("Access-Control-Allow-Origin", "*".to_string()),
-        ],
-        body: Vec::new(),
-        ..Default::default()
-    })
-}
-
-/// `GET /`: the OpenAPI description of `schema`, showing what the request's role may use.
-fn describe_api(
-    config: &Config,
-    cache: &mut schema_cache::Holder,
-    plans: &mut PlanCache,
-    ctx: &RequestContext,
-    schema: &str,
-    host: &str,
-) -> Result<Response, ApiError> {
-    let cache = cache.current(&config.schemas);
-    execute::begin_request_sql(ctx, None, plans);
-    let param = |sql: &str| sql::Statement {
-        sql: sql.to_string(),
-        params: vec![schema.to_string()],
-    };
-    let comment = execute::run_column(plans, &param(openapi::SCHEMA_COMMENT_SQL), true)
-        .into_iter()
-        .next()
-        .flatten();
-    let relations: HashSet<String> =
-        execute::run_column(plans, &param(openapi::ACCESSIBLE_RELATIONS_SQL), true)
-            .into_iter()
-            .flatten()
-            .collect();
-    let functions: HashSet<String> =
-        execute::run_column(plans, &param(openapi::ACCESSIBLE_FUNCTIONS_SQL), true)
-            .into_iter()
-            .flatten()
-            .collect();
-    let server = openapi::ServerInfo {
-        host,
-        scheme: "http",
-        version: env!("CARGO_PKG_VERSION"),
-        schema_comment: comment.as_deref(),
-        security_active: false,
-    };
-    let visible = openapi::Visible::Only {
-        relations: &relations,
-        functions: &functions,
-    };
-    let body = openapi::document_visible(cache, schema, &server, visible);
-    Ok(Response {
-        status: 200,
-        headers: vec![(
-            "Content-Type",
-            MediaType::OpenApi.content_type().to_string(),
-        )],
-        body: body.into_bytes(),
-        ..Default::default()
     })
 }
 
@@ -519,47 +362,6 @@ fn auth_config(settings: &AuthSettings) -> AuthConfig {
     }
 }
 
-/// Read-write for the fault that writes, read-only for the others.
-fn fault_mode(request: &Request) -> TxMode {
-    let access = if request.target.ends_with("/deferred_write") {
-        Access::ReadWrite
-    } else {
-        Access::ReadOnly
-    };
-    TxMode {
-        access,
-        ..TxMode::for_request("GET", &Default::default())
-    }
-}
-
-/// Faults injected inside a request's transaction, for the crash-safety tests:
-/// - `panic`: a Rust panic;
-/// - `error_in_log`: a PostgreSQL ERROR raised inside a section that holds interrupts, as
-///   an ERROR inside a guarded log call would be;
-/// - `deferred_write`: a read-write request whose row fires the fixture's deferred
-///   constraint trigger (`public.deferred_sleep`, 3 s) at commit.
-fn inject_fault(
-    ctx: &RequestContext,
-    plans: &mut PlanCache,
-    fault: &str,
-) -> Result<Response, ApiError> {
-    execute::in_transaction(ctx, |ctx| {
-        execute::begin_request_sql(ctx, None, plans);
-        match fault {
-            "panic" => panic!("fault injected by /_pg_rest_test/panic"),
-            "error_in_log" => crate::log::with_interrupts_held(|| -> Result<Response, ApiError> {
-                pgrx::error!("fault injected by /_pg_rest_test/error_in_log")
-            }),
-            "deferred_write" => {
-                pgrx::Spi::run("INSERT INTO public.deferred_sleep DEFAULT VALUES")
-                    .map_err(|e| ApiError::internal(e.to_string()))?;
-                Ok(Response::json(200, b"[]".to_vec()))
-            }
-            _ => Err(ApiError::invalid_path()),
-        }
-    })
-}
-
 /// Planning settings from the configuration.
 fn limits(config: &Config) -> plan::Limits {
     plan::Limits {
@@ -589,128 +391,4 @@ fn plan_fresh<T>(
 fn finish(mut response: Response, outcome: &Outcome) -> Result<Response, ApiError> {
     Overrides::read(outcome)?.apply(&mut response);
     Ok(response)
-}
-
-/// A read, inside the request's transaction.
-fn read(
-    config: &Config,
-    cache: &mut schema_cache::Holder,
-    plans: &mut PlanCache,
-    ctx: &RequestContext,
-    api_request: &ApiRequest,
-    schema: &str,
-    timer: &mut StageTimer,
-) -> Result<Response, ApiError> {
-    let limits = limits(config);
-    let plan = plan_fresh(config, cache, |c| {
-        plan::read_plan(api_request, c, schema, &limits)
-    })?;
-    timer.lap("plan");
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    if let MediaType::Plan(how) = api_request.media {
-        let lines = execute::run_column(plans, &sql::explain_statement(&plan, &how), false);
-        let body: Vec<String> = lines.into_iter().flatten().collect();
-        return Ok(Response {
-            status: 200,
-            headers: vec![("Content-Type", api_request.media.content_type())],
-            body: body.join("\n").into_bytes(),
-            ..Default::default()
-        });
-    }
-    let outcome = execute::run_statement(plans, &sql::read_statement(&plan), true);
-    let total = match plan.count {
-        Some(Count::Planned | Count::Estimated) => {
-            let planned = execute::run_text(plans, &sql::planned_count_statement(&plan));
-            planned.as_deref().and_then(sql::plan_rows)
-        }
-        _ => outcome.total,
-    };
-    let result = ReadResult {
-        offset: plan.root.range.offset,
-        rows: outcome.rows,
-        total,
-        body: outcome.body.clone().unwrap_or_else(|| b"[]".to_vec()),
-        media: plan.media,
-    };
-    finish(read_response(&result)?, &outcome)
-}
-
-/// A write (POST, PATCH, PUT, DELETE), inside the request's transaction.
-fn write(
-    config: &Config,
-    cache: &mut schema_cache::Holder,
-    plans: &mut PlanCache,
-    ctx: &RequestContext,
-    api_request: &ApiRequest,
-    schema: &str,
-    timer: &mut StageTimer,
-) -> Result<Response, ApiError> {
-    let limits = limits(config);
-    let plan = plan_fresh(config, cache, |c| {
-        plan::write::write_plan(api_request, c, schema, &limits)
-    })?;
-    timer.lap("plan");
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
-    check_affected(api_request, plan.media, &outcome)?;
-    let Resource::Relation(relation) = &api_request.resource else {
-        return Err(ApiError::invalid_path());
-    };
-    let answer = WriteAnswer {
-        action: api_request.action,
-        returns: plan.returns,
-        upsert: plan.is_upsert(),
-        media: plan.media,
-        relation,
-        primary_key: &plan.primary_key,
-    };
-    finish(write_response(&answer, &outcome), &outcome)
-}
-
-/// A singular response needs one row; `Prefer: max-affected` with `handling=strict` bounds the
-/// rows: either failing rolls the write back.
-fn check_affected(
-    api_request: &ApiRequest,
-    media: MediaType,
-    outcome: &Outcome,
-) -> Result<(), ApiError> {
-    if matches!(media, MediaType::Object { .. }) && outcome.rows != 1 {
-        return Err(ApiError::not_singular(outcome.rows));
-    }
-    let prefs = &api_request.preferences;
-    match prefs.max_affected {
-        Some(max) if prefs.strict == Some(true) && outcome.rows > max => {
-            Err(ApiError::max_affected(outcome.rows))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A function call, planned before its transaction (its volatility decides the mode).
-fn call(
-    plans: &mut PlanCache,
-    cache: &schema_cache::Holder,
-    ctx: &RequestContext,
-    call: &CallPlan,
-    read_only: bool,
-) -> Result<Response, ApiError> {
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    let outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
-    if call.result == CallResult::Void {
-        return finish(
-            Response {
-                status: 204,
-                ..Default::default()
-            },
-            &outcome,
-        );
-    }
-    let result = ReadResult {
-        offset: call.root.range.offset,
-        rows: outcome.rows,
-        total: outcome.total,
-        body: outcome.body.clone().unwrap_or_else(|| b"null".to_vec()),
-        media: call.media,
-    };
-    finish(read_response(&result)?, &outcome)
 }

@@ -1,0 +1,38 @@
+//! Function calls (`/rpc/{function}`), planned before their transaction.
+
+use super::finish;
+use crate::execute::{self, PlanCache, RequestContext};
+use crate::schema_cache;
+use pg_rest_core::error::ApiError;
+use pg_rest_core::plan::call::{CallPlan, CallResult};
+use pg_rest_core::response::{read_response, ReadResult, Response};
+use pg_rest_core::sql;
+
+/// A function call, planned before its transaction (its volatility decides the mode).
+pub(super) fn call(
+    plans: &mut PlanCache,
+    cache: &schema_cache::Holder,
+    ctx: &RequestContext,
+    call: &CallPlan,
+    read_only: bool,
+) -> Result<Response, ApiError> {
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    let outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    if call.result == CallResult::Void {
+        return finish(
+            Response {
+                status: 204,
+                ..Default::default()
+            },
+            &outcome,
+        );
+    }
+    let result = ReadResult {
+        offset: call.root.range.offset,
+        rows: outcome.rows,
+        total: outcome.total,
+        body: outcome.body.clone().unwrap_or_else(|| b"null".to_vec()),
+        media: call.media,
+    };
+    finish(read_response(&result)?, &outcome)
+}
