@@ -246,11 +246,16 @@ impl App {
         };
         timer.lap("transaction");
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
-        let mut preferences = api_request.preferences.clone();
-        if !write::resolution_applies(&api_request, self.schema_cache.loaded(), schema) {
-            preferences.resolution = None;
-        }
-        if let Some(applied) = preferences.applied() {
+        let applied = if api_request.preferences.resolution.is_some()
+            && !write::resolution_applies(&api_request, self.schema_cache.loaded(), schema)
+        {
+            let mut honoured = api_request.preferences.clone();
+            honoured.resolution = None;
+            honoured.applied()
+        } else {
+            api_request.preferences.applied()
+        };
+        if let Some(applied) = applied {
             response.headers.push(("Preference-Applied", applied));
         }
         // With several schemas, PostgREST names the one that answered.
@@ -370,20 +375,28 @@ fn limits(config: &Config) -> plan::Limits {
     }
 }
 
-/// Plans against the cache; a relation it does not know (perhaps created since the cache was
-/// loaded with the event triggers disabled) reloads it once and plans again.
-fn plan_fresh<T>(
+/// Plans against the cache, then starts the request's SQL (role, settings, pre_request). A
+/// relation the cache does not know (perhaps created while the event triggers were disabled)
+/// reloads it once and plans again.
+fn plan_and_begin<T>(
     config: &Config,
     cache: &mut schema_cache::Holder,
-    plan: impl Fn(&SchemaCache) -> Result<T, ApiError>,
+    plans: &mut PlanCache,
+    ctx: &RequestContext,
+    timer: &mut StageTimer,
+    plan: impl Fn(&SchemaCache, &plan::Limits) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let planned = plan(cache.current(&config.schemas));
+    let limits = limits(config);
+    let mut planned = plan(cache.current(&config.schemas), &limits);
     if matches!(&planned, Err(e) if e.code == Code::TableNotFound)
         && cache.reload_after_miss(&config.schemas)
     {
-        return plan(cache.current(&config.schemas));
+        planned = plan(cache.current(&config.schemas), &limits);
     }
-    planned
+    let planned = planned?;
+    timer.lap("plan");
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    Ok(planned)
 }
 
 /// The statement's `response.status` / `response.headers` applied; bad values abort the

@@ -1,7 +1,7 @@
 //! Reads: a relation's rows, the API description at `/`, and `OPTIONS`.
 
 use super::timing::StageTimer;
-use super::{finish, limits, plan_fresh};
+use super::{finish, plan_and_begin};
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::worker::config::Config;
@@ -24,12 +24,9 @@ pub(super) fn read(
     schema: &str,
     timer: &mut StageTimer,
 ) -> Result<Response, ApiError> {
-    let limits = limits(config);
-    let plan = plan_fresh(config, cache, |c| {
-        plan::read_plan(api_request, c, schema, &limits)
+    let plan = plan_and_begin(config, cache, plans, ctx, timer, |c, limits| {
+        plan::read_plan(api_request, c, schema, limits)
     })?;
-    timer.lap("plan");
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     if let MediaType::Plan(how) = api_request.media {
         let lines = execute::run_column(plans, &sql::explain_statement(&plan, &how), false);
         let body: Vec<String> = lines.into_iter().flatten().collect();

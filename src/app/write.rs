@@ -1,7 +1,7 @@
 //! Writes: POST, PATCH, PUT and DELETE of a relation.
 
 use super::timing::StageTimer;
-use super::{finish, limits, plan_fresh};
+use super::{finish, plan_and_begin};
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::worker::config::Config;
@@ -22,12 +22,9 @@ pub(super) fn write(
     schema: &str,
     timer: &mut StageTimer,
 ) -> Result<Response, ApiError> {
-    let limits = limits(config);
-    let plan = plan_fresh(config, cache, |c| {
-        plan::write::write_plan(api_request, c, schema, &limits)
+    let plan = plan_and_begin(config, cache, plans, ctx, timer, |c, limits| {
+        plan::write::write_plan(api_request, c, schema, limits)
     })?;
-    timer.lap("plan");
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
     let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
     check_affected(api_request, plan.media, &outcome)?;
     let Resource::Relation(relation) = &api_request.resource else {

@@ -108,7 +108,7 @@ pub fn call_plan(
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
     let args = match payload {
-        Some(_) if is_single_json(f) && f.params[0].name.is_empty() => CallArgs::Whole {
+        Some(_) if takes_whole_body(f) => CallArgs::Whole {
             type_name: f.params[0].type_name.clone(),
         },
         Some(p) => body_args(f, &p.keys, p.array),
@@ -214,7 +214,7 @@ fn choose<'f>(overloads: &'f [Function], given: &[String], body: bool) -> Option
     let mut fits: Vec<&Function> = overloads
         .iter()
         .filter(|f| {
-            (body && is_single_json(f) && f.params[0].name.is_empty())
+            (body && takes_whole_body(f))
                 || (given.iter().all(|g| f.params.iter().any(|p| p.name == *g))
                     && f.params
                         .iter()
@@ -225,8 +225,9 @@ fn choose<'f>(overloads: &'f [Function], given: &[String], body: bool) -> Option
     fits.first().copied()
 }
 
-fn is_single_json(f: &Function) -> bool {
-    matches!(f.params.as_slice(), [p] if p.type_name == "json" || p.type_name == "jsonb")
+/// One unnamed json or jsonb parameter: a POST body is its argument, whole.
+fn takes_whole_body(f: &Function) -> bool {
+    matches!(f.params.as_slice(), [p] if p.name.is_empty() && (p.type_name == "json" || p.type_name == "jsonb"))
 }
 
 /// The parameters the body's keys name (others take their defaults).

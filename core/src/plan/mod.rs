@@ -160,8 +160,8 @@ pub fn read_plan(
 ) -> Result<ReadPlan, ApiError> {
     let name = match &req.resource {
         Resource::Relation(name) => name,
-        Resource::Root => return Err(ApiError::not_implemented("the root endpoint here")),
-        Resource::Function(_) => return Err(ApiError::not_implemented("functions (/rpc)")),
+        // `/` and `/rpc` are planned elsewhere (openapi, `call::call_plan`).
+        Resource::Root | Resource::Function(_) => return Err(ApiError::invalid_path()),
     };
     let relation = cache
         .relation(schema, name)
