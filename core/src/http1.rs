@@ -24,35 +24,24 @@ pub struct Limits {
     pub max_body_size: usize,
 }
 
-/// One decoded request. Everything is owned, so the caller may drop the read buffer's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    pub method: String,
-    /// Raw request-target, e.g. "/books?id=eq.1".
-    pub target: String,
+pub use crate::request::Request;
+
+/// What HTTP/1.1 framing says about the connection beyond the request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
     /// 0 or 1.
     pub minor_version: u8,
-    /// Names lower-cased, values as sent (trimmed); order kept, duplicates kept.
-    pub headers: Vec<(String, String)>,
-    /// De-chunked body; empty when the request has no body framing.
-    pub body: Vec<u8>,
     pub keep_alive: bool,
-}
-
-impl Request {
-    /// First header with this (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Decoded {
     /// A whole request; `consumed` bytes of the buffer belong to it.
-    Request { request: Request, consumed: usize },
+    Request {
+        request: Request,
+        framing: Framing,
+        consumed: usize,
+    },
     /// More bytes needed. `send_continue` is true when the head is complete, it carries
     /// `Expect: 100-continue`, and the body has not fully arrived: the caller then writes
     /// CONTINUE_RESPONSE once (it tracks that itself).
@@ -327,9 +316,11 @@ pub fn decode_resuming(
         request: Request {
             method: method.to_owned(),
             target: target.to_owned(),
-            minor_version,
             headers,
             body,
+        },
+        framing: Framing {
+            minor_version,
             keep_alive,
         },
         consumed,
@@ -704,8 +695,17 @@ mod tests {
     };
 
     fn complete(buf: &[u8]) -> (Request, usize) {
+        let (request, _, consumed) = complete_framed(buf);
+        (request, consumed)
+    }
+
+    fn complete_framed(buf: &[u8]) -> (Request, Framing, usize) {
         match decode(buf, &LIMITS) {
-            Ok(Decoded::Request { request, consumed }) => (request, consumed),
+            Ok(Decoded::Request {
+                request,
+                framing,
+                consumed,
+            }) => (request, framing, consumed),
             other => panic!("expected a complete request, got {other:?}"),
         }
     }
@@ -732,7 +732,7 @@ mod tests {
     }
 
     fn keep_alive(buf: &[u8]) -> bool {
-        complete(buf).0.keep_alive
+        complete_framed(buf).1.keep_alive
     }
 
     #[test]
@@ -745,10 +745,8 @@ mod tests {
             Request {
                 method: "GET".into(),
                 target: "/books?id=eq.1".into(),
-                minor_version: 1,
                 headers: vec![("host".into(), "localhost".into())],
                 body: Vec::new(),
-                keep_alive: true,
             }
         );
     }
@@ -783,7 +781,10 @@ mod tests {
     fn keep_alive_defaults() {
         assert!(keep_alive(b"GET / HTTP/1.1\r\n\r\n"));
         assert!(!keep_alive(b"GET / HTTP/1.0\r\n\r\n"));
-        assert_eq!(complete(b"GET / HTTP/1.0\r\n\r\n").0.minor_version, 0);
+        assert_eq!(
+            complete_framed(b"GET / HTTP/1.0\r\n\r\n").1.minor_version,
+            0
+        );
     }
 
     #[test]
@@ -1540,7 +1541,9 @@ Content-Length: 10\r\n\
                     assert!(progress.chunk.pos >= last_pos, "progress went backwards");
                     last_pos = progress.chunk.pos;
                 }
-                Ok(Decoded::Request { request, consumed }) => {
+                Ok(Decoded::Request {
+                    request, consumed, ..
+                }) => {
                     assert_eq!((request, consumed), (expected.clone(), expected_consumed));
                     return;
                 }
@@ -1548,13 +1551,12 @@ Content-Length: 10\r\n\
             }
         }
         let done = decode_resuming(&req, &LIMITS, &mut progress);
-        assert_eq!(
-            done,
+        match done {
             Ok(Decoded::Request {
-                request: expected,
-                consumed: expected_consumed
-            })
-        );
+                request, consumed, ..
+            }) => assert_eq!((request, consumed), (expected, expected_consumed)),
+            other => panic!("expected a request, got {other:?}"),
+        }
         assert!(last_pos > 200, "progress never advanced past the head");
     }
 
@@ -1598,13 +1600,14 @@ Content-Length: 10\r\n\
             );
         }
         let done = decode_resuming(&req, &LIMITS, &mut progress);
-        assert_eq!(
-            done,
+        match done {
             Ok(Decoded::Request {
-                request: expected,
-                consumed
-            })
-        );
+                request,
+                consumed: got,
+                ..
+            }) => assert_eq!((request, got), (expected, consumed)),
+            other => panic!("expected a request, got {other:?}"),
+        }
         // One parse for the first byte, then at most one per line ended.
         assert!(
             progress.head_parses <= lines + 1,

@@ -3,7 +3,7 @@
 use crate::execute::{self, PlanCache, RequestContext};
 use pg_rest_core::api_request::{Access, TxMode};
 use pg_rest_core::error::ApiError;
-use pg_rest_core::http1::Request;
+use pg_rest_core::request::Request;
 use pg_rest_core::response::Response;
 
 /// Paths under this prefix inject faults when `pg_rest.test_faults` is on (tests only).

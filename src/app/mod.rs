@@ -16,6 +16,7 @@ use timing::StageTimer;
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
+use crate::transport::conn::Handler;
 use crate::worker::config::{AuthSettings, Config};
 use pg_rest_core::api_request::{self, Access, Action, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
@@ -23,10 +24,10 @@ use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::{ApiError, Code};
-use pg_rest_core::http1::Request;
+use pg_rest_core::request::{Reply, Request};
 use pg_rest_core::response::{error_response, Outcome, Overrides, Response};
 use pg_rest_core::schema_cache::{SchemaCache, Volatility};
-use pg_rest_core::{context, plan, sql};
+use pg_rest_core::{context, plan, realtime, sql, websocket};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
@@ -96,9 +97,36 @@ impl App {
         self.cors = Cors::parse(&config.cors_allowed_origins);
         self.config = config;
     }
+}
 
-    /// Answers one request. Never panics and never raises: failures become error responses.
-    pub fn handle(&mut self, request: &Request) -> Response {
+impl Handler for App {
+    fn handle(&mut self, request: &Request) -> Reply {
+        if websocket::wants_upgrade(request) && path_of(&request.target) == REALTIME_PATH {
+            return match websocket::accept(request) {
+                Ok(r) => Reply::Upgrade(r),
+                Err(e) => Reply::Response(error_response(&e)),
+            };
+        }
+        Reply::Response(self.answer(request))
+    }
+
+    fn message(&mut self, text: &str) -> String {
+        realtime::answer(text)
+    }
+}
+
+/// Where WebSocket clients connect (API.md "Realtime").
+const REALTIME_PATH: &str = "/realtime";
+
+/// A request-target without its query.
+fn path_of(target: &str) -> &str {
+    target.split_once('?').map_or(target, |(p, _)| p)
+}
+
+impl App {
+    /// Answers one HTTP request. Never panics and never raises: failures become error
+    /// responses.
+    fn answer(&mut self, request: &Request) -> Response {
         let started = self.config.log_requests.then(Instant::now);
         let cors = self.cors.decide(
             &request.method,

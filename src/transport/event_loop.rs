@@ -12,7 +12,8 @@
 
 use crate::app::App;
 use crate::stats::WorkerSlot;
-use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
+use crate::transport::conn::{Conn, Traffic, READ_CHUNK};
+use crate::transport::http1::Phase;
 use crate::transport::listener::{self, AcceptEnd};
 use crate::worker::config::Config;
 use crate::worker::signals;
@@ -162,6 +163,7 @@ impl EventLoop {
             if signals::terminating() && shutdown_deadline.is_none() {
                 shutdown_deadline = Some(now + SHUTDOWN_GRACE);
                 self.stop_listening();
+                self.shut_down_conns(&mut app, now);
             }
             if now.duration_since(last_tick) >= TICK {
                 last_tick = now;
@@ -234,11 +236,11 @@ impl EventLoop {
         }
         let key = self.conns.insert(conn);
         let registered = match self.conns.get_mut(key) {
-            Some(c) => {
-                self.poll
-                    .registry()
-                    .register(&mut c.stream, Token(CONN_BASE + key), c.interest)
-            }
+            Some(c) => self.poll.registry().register(
+                &mut SourceFd(&c.raw_fd()),
+                Token(CONN_BASE + key),
+                c.interest,
+            ),
             None => return,
         };
         if registered.is_err() {
@@ -309,7 +311,7 @@ impl EventLoop {
         .execute();
         match driven {
             Some(traffic) => self.count(traffic),
-            None => conn.phase = Phase::Closed,
+            None => conn.close(),
         }
         self.update(key);
     }
@@ -320,7 +322,7 @@ impl EventLoop {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.phase == Phase::Closed {
+        if conn.phase() == Phase::Closed {
             self.remove(key);
             return;
         }
@@ -334,7 +336,11 @@ impl EventLoop {
             if self
                 .poll
                 .registry()
-                .reregister(&mut conn.stream, Token(CONN_BASE + key), wanted)
+                .reregister(
+                    &mut SourceFd(&conn.raw_fd()),
+                    Token(CONN_BASE + key),
+                    wanted,
+                )
                 .is_err()
             {
                 self.remove(key);
@@ -343,8 +349,11 @@ impl EventLoop {
     }
 
     fn remove(&mut self, key: usize) {
-        let mut conn = self.conns.remove(key);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let conn = self.conns.remove(key);
+        let _ = self
+            .poll
+            .registry()
+            .deregister(&mut SourceFd(&conn.raw_fd()));
         if conn.refused {
             self.refused -= 1;
         } else {
@@ -384,6 +393,19 @@ impl EventLoop {
     fn stop_listening(&mut self) {
         self.pause_listening();
         self.listeners.clear();
+    }
+
+    /// At shutdown: each connection is told (HTTP/2's GOAWAY) and driven once to say it.
+    fn shut_down_conns(&mut self, app: &mut App, now: Instant) {
+        self.conns_scratch.clear();
+        self.conns_scratch.extend(self.conns.iter().map(|(k, _)| k));
+        for i in 0..self.conns_scratch.len() {
+            let key = self.conns_scratch[i];
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.shut_down(now);
+                self.drive(key, app, now);
+            }
+        }
     }
 
     /// At shutdown: connections with nothing in flight close now; the rest finish writing.

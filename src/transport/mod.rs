@@ -2,5 +2,9 @@
 
 pub mod conn;
 pub mod event_loop;
+pub mod http1;
+pub mod http2;
+pub mod io;
 pub mod listener;
 pub mod unavailable;
+pub mod websocket;

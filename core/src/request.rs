@@ -1,0 +1,35 @@
+//! The protocol-neutral request: what HTTP/1.1 and HTTP/2 both decode into and the
+//! application answers, whatever carried it.
+
+/// One request. Owned, so the connection may drop or reuse its read buffer while the
+/// application runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    pub method: String,
+    /// Raw request-target, e.g. "/books?id=eq.1" (HTTP/2: the `:path` pseudo-header).
+    pub target: String,
+    /// Names lower-cased, values as sent (trimmed); order kept, duplicates kept. HTTP/2's
+    /// `:authority` arrives as `host`.
+    pub headers: Vec<(String, String)>,
+    /// The whole body (HTTP/1.1: de-chunked).
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// First header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the application answers a request with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A whole response.
+    Response(crate::response::Response),
+    /// A 101 response: after it, the connection speaks WebSocket (HTTP/1.1 only).
+    Upgrade(crate::response::Response),
+}

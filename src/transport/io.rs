@@ -1,0 +1,130 @@
+//! The byte stream under a connection's protocol: plain TCP (TLS joins here), shared between
+//! the connection, which registers it with the poller, and the protocol layer that reads and
+//! writes it (the `h2` crate keeps its own handle to it).
+
+use mio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+/// The byte stream of one connection.
+pub enum Transport {
+    Plain(TcpStream),
+}
+
+impl Transport {
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Transport::Plain(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// Stops sending (a FIN after what is written).
+    pub fn shutdown_write(&mut self) {
+        match self {
+            Transport::Plain(s) => {
+                let _ = s.shutdown(Shutdown::Write);
+            }
+        }
+    }
+
+    /// Bytes of the transport's own (TLS records) still waiting for the socket.
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+        }
+    }
+}
+
+/// One transport, held by the connection and by its protocol layer. Single-threaded: a
+/// worker's event loop is one thread, and no borrow outlives one read or write call.
+#[derive(Clone)]
+pub struct Shared(Rc<RefCell<Transport>>);
+
+impl Shared {
+    pub fn new(t: Transport) -> Shared {
+        Shared(Rc::new(RefCell::new(t)))
+    }
+
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.borrow().raw_fd()
+    }
+
+    pub fn shutdown_write(&self) {
+        self.0.borrow_mut().shutdown_write()
+    }
+
+    pub fn wants_write(&self) -> bool {
+        self.0.borrow().wants_write()
+    }
+
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
+    }
+
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+
+    pub fn flush(&self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// What a protocol crate's I/O adapter saw (`h2` and `tungstenite` own their adapters), read
+/// by the connection between polls.
+#[derive(Default, Clone)]
+pub struct Counters {
+    bytes_in: Rc<Cell<u64>>,
+    bytes_out: Rc<Cell<u64>>,
+    /// The last write met a full socket: ask the poller for WRITABLE.
+    write_blocked: Rc<Cell<bool>>,
+}
+
+impl Counters {
+    pub fn read(&self, n: usize) {
+        self.bytes_in.set(self.bytes_in.get() + n as u64);
+    }
+
+    pub fn wrote(&self, n: usize) {
+        self.write_blocked.set(false);
+        self.bytes_out.set(self.bytes_out.get() + n as u64);
+    }
+
+    pub fn blocked(&self) {
+        self.write_blocked.set(true);
+    }
+
+    pub fn write_blocked(&self) -> bool {
+        self.write_blocked.get()
+    }
+
+    /// Bytes in and out since the last call.
+    pub fn take_counts(&self) -> (u64, u64) {
+        (self.bytes_in.replace(0), self.bytes_out.replace(0))
+    }
+}
