@@ -3,4 +3,5 @@
 pub mod conn;
 pub mod event_loop;
 pub mod listener;
+pub mod tls;
 pub mod unavailable;
