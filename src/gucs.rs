@@ -29,9 +29,11 @@ pub static MAX_HEADER_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16 * 1024);
 pub static IDLE_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(60);
 /// Seconds a client has to send a whole request once it started one.
 pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
-/// TLS certificate chain (PEM); with a key, TLS on `port` (not yet built).
+/// TLS certificate chain (PEM, end-entity first); with a key, `port` speaks only TLS
+/// (docs/tls.md). Checked when a worker loads it, not by a check hook: a hook sees one
+/// setting at a time and would read the files in every backend on every reload.
 pub static TLS_CERT_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// TLS private key (PEM).
+/// TLS private key (PEM); superuser-only to read, like its certificate's path.
 pub static TLS_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Origins allowed by CORS (not yet built).
 pub static CORS_ALLOWED_ORIGINS: GucSetting<Option<CString>> =
@@ -182,10 +184,10 @@ pub fn init() {
     );
     string(
         c"pg_rest.tls_cert_file",
-        c"TLS certificate (PEM); enables TLS on pg_rest.port.",
+        c"TLS certificate chain (PEM); with pg_rest.tls_key_file, pg_rest.port speaks TLS only.",
         &TLS_CERT_FILE,
         Sighup,
-        none,
+        GucFlags::SUPERUSER_ONLY,
         None,
     );
     string(
@@ -193,7 +195,7 @@ pub fn init() {
         c"TLS private key (PEM).",
         &TLS_KEY_FILE,
         Sighup,
-        none,
+        GucFlags::SUPERUSER_ONLY,
         None,
     );
     string(

@@ -6,5 +6,6 @@ pub mod http1;
 pub mod http2;
 pub mod io;
 pub mod listener;
+pub mod tls;
 pub mod unavailable;
 pub mod websocket;

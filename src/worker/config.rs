@@ -2,6 +2,7 @@
 //! reads plain fields instead of GUC storage.
 
 use crate::gucs::{self, string_value};
+use crate::transport::tls::{Reloaded, TlsMaterial};
 use pg_rest_core::http1::Limits;
 use pg_rest_core::settings::split_list;
 use std::time::Duration;
@@ -75,6 +76,9 @@ pub struct Config {
     /// `pg_rest.trace_header`, lower-case; None when empty.
     pub trace_header: Option<String>,
     pub cors_allowed_origins: String,
+    /// `pg_rest.tls_cert_file` / `tls_key_file`, loaded; carried over SIGHUPs by
+    /// [`Config::reload`] so a bad file never takes TLS down.
+    pub tls: TlsMaterial,
 }
 
 /// Re-reads postgresql.conf after SIGHUP. A bad file is logged by PostgreSQL and changes
@@ -86,7 +90,34 @@ pub fn reload_config_file() {
 }
 
 impl Config {
+    /// Every setting, the TLS files read afresh: a worker's start.
     pub fn load() -> Config {
+        Config::load_after(None)
+    }
+
+    /// After SIGHUP: every setting again, but TLS starts from `prev`'s material, which stays
+    /// in use when the new files are bad (logged) and is not rebuilt when they are unchanged.
+    pub fn reload(prev: &Config) -> Config {
+        Config::load_after(Some(prev))
+    }
+
+    /// Every setting but TLS, whose files are not read: for the postmaster at preload, which
+    /// needs only the addresses, so the private key never enters it (and every backend it
+    /// forks).
+    pub fn load_without_tls() -> Config {
+        Config::settings()
+    }
+
+    fn load_after(prev: Option<&Config>) -> Config {
+        let mut config = Config::settings();
+        if let Some(prev) = prev {
+            config.tls = prev.tls.clone();
+        }
+        reload_tls(&mut config.tls);
+        config
+    }
+
+    fn settings() -> Config {
         let listen = string_value(&gucs::LISTEN_ADDRESSES);
         let schemas = string_value(&gucs::SCHEMAS);
         let anon = string_value(&gucs::ANON_ROLE);
@@ -123,11 +154,40 @@ impl Config {
             trace_header: optional(string_value(&gucs::TRACE_HEADER))
                 .map(|h| h.to_ascii_lowercase()),
             cors_allowed_origins: string_value(&gucs::CORS_ALLOWED_ORIGINS),
+            tls: TlsMaterial::default(),
         }
     }
 
     /// The default schema: the first of `pg_rest.schemas` (the check hook keeps it non-empty).
     pub fn default_schema(&self) -> &str {
         self.schemas.first().map_or("public", String::as_str)
+    }
+}
+
+/// Applies the TLS settings to `tls`, logging what changed and, on a bad file, what is wrong
+/// and what is served meanwhile (GUC check hooks cannot judge the pair, see docs/tls.md).
+fn reload_tls(tls: &mut TlsMaterial) {
+    let cert = string_value(&gucs::TLS_CERT_FILE);
+    let key = string_value(&gucs::TLS_KEY_FILE);
+    match tls.reload(&cert, &key) {
+        Ok(Reloaded::Unchanged) => {}
+        Ok(Reloaded::Loaded) => crate::quiet_log!(
+            "pg_rest: TLS certificate {} and key {} loaded",
+            cert.trim(),
+            key.trim()
+        ),
+        Ok(Reloaded::Disabled) => crate::quiet_log!(
+            "pg_rest: TLS off (pg_rest.tls_cert_file and pg_rest.tls_key_file are empty): \
+             new connections are plain HTTP"
+        ),
+        Err(e) => match tls.files() {
+            Some((old_cert, _)) => crate::quiet_log!(
+                "pg_rest: {e}; new TLS connections keep the certificate loaded before, {old_cert}"
+            ),
+            None => crate::quiet_log!(
+                "pg_rest: {e}; no TLS certificate is loaded, so new connections are closed \
+                 until this is fixed"
+            ),
+        },
     }
 }
