@@ -40,7 +40,7 @@ pub extern "C-unwind" fn _PG_init() {
     stats::init();
     schema_cache::init_shared();
     // The listening sockets belong to the server, not to a worker (transport/listener.rs).
-    let config = worker::config::Config::load();
+    let config = worker::config::Config::load_without_tls();
     transport::listener::open_at_preload(&config.listen_addresses, config.port);
     worker::supervisor::register();
 }

@@ -1,4 +1,4 @@
-//! One client connection: a transport (plain TCP; TLS joins here) under a protocol (HTTP/1.1;
+//! One client connection: a transport (plain TCP or TLS) under a protocol (HTTP/1.1;
 //! HTTP/2 once the client's preface says so; WebSocket after a 101), and what the event loop
 //! keeps about it. The
 //! protocol layers are driven through [`Conn::drive`]; they meet the application only through
@@ -8,7 +8,6 @@ use crate::transport::http1::{Http1, Phase, Switch};
 use crate::transport::http2::Http2;
 use crate::transport::io::{Shared, Transport};
 use crate::transport::websocket::WebSocket;
-use mio::net::TcpStream;
 use mio::Interest;
 use pg_rest_core::http1::Limits;
 use pg_rest_core::request::{Reply, Request};
@@ -62,11 +61,13 @@ pub struct Conn {
     pub yielded: bool,
     /// In the event loop's ready queue.
     pub queued: bool,
+    /// HTTP/1.1 handed the connection over; applied right after its `drive`.
+    switch: Option<Switch>,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, now: Instant) -> Conn {
-        let io = Shared::new(Transport::Plain(stream));
+    pub fn new(transport: Transport, now: Instant) -> Conn {
+        let io = Shared::new(transport);
         Conn {
             protocol: Protocol::Http1(Http1::new(io.clone(), now)),
             io,
@@ -74,6 +75,7 @@ impl Conn {
             interest: Interest::READABLE,
             yielded: false,
             queued: false,
+            switch: None,
         }
     }
 
@@ -117,24 +119,44 @@ impl Conn {
         scratch: &mut [u8],
     ) -> Traffic {
         let mut traffic = Traffic::default();
-        if let Protocol::Http1(h) = &mut self.protocol {
-            let driven = h.drive(app, limits, now, scratch);
-            traffic.add(driven.traffic);
-            self.yielded = driven.yielded;
-            self.protocol = match driven.switch {
-                Some(Switch::Http2(prefix)) => {
-                    let h2 = Http2::new(self.io.clone(), prefix, limits, now);
-                    Protocol::Http2(Box::new(h2))
+        // TLS records left from the last call go first (a WRITABLE edge may be for them).
+        self.io.flush_transport();
+        let (more, yielded) = self.drive_protocol(app, limits, now, scratch);
+        traffic.add(more);
+        self.yielded = yielded;
+        if let Some(switch) = self.switch.take() {
+            self.protocol = match switch {
+                Switch::Http2(prefix) => {
+                    Protocol::Http2(Box::new(Http2::new(self.io.clone(), prefix, limits, now)))
                 }
-                Some(Switch::WebSocket(leftover)) => {
+                Switch::WebSocket(leftover) => {
                     let ws = WebSocket::new(self.io.clone(), leftover, limits.max_body_size, now);
                     Protocol::WebSocket(Box::new(ws))
                 }
-                None => return traffic,
             };
+            // The new protocol starts on what was already read.
+            let (more, yielded) = self.drive_protocol(app, limits, now, scratch);
+            traffic.add(more);
+            self.yielded = yielded;
         }
-        let (more, yielded) = match &mut self.protocol {
-            Protocol::Http1(_) => return traffic,
+        self.io.flush_transport();
+        traffic
+    }
+
+    /// One `drive` of the current protocol: what moved, and whether it yielded.
+    fn drive_protocol(
+        &mut self,
+        app: &mut impl Handler,
+        limits: &Limits,
+        now: Instant,
+        scratch: &mut [u8],
+    ) -> (Traffic, bool) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => {
+                let d = h.drive(app, limits, now, scratch);
+                self.switch = d.switch;
+                (d.traffic, d.yielded)
+            }
             Protocol::Http2(h) => {
                 let d = h.drive(app, limits, now);
                 (d.traffic, d.yielded)
@@ -143,10 +165,7 @@ impl Conn {
                 let d = w.drive(app, now);
                 (d.traffic, d.yielded)
             }
-        };
-        traffic.add(more);
-        self.yielded = yielded;
-        traffic
+        }
     }
 
     /// The poller interest this state needs: both layers may have bytes waiting.
@@ -190,7 +209,8 @@ impl Conn {
 
     /// Nothing in flight either way: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
-        match &self.protocol {
+        !self.io.wants_write()
+            && match &self.protocol {
             Protocol::Http1(h) => h.is_quiet(),
             Protocol::Http2(h) => h.is_quiet(),
             Protocol::WebSocket(w) => w.is_quiet(),

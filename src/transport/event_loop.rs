@@ -14,7 +14,9 @@ use crate::app::App;
 use crate::stats::WorkerSlot;
 use crate::transport::conn::{Conn, Traffic, READ_CHUNK};
 use crate::transport::http1::Phase;
+use crate::transport::io::Transport;
 use crate::transport::listener::{self, AcceptEnd};
+use crate::transport::tls::{TlsMode, TlsStream};
 use crate::worker::config::Config;
 use crate::worker::signals;
 use mio::net::{TcpListener, TcpStream};
@@ -158,7 +160,7 @@ impl EventLoop {
             let now = Instant::now();
             if signals::take_sighup() {
                 crate::worker::config::reload_config_file();
-                app.reload(Config::load());
+                app.reload(Config::reload(app.config()));
             }
             if signals::terminating() && shutdown_deadline.is_none() {
                 shutdown_deadline = Some(now + SHUTDOWN_GRACE);
@@ -223,8 +225,20 @@ impl EventLoop {
 
     fn open_conn(&mut self, stream: TcpStream, app: &mut App, now: Instant) {
         let _ = stream.set_nodelay(true);
-        let mut conn = Conn::new(stream, now);
-        if self.open >= self.max_open(app) {
+        let over = self.open >= self.max_open(app);
+        let transport = match app.config().tls.mode() {
+            TlsMode::Plain => Transport::Plain(stream),
+            // Over TLS a polite 503 costs a handshake: a refused client is just closed.
+            TlsMode::Tls(_) if over => return,
+            TlsMode::Tls(config) => match TlsStream::new(config, stream) {
+                Ok(tls) => Transport::tls(tls),
+                Err(_) => return,
+            },
+            // TLS is asked for but no certificate could be loaded: never serve it plain.
+            TlsMode::Unavailable => return,
+        };
+        let mut conn = Conn::new(transport, now);
+        if over {
             if self.refused >= MAX_REFUSED_LINGERING {
                 return; // dropping the stream closes it
             }

@@ -527,6 +527,7 @@ impl AsyncWrite for H2Io {
 mod tests {
     use crate::transport::conn::{Conn, Handler, READ_CHUNK};
     use crate::transport::http1::Phase;
+    use crate::transport::io::Transport;
     use bytes::Bytes;
     use pg_rest_core::http1::Limits;
     use pg_rest_core::request::{Reply, Request};
@@ -578,7 +579,8 @@ mod tests {
         let (server, _) = listener.accept().expect("accept");
         server.set_nonblocking(true).expect("nonblocking");
         let client = std::thread::spawn(move || client(stream));
-        let mut conn = Conn::new(mio::net::TcpStream::from_std(server), Instant::now());
+        let stream = mio::net::TcpStream::from_std(server);
+        let mut conn = Conn::new(Transport::Plain(stream), Instant::now());
         let mut scratch = vec![0u8; READ_CHUNK];
         let deadline = Instant::now() + Duration::from_secs(20);
         while !client.is_finished() && Instant::now() < deadline {

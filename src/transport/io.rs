@@ -1,7 +1,8 @@
-//! The byte stream under a connection's protocol: plain TCP (TLS joins here), shared between
+//! The byte stream under a connection's protocol: plain TCP or TLS (rustls), shared between
 //! the connection, which registers it with the poller, and the protocol layer that reads and
 //! writes it (the `h2` crate keeps its own handle to it).
 
+use crate::transport::tls::TlsStream;
 use mio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -12,20 +13,56 @@ use std::rc::Rc;
 /// The byte stream of one connection.
 pub enum Transport {
     Plain(TcpStream),
+    Tls {
+        stream: Box<TlsStream>,
+        /// Write side to shut once close_notify has reached the socket.
+        fin_pending: bool,
+    },
 }
 
 impl Transport {
-    pub fn raw_fd(&self) -> RawFd {
-        match self {
-            Transport::Plain(s) => s.as_raw_fd(),
+    pub fn tls(stream: TlsStream) -> Transport {
+        Transport::Tls {
+            stream: Box::new(stream),
+            fin_pending: false,
         }
     }
 
-    /// Stops sending (a FIN after what is written).
+    pub fn raw_fd(&self) -> RawFd {
+        match self {
+            Transport::Plain(s) => s.as_raw_fd(),
+            Transport::Tls { stream, .. } => stream.tcp().as_raw_fd(),
+        }
+    }
+
+    /// Stops sending: a FIN after what is written (over TLS, after close_notify).
     pub fn shutdown_write(&mut self) {
         match self {
             Transport::Plain(s) => {
                 let _ = s.shutdown(Shutdown::Write);
+            }
+            Transport::Tls {
+                stream,
+                fin_pending,
+            } => match stream.send_close_notify() {
+                Ok(true) | Err(_) => {
+                    let _ = stream.tcp().shutdown(Shutdown::Write);
+                }
+                Ok(false) => *fin_pending = true,
+            },
+        }
+    }
+
+    /// Writes what the transport itself holds (TLS records), and a FIN waiting for them.
+    pub fn flush_transport(&mut self) {
+        if let Transport::Tls {
+            stream,
+            fin_pending,
+        } = self
+        {
+            let flushed = !stream.wants_write() || matches!(stream.flush_tls(), Ok(true) | Err(_));
+            if flushed && std::mem::take(fin_pending) {
+                let _ = stream.tcp().shutdown(Shutdown::Write);
             }
         }
     }
@@ -34,6 +71,7 @@ impl Transport {
     pub fn wants_write(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
+            Transport::Tls { stream, .. } => stream.wants_write(),
         }
     }
 }
@@ -42,6 +80,7 @@ impl Read for Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
+            Transport::Tls { stream, .. } => stream.read(buf),
         }
     }
 }
@@ -50,12 +89,14 @@ impl Write for Transport {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write(buf),
+            Transport::Tls { stream, .. } => stream.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Transport::Plain(s) => s.flush(),
+            Transport::Tls { stream, .. } => stream.flush(),
         }
     }
 }
@@ -80,6 +121,10 @@ impl Shared {
 
     pub fn wants_write(&self) -> bool {
         self.0.borrow().wants_write()
+    }
+
+    pub fn flush_transport(&self) {
+        self.0.borrow_mut().flush_transport()
     }
 
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
