@@ -42,8 +42,12 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/requirements.txt
 	touch $@
 
+# The REST behaviour once more over HTTP/2 (prior knowledge): same tests, h2 clients.
+REST_TESTS := tests/test_rest.py tests/test_read_dialect.py tests/test_writes.py tests/test_rpc.py tests/test_auth.py
+
 integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/
+	PG_REST_HTTP2=1 $(VENV)/bin/pytest -q $(REST_TESTS)
 
 ## PostgREST's conformance corpus (../shared/conformance) on a throwaway cluster; not in `test`.
 ## Extra runner arguments: make conformance ARGS='--only auth'.

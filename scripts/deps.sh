@@ -7,7 +7,7 @@ PGRX_VERSION=$1
 PG_CONFIG=$2
 
 packages=(postgresql-15 postgresql-server-dev-15 clang libclang-dev pkg-config sudo
-          wrk nghttp2-client curl python3-venv)
+          wrk nghttp2-client curl openssl python3-venv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,6 +45,10 @@ TEST_DB = "pg_rest_test"
 # pg_rest.jwt_secret of the shared test cluster (HS256); tokens are signed with it by `token`.
 JWT_SECRET = "reallyreallyreallyreallyverysafe"
 
+# PG_REST_HTTP2=1: the httpx clients of the suite speak HTTP/2 (prior knowledge), so the
+# REST tests run over both protocols (`make integration` runs them twice).
+HTTP2 = os.environ.get("PG_REST_HTTP2") == "1"
+
 # How long a reload (SIGHUP) is given to reach the pg_rest processes.
 RELOAD_SETTLE_S = 1.0
 
@@ -466,6 +470,8 @@ class Cluster:
 
     # -- HTTP ---------------------------------------------------------------------------
     def client(self, timeout: float = 10.0, **kw) -> httpx.Client:
+        if HTTP2:
+            kw = {"http1": False, "http2": True, **kw}
         return httpx.Client(base_url=self.base_url, timeout=timeout, **kw)
 
     def get(self, path: str, timeout: float = 10.0, **kw) -> httpx.Response:
