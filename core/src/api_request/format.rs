@@ -48,12 +48,23 @@ pub(super) fn strip_extension(resource: &mut Resource) -> Option<(String, &'stat
     let (Resource::Relation(name) | Resource::Function(name)) = resource else {
         return None;
     };
-    let (suffix, media) = EXTENSIONS
-        .iter()
-        .find(|(suffix, _)| name.len() > suffix.len() && name.ends_with(suffix))?;
+    let (stem, media) = split_extension(name)?;
+    let stem_len = stem.len();
     let whole = name.clone();
-    name.truncate(name.len() - suffix.len());
+    name.truncate(stem_len);
     Some((whole, media))
+}
+
+/// `books.csv` → `books` (for OPTIONS, which negotiates nothing).
+pub fn stem(name: &str) -> Option<&str> {
+    split_extension(name).map(|(stem, _)| stem)
+}
+
+fn split_extension(name: &str) -> Option<(&str, &'static str)> {
+    EXTENSIONS.iter().find_map(|(suffix, media)| {
+        let stem = name.strip_suffix(suffix)?;
+        (!stem.is_empty()).then_some((stem, *media))
+    })
 }
 
 /// The media type to answer in and what else the request asked (see the module's doc).
@@ -75,8 +86,9 @@ pub(super) fn choose(asked: Asked) -> Result<(MediaType, Format), ApiError> {
     check_type(&type_param)?;
     let (chosen, raw_type) = match media::negotiate(Some(&type_param), asked.produces) {
         Ok(m) => (m, None),
-        // The placeholder is never used: planning either sends the value raw or refuses.
-        Err(_) if asked.call => (MediaType::Json, Some(type_param)),
+        // The placeholder is never used: planning either sends the value raw or refuses. A
+        // wildcard is no `Content-Type`.
+        Err(_) if asked.call && !type_param.contains('*') => (MediaType::Json, Some(type_param)),
         Err(e) => return Err(e),
     };
     let extension = asked.extension.map(|(whole_name, _)| Extension {
@@ -161,6 +173,8 @@ mod tests {
             assert_eq!(r, Resource::Relation(name.into()));
         }
         assert_eq!(strip_extension(&mut Resource::Root), None);
+        assert_eq!(stem("books.json"), Some("books"));
+        assert_eq!(stem("books"), None);
     }
 
     #[test]
@@ -200,6 +214,9 @@ mod tests {
         let (m, f) = choose(call).unwrap();
         assert_eq!(m, MediaType::Json);
         assert_eq!(f.raw_type.as_deref(), Some("text/html; charset=utf-8"));
+        let mut wildcard = asked(Some("text/*"), None, None);
+        wildcard.call = true;
+        assert_eq!(choose(wildcard).unwrap_err().code, "PGRST107");
         // A type pg_rest produces is never raw.
         let mut csv = asked(Some("text/csv"), None, None);
         csv.call = true;
