@@ -155,6 +155,7 @@ impl App {
         }
     }
 
+    /// The pipeline, stage by stage (the module's doc).
     fn answer(&mut self, request: &Request) -> Result<Response, ApiError> {
         let mut timer = StageTimer::new(self.config.server_timing);
         // Authentication first, as in PostgREST: a bad token is 401 whatever the path.
