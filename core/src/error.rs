@@ -208,6 +208,26 @@ impl ApiError {
         Self::new(Code::ParseError, message).with_details(details)
     }
 
+    /// PGRST100: `type=` is not one media type (it may become a `Content-Type` verbatim).
+    pub fn invalid_type_param(value: &str) -> Self {
+        Self::parse_error(
+            "\"type\" must be one media type",
+            format!("Got \"{value}\"; expected type/subtype with optional ;parameters, in visible ASCII"),
+        )
+    }
+
+    /// PGRST100: a JSONP callback that is not a JavaScript identifier path; never echoed
+    /// into a script.
+    pub fn invalid_callback(param: &str, name: &str) -> Self {
+        Self::parse_error(
+            format!("\"{param}\" must be a JavaScript identifier path"),
+            format!(
+                "Got \"{name}\"; expected identifiers of letters, digits, _ and $, not starting \
+                 with a digit, separated by dots (e.g. handle, app.handlers.books)"
+            ),
+        )
+    }
+
     /// PGRST107 (406): no media type of the `Accept` header can be produced.
     pub fn media_type_unavailable(accept: &str) -> Self {
         Self::new(

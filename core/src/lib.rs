@@ -4,7 +4,8 @@
 //! Stages, in request order (DESIGN.md "One request"):
 //! `http1` (bytes ⇄ requests/responses) → `api_request` (URL, headers → what is asked) →
 //! `plan` (resolve against the `schema_cache` model) → `sql` (one parameterized statement) →
-//! `response` (status, headers, body). `error` is the one error type all stages share.
+//! `response` (status, headers, body) → `jsonp` (a JSON body wrapped for `?callback=`).
+//! `error` is the one error type all stages share.
 
 pub mod api_request;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod context;
 pub mod cors;
 pub mod error;
 pub mod http1;
+pub mod jsonp;
 pub mod lru;
 pub mod openapi;
 pub mod plan;

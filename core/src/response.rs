@@ -157,6 +157,18 @@ pub fn read_response(r: &ReadResult) -> Result<Response, ApiError> {
     })
 }
 
+/// A function's one text or bytea value as the body, for `?type=` naming a media type pg_rest
+/// does not produce (an HTML page, an image): `content_type` verbatim (checked when parsed),
+/// an empty body for NULL.
+pub fn raw_response(content_type: &str, body: Option<Vec<u8>>) -> Response {
+    Response {
+        status: 200,
+        headers: vec![("Content-Type", content_type.to_string())],
+        body: body.unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
 /// How a write is answered (PostgREST): POST 201 (an upsert that inserted nothing: 200),
 /// PATCH/DELETE 204 — or 200 with the rows for `return=representation`; PUT 200/201 with the
 /// rows, 204 without. `headers-only` adds `Location` (`/{relation}?pk=eq.value`).
@@ -337,6 +349,17 @@ mod tests {
         let e = read_response(&r).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (406, "PGRST116"));
         assert_eq!(e.details.as_deref(), Some("The result contains 2 rows"));
+    }
+
+    #[test]
+    fn raw_values_keep_their_type_and_bytes() {
+        let r = raw_response("image/png", Some(vec![0x89, b'P', 0, 0xFF]));
+        assert_eq!(
+            (r.status, header(&r, "Content-Type")),
+            (200, Some("image/png"))
+        );
+        assert_eq!(r.body, [0x89, b'P', 0, 0xFF]);
+        assert!(raw_response("text/html", None).body.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use pg_rest_core::error::ApiError;
 use pg_rest_core::plan::call::{CallPlan, CallResult};
-use pg_rest_core::response::{read_response, ReadResult, Response};
+use pg_rest_core::response::{raw_response, read_response, ReadResult, Response};
 use pg_rest_core::sql;
 
 /// A function call, planned before its transaction (its volatility decides the mode).
@@ -17,7 +17,11 @@ pub(super) fn call(
     read_only: bool,
 ) -> Result<Response, ApiError> {
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    let outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    let mut outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    if let Some(content_type) = &call.raw_type {
+        let body = outcome.body.take();
+        return finish(raw_response(content_type, body), &outcome);
+    }
     if call.result == CallResult::Void {
         return finish(
             Response {

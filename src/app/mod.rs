@@ -27,7 +27,7 @@ use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::request::{Reply, Request};
 use pg_rest_core::response::{error_response, Outcome, Overrides, Response};
 use pg_rest_core::schema_cache::{SchemaCache, Volatility};
-use pg_rest_core::{context, plan, realtime, sql, websocket};
+use pg_rest_core::{context, jsonp, plan, realtime, sql, websocket};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
@@ -107,7 +107,7 @@ impl Handler for App {
                 Err(e) => Reply::Response(error_response(&e)),
             };
         }
-        Reply::Response(self.answer(request))
+        Reply::Response(self.serve(request))
     }
 
     fn message(&mut self, text: &str) -> String {
@@ -126,7 +126,7 @@ fn path_of(target: &str) -> &str {
 impl App {
     /// Answers one HTTP request. Never panics and never raises: failures become error
     /// responses.
-    fn answer(&mut self, request: &Request) -> Response {
+    fn serve(&mut self, request: &Request) -> Response {
         let started = self.config.log_requests.then(Instant::now);
         let cors = self.cors.decide(
             &request.method,
@@ -169,7 +169,22 @@ impl App {
         response
     }
 
+    /// The answer to a request; with a JSONP callback every JSON body — errors' too, whatever
+    /// stage raised them — is wrapped as `callback(…);` (a bad callback name is itself the
+    /// error, unwrapped).
     fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
+        let query = request.target.split_once('?').map_or("", |(_, q)| q);
+        match jsonp::callback(query)? {
+            None => self.answer(request),
+            Some(callback) => {
+                let answered = self.answer(request).unwrap_or_else(|e| error_response(&e));
+                Ok(jsonp::wrap(answered, &callback))
+            }
+        }
+    }
+
+    /// The pipeline, stage by stage (the module's doc).
+    fn answer(&mut self, request: &Request) -> Result<Response, ApiError> {
         let mut timer = StageTimer::new(self.config.server_timing);
         // Authentication first, as in PostgREST: a bad token is 401 whatever the path.
         let who = auth::authenticate(
@@ -219,23 +234,24 @@ impl App {
             }
             return Ok(response);
         }
-        let api_request = api_request::parse_with_body(
+        let mut api_request = api_request::parse_with_body(
             &request.method,
             &request.target,
             headers(),
             &request.body,
         )?;
-        if matches!(api_request.media, MediaType::Plan(_)) && !self.config.plan_enabled {
-            let accept = request.header("accept").unwrap_or_default();
-            return Err(ApiError::media_type_unavailable(accept));
-        }
         let schema =
             api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
         timer.lap("parse");
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
-        ctx.timezone = api_request.preferences.timezone.as_deref();
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         refresh_schema_cache(config, cache, &ctx)?;
+        resolve_extension(&mut api_request, cache.loaded(), schema)?;
+        if matches!(api_request.media, MediaType::Plan(_)) && !config.plan_enabled {
+            let accept = request.header("accept").unwrap_or_default();
+            return Err(ApiError::media_type_unavailable(accept));
+        }
+        ctx.timezone = api_request.preferences.timezone.as_deref();
         let r = &api_request;
         let mut response = match (r.action, &r.resource) {
             (Action::Read, Resource::Root) => {
@@ -298,6 +314,20 @@ impl App {
         }
         Ok(response)
     }
+}
+
+/// `/books.csv` is the relation `books` in CSV unless the schema has a relation (or function)
+/// named `books.csv`: a lookup in the cache, only for paths with an extension.
+fn resolve_extension(
+    request: &mut api_request::ApiRequest,
+    cache: &SchemaCache,
+    schema: &str,
+) -> Result<(), ApiError> {
+    request.resolve_extension(|whole| match whole {
+        Resource::Relation(name) => cache.relation(schema, name).is_some(),
+        Resource::Function(name) => !cache.functions(schema, name).is_empty(),
+        Resource::Root => false,
+    })
 }
 
 /// The trace header's name with the lifetime response headers have: leaked once per

@@ -5,7 +5,7 @@ use super::{finish, plan_and_begin};
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::worker::config::Config;
-use pg_rest_core::api_request::{ApiRequest, MediaType, Resource};
+use pg_rest_core::api_request::{format, ApiRequest, MediaType, Resource};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::openapi;
 use pg_rest_core::preferences::Count;
@@ -76,8 +76,7 @@ pub(super) fn options(
     let allow = match resource {
         Resource::Root => "OPTIONS,GET,HEAD".to_string(),
         Resource::Relation(name) => {
-            let r = cache
-                .relation(schema, name)
+            let r = or_stem(name, |n| cache.relation(schema, n))
                 .ok_or_else(|| ApiError::table_not_found(schema, name))?;
             let mut methods = vec!["OPTIONS", "GET", "HEAD"];
             let table = r.kind != RelationKind::View;
@@ -96,9 +95,7 @@ pub(super) fn options(
             methods.join(",")
         }
         Resource::Function(name) => {
-            let f = cache
-                .functions(schema, name)
-                .first()
+            let f = or_stem(name, |n| cache.functions(schema, n).first())
                 .ok_or_else(|| ApiError::table_not_found(schema, name))?;
             if f.volatility == Volatility::Volatile {
                 "OPTIONS,POST".to_string()
@@ -116,6 +113,12 @@ pub(super) fn options(
         body: Vec::new(),
         ..Default::default()
     })
+}
+
+/// What `name` finds, else what it finds without a `.csv`/`.json` extension (as reads
+/// resolve `/books.csv`).
+fn or_stem<'c, T>(name: &str, find: impl Fn(&str) -> Option<&'c T>) -> Option<&'c T> {
+    find(name).or_else(|| format::stem(name).and_then(find))
 }
 
 /// `GET /`: the OpenAPI description of `schema`, showing what the request's role may use.

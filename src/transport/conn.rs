@@ -211,9 +211,9 @@ impl Conn {
     pub fn is_quiet(&self) -> bool {
         !self.io.wants_write()
             && match &self.protocol {
-            Protocol::Http1(h) => h.is_quiet(),
-            Protocol::Http2(h) => h.is_quiet(),
-            Protocol::WebSocket(w) => w.is_quiet(),
-        }
+                Protocol::Http1(h) => h.is_quiet(),
+                Protocol::Http2(h) => h.is_quiet(),
+                Protocol::WebSocket(w) => w.is_quiet(),
+            }
     }
 }

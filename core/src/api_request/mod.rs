@@ -5,6 +5,7 @@
 mod cursor;
 pub mod field;
 pub mod filter;
+pub mod format;
 pub mod media;
 pub mod order;
 pub mod payload;
@@ -16,6 +17,7 @@ use crate::range::RowRange;
 use crate::schema_cache::Isolation;
 pub use field::{Field, JsonKey, JsonStep};
 pub use filter::{Comparison, Condition, Filter, FilterOp, FtsOperator, IsValue, Quantifier};
+pub use format::Format;
 pub use media::MediaType;
 pub use order::{NullsOrder, OrderTarget, OrderTerm};
 pub use payload::Payload;
@@ -106,6 +108,8 @@ pub struct ApiRequest {
     pub preferences: Preferences,
     pub tx: TxMode,
     pub media: MediaType,
+    /// `type=` and the path's extension, when given (see `format`).
+    pub format: Format,
     /// The body of a write or a POST call.
     pub payload: Option<Payload>,
     /// `columns=`: the only keys of the body that are written.
@@ -149,7 +153,8 @@ pub fn parse_with_body<'h>(
     body: &[u8],
 ) -> Result<ApiRequest, ApiError> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    let resource = parse_path(path)?;
+    let mut resource = parse_path(path)?;
+    let extension = format::strip_extension(&mut resource);
     let action = action(method, &resource)?;
     let head_only = method == "HEAD";
     let reads = matches!(method, "GET" | "HEAD");
@@ -180,7 +185,13 @@ pub fn parse_with_body<'h>(
         Resource::Root => media::Produces::Description,
         _ => media::Produces::Rows,
     };
-    let media = media::negotiate(header("accept"), produces)?;
+    let (media, format) = format::choose(format::Asked {
+        type_param: query.type_param,
+        extension,
+        accept: header("accept"),
+        produces,
+        call: action == Action::Call,
+    })?;
     let range = RowRange::parse(
         query.top_limit.as_deref(),
         query.top_offset.as_deref(),
@@ -205,11 +216,36 @@ pub fn parse_with_body<'h>(
         preferences,
         tx,
         media,
+        format,
         payload,
         columns: query.columns,
         on_conflict: query.on_conflict,
         call_params: query.call_params,
     })
+}
+
+impl ApiRequest {
+    /// Undoes the path's extension when `exists` finds a relation (or function) with the
+    /// whole name (`books.csv`): the request is then for it, in the media type asked without
+    /// the extension. Planning calls this with the schema cache.
+    pub fn resolve_extension(
+        &mut self,
+        exists: impl FnOnce(&Resource) -> bool,
+    ) -> Result<(), ApiError> {
+        let Some(ext) = self.format.extension.take() else {
+            return Ok(());
+        };
+        let whole = match &self.resource {
+            Resource::Relation(_) => Resource::Relation(ext.whole_name),
+            Resource::Function(_) => Resource::Function(ext.whole_name),
+            Resource::Root => return Ok(()),
+        };
+        if exists(&whole) {
+            self.resource = whole;
+            self.media = ext.without?;
+        }
+        Ok(())
+    }
 }
 
 /// The resource a request-target names (for OPTIONS, which reads nothing else).
@@ -245,6 +281,8 @@ struct Query {
     columns: Option<Vec<String>>,
     on_conflict: Option<Vec<String>>,
     call_params: Vec<(String, String)>,
+    /// `type=`, unparsed.
+    type_param: Option<String>,
 }
 
 fn parse_path(path: &str) -> Result<Resource, ApiError> {
@@ -286,6 +324,12 @@ fn parse_query(query: &str, raw_params: bool) -> Result<Query, ApiError> {
                 parsed.on_conflict = Some(name_list("on_conflict", &value)?);
                 continue;
             }
+            "type" => {
+                parsed.type_param = Some(value);
+                continue;
+            }
+            // JSONP is the response boundary's (`crate::jsonp`); never a filter or argument.
+            "callback" | "jsonp" => continue,
             _ => {}
         }
         let segments = split_key(&key);
@@ -589,6 +633,63 @@ mod tests {
         );
         let r = parse_with_body("POST", "/books", [("content-profile", "v2")], b"{}").unwrap();
         assert_eq!(r.profile.as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn format_parameters_are_never_filters_or_arguments() {
+        let r = get("/books?callback=cb&jsonp=x.y&type=text/csv&id=eq.1");
+        assert_eq!(r.conditions.len(), 1);
+        assert_eq!(top_filter(&r, 0).field.name, "id");
+        assert_eq!(r.media, MediaType::Csv);
+        let call = get("/rpc/f?a=1&callback=cb&%74ype=application/json");
+        assert_eq!(call.call_params, [("a".to_string(), "1".to_string())]);
+        // Embedded, they are filters as before.
+        assert_eq!(get("/t?e.type=eq.x").conditions[0].0, ["e"]);
+    }
+
+    #[test]
+    fn type_negotiates_like_accept() {
+        let r = parse("GET", "/t?type=text/csv", [("accept", "application/json")]).unwrap();
+        assert_eq!(r.media, MediaType::Csv);
+        let e = parse("GET", "/t?type=text/html", []).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (406, "PGRST107"));
+        assert_eq!(
+            parse("GET", "/t?type=html", []).unwrap_err().code,
+            "PGRST100"
+        );
+        // A call keeps it for planning (a raw text/bytea result).
+        let r = get("/rpc/page?type=text/html");
+        assert_eq!(r.format.raw_type.as_deref(), Some("text/html"));
+        assert_eq!(get("/rpc/page").format, Format::default());
+    }
+
+    #[test]
+    fn extensions_act_as_accept_unless_the_whole_name_exists() {
+        let r = parse("GET", "/books.csv", [("accept", "application/json")]).unwrap();
+        assert_eq!(r.resource, Resource::Relation("books".into()));
+        assert_eq!(r.media, MediaType::Csv);
+        let mut kept = r.clone();
+        kept.resolve_extension(|_| false).unwrap();
+        assert_eq!(kept.resource, Resource::Relation("books".into()));
+        assert_eq!((kept.media, kept.format.extension), (MediaType::Csv, None));
+        let mut whole = r.clone();
+        whole
+            .resolve_extension(|r| *r == Resource::Relation("books.csv".into()))
+            .unwrap();
+        assert_eq!(whole.resource, Resource::Relation("books.csv".into()));
+        assert_eq!(whole.media, MediaType::Json);
+        let r = get("/rpc/f.json?type=text/csv");
+        assert_eq!(r.resource, Resource::Function("f".into()));
+        assert_eq!(r.media, MediaType::Csv);
+        // Accept is only consulted when the whole name wins.
+        let mut r = parse("GET", "/books.json", [("accept", "image/png")]).unwrap();
+        assert_eq!(r.media, MediaType::Json);
+        let e = r.resolve_extension(|_| true).unwrap_err();
+        assert_eq!(e.code, "PGRST107");
+        let mut plain = get("/books");
+        plain
+            .resolve_extension(|_| panic!("no lookup without an extension"))
+            .unwrap();
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub struct CallPlan {
     pub payload: Option<String>,
     pub count: Option<Count>,
     pub media: MediaType,
+    /// `?type=` named a media type pg_rest does not produce and the function returns one
+    /// text or bytea value: that value is the body, with this `Content-Type`.
+    pub raw_type: Option<String>,
 }
 
 /// The table alias of the call in its node; a scalar result is the column of that name.
@@ -107,6 +110,7 @@ pub fn call_plan(
         };
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
+    let raw_type = raw_type(req, f)?;
     let args = match payload {
         Some(_) if takes_whole_body(f) => CallArgs::Whole {
             type_name: f.params[0].type_name.clone(),
@@ -166,7 +170,23 @@ pub fn call_plan(
             MediaType::Plan(p) => p.target_media(),
             m => m,
         },
+        raw_type,
     })
+}
+
+/// The `Content-Type` of a raw result: `type=` pg_rest could not negotiate is answerable only
+/// by a function returning one text or bytea value (406 PGRST107 for any other).
+fn raw_type(req: &ApiRequest, f: &Function) -> Result<Option<String>, ApiError> {
+    let Some(asked) = &req.format.raw_type else {
+        return Ok(None);
+    };
+    let one_raw_value =
+        f.returns_scalar && !f.returns_set && matches!(f.return_type.as_str(), "text" | "bytea");
+    if one_raw_value {
+        Ok(Some(asked.clone()))
+    } else {
+        Err(ApiError::media_type_unavailable(asked))
+    }
 }
 
 /// The function of `schema` whose name is most like `name` (PostgREST's fuzzy match, which
@@ -291,6 +311,69 @@ fn record_node(f: &Function) -> Node {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::api_request::parse;
+    use crate::schema_cache::{build, CatalogRows};
+
+    fn cache() -> SchemaCache {
+        let f = |name: &str, returns: &str, set: bool| Function {
+            schema: "lib".into(),
+            name: name.into(),
+            return_type: returns.into(),
+            returns_scalar: true,
+            returns_set: set,
+            ..Function::default()
+        };
+        build(CatalogRows {
+            functions: vec![
+                f("page", "text", false),
+                f("cover", "bytea", false),
+                f("answer", "integer", false),
+                f("lines", "text", true),
+            ],
+            ..CatalogRows::default()
+        })
+    }
+
+    fn plan(target: &str) -> Result<CallPlan, ApiError> {
+        let limits = Limits {
+            max_rows: None,
+            aggregates_enabled: false,
+        };
+        call_plan(&parse("GET", target, []).unwrap(), &cache(), "lib", &limits)
+    }
+
+    #[test]
+    fn one_text_or_bytea_value_is_sent_raw_in_an_unproducible_type() {
+        let p = plan("/rpc/page?type=text/html").unwrap();
+        assert_eq!(p.raw_type.as_deref(), Some("text/html"));
+        let p = plan("/rpc/cover?type=image/png").unwrap();
+        assert_eq!(p.raw_type.as_deref(), Some("image/png"));
+        // A type pg_rest produces negotiates as Accept would.
+        let p = plan("/rpc/page?type=application/json").unwrap();
+        assert_eq!((p.raw_type, p.media), (None, MediaType::Json));
+        assert_eq!(plan("/rpc/page").unwrap().raw_type, None);
+    }
+
+    #[test]
+    fn a_raw_body_is_the_value_not_json() {
+        let raw = crate::sql::call_statement(&plan("/rpc/cover?type=image/png").unwrap());
+        assert!(raw
+            .sql
+            .contains(r#"(pg_catalog.array_agg(_pgrst_t."pgrst_0"))[1]"#));
+        assert!(!raw.sql.contains("json_agg"));
+        let json = crate::sql::call_statement(&plan("/rpc/cover").unwrap());
+        assert!(json.sql.contains("json_agg"));
+    }
+
+    #[test]
+    fn other_results_refuse_an_unproducible_type() {
+        for target in ["/rpc/answer?type=text/html", "/rpc/lines?type=text/plain"] {
+            let e = plan(target).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (406, "PGRST107"), "{target}");
+        }
+    }
+
     #[test]
     fn similarity_is_one_minus_relative_edit_distance() {
         assert_eq!(super::similarity("add_thm", "add_them"), 0.875);

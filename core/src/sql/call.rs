@@ -10,6 +10,8 @@ pub fn call_statement(plan: &CallPlan) -> Statement {
     let mut b = Builder::with_payload(plan.payload.clone());
     let value = format!("_pgrst_t.{}", super::quote_ident(RESULT_ALIAS));
     let body = match (plan.result, plan.many) {
+        // The value itself (text or bytea), no JSON: the body of `?type=`.
+        _ if plan.raw_type.is_some() => format!("(pg_catalog.array_agg({value}))[1]"),
         (CallResult::Scalar | CallResult::Void, true) => {
             format!("coalesce(pg_catalog.json_agg({value}), '[]')::text")
         }
