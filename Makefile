@@ -43,7 +43,8 @@ $(VENV)/.installed: tests/requirements.txt
 	touch $@
 
 # The REST behaviour once more over HTTP/2 (prior knowledge): same tests, h2 clients.
-REST_TESTS := tests/test_rest.py tests/test_read_dialect.py tests/test_writes.py tests/test_rpc.py tests/test_auth.py
+REST_TESTS := tests/test_rest.py tests/test_read_dialect.py tests/test_writes.py tests/test_rpc.py \
+              tests/test_auth.py tests/test_formats.py
 
 integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/
@@ -61,6 +62,7 @@ conformance-variants: install
 ## wrk against pg_rest and pgbench on the same SQL, on `make up`'s cluster.
 bench: up $(VENV)/.installed
 	benches/run.sh
+	benches/protocols.sh
 
 clean: down
 	cargo clean

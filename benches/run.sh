@@ -194,6 +194,8 @@ pgbench_tps() {  # pgbench_tps NAME SCRIPT [pgbench options]: prints tps of SCRI
 }
 pg_rest_sql "/bench_items?id=eq.1" 1 > "$WORK/pgrst.sql"
 cat "$WORK/pgrst.sql" >&2
+# benches/protocols.sh runs the same statement as its baseline.
+mkdir -p "$REPO/target" && cp "$WORK/pgrst.sql" "$REPO/target/bench-single.sql"
 PGBENCH_TPS="$(pgbench_tps single "$WORK/pgrst.sql")"
 
 # --- (2b) an embedding read and a filtered, ordered page, each beside pgbench -----------------

@@ -624,6 +624,9 @@ def _server_never_crashed(pg: Cluster) -> Iterator[None]:
 @pytest.fixture
 def http(pg: Cluster) -> Iterator[httpx.Client]:
     with pg.client() as c:
+        if HTTP2:
+            # The rerun over HTTP/2 must really be HTTP/2.
+            assert c.get("/books?limit=0").http_version == "HTTP/2"
         yield c
 
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# pg_rest protocol benchmark (make bench, after benches/run.sh): the single-row read over
+# plain HTTP/1.1 keep-alive, HTTP/2 (h2c, 10 connections × 10 streams), TLS HTTP/1.1 and TLS
+# HTTP/2 (ALPN), all with h2load at 100 requests in flight, beside pgbench running the same
+# SQL (target/bench-single.sql, written by run.sh) with 100 clients; then the RSS of each
+# http worker with 10,000 idle connections open. TLS is switched on for the run with a
+# certificate made here, and off again. Writes target/bench-protocols.md.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PGHOST="${PGHOST:-$REPO/target/dev-pg/data}"
+export PGPORT="${PGPORT:-54328}"
+export PGDATABASE="${PGDATABASE:-pg_rest}"
+export PGUSER="${PGUSER:-postgres}"
+PGREST_PORT="${PGREST_PORT:-3000}"
+DURATION="${DURATION:-10}"
+IDLE="${IDLE:-10000}"
+PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
+PATH_Q="/bench_items?id=eq.1"
+OUT="$REPO/target/bench-protocols.md"
+SQL="$REPO/target/bench-single.sql"
+VENV_PY="$REPO/target/venv/bin/python"
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+for tool in h2load openssl "$PGBIN/psql" "$PGBIN/pgbench"; do
+  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
+done
+[ -f "$SQL" ] || die "$SQL missing: run benches/run.sh first"
+psql_q() { timeout 60 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# h2load_rps NAME URL [options]: prints req/s; fails on any failed or non-2xx request.
+h2load_rps() {
+  local name=$1 url=$2; shift 2
+  log "h2load $name $* $url"
+  timeout $((DURATION + 30)) h2load -D "$DURATION" -t 2 "$@" "$url" > "$WORK/$name.txt" 2>&1 \
+    || die "h2load ($name) failed: $(cat "$WORK/$name.txt")"
+  grep -q " 0 failed, 0 errored" "$WORK/$name.txt" || die "h2load ($name): failures: $(cat "$WORK/$name.txt")"
+  awk '/^finished in/ {gsub(/,/, "", $4); print $4}' "$WORK/$name.txt"
+}
+
+WORK="$(mktemp -d)"
+tls_off() {
+  psql_q -c "ALTER SYSTEM RESET pg_rest.tls_cert_file" -c "ALTER SYSTEM RESET pg_rest.tls_key_file" \
+    -c "SELECT pg_reload_conf()" >/dev/null || true
+}
+trap 'tls_off; rm -rf "$WORK"' EXIT
+
+PLAIN="http://127.0.0.1:$PGREST_PORT$PATH_Q"
+TLS="https://127.0.0.1:$PGREST_PORT$PATH_Q"
+
+H1_RPS="$(h2load_rps h1 "$PLAIN" --h1 -c 100)"
+H2_RPS="$(h2load_rps h2 "$PLAIN" -c 10 -m 10)"
+log "pgbench -M prepared -c100 (pg_rest's SQL)"
+timeout $((DURATION + 30)) "$PGBIN/pgbench" -n -M prepared -c 100 -j 2 -T "$DURATION" -f "$SQL" \
+  > "$WORK/pgbench.txt" 2>&1 || die "pgbench failed: $(cat "$WORK/pgbench.txt")"
+PGBENCH_TPS="$(awk '/^tps = / {print $3; exit}' "$WORK/pgbench.txt")"
+
+# TLS: a throwaway certificate the server (user postgres) can read.
+CERTS="$REPO/target/dev-pg/tls"
+mkdir -p "$CERTS"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=pg-rest-bench \
+  -keyout "$CERTS/bench.key" -out "$CERTS/bench.crt" 2>/dev/null
+chown -R postgres:postgres "$CERTS" && chmod 600 "$CERTS"/bench.*
+psql_q -c "ALTER SYSTEM SET pg_rest.tls_cert_file = '$CERTS/bench.crt'" \
+  -c "ALTER SYSTEM SET pg_rest.tls_key_file = '$CERTS/bench.key'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+TLS_H1_RPS="$(h2load_rps tls-h1 "$TLS" --h1 -c 100)"
+TLS_H2_RPS="$(h2load_rps tls-h2 "$TLS" -c 10 -m 10)"
+tls_off
+sleep 1
+
+# RSS with IDLE idle connections: opened, held while RSS is read, closed.
+log "RSS with $IDLE idle connections"
+RSS="$("$VENV_PY" - "$PGREST_PORT" "$IDLE" <<'PY'
+import resource, socket, subprocess, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+resource.setrlimit(resource.RLIMIT_NOFILE, (n + 1000, n + 1000))
+socks = []
+for _ in range(n):
+    s = socket.socket()
+    s.connect(("127.0.0.1", port))
+    socks.append(s)
+time.sleep(2)
+pids = subprocess.run(["pgrep", "-f", "pg_rest http"], capture_output=True, text=True).stdout.split()
+out = []
+for pid in pids:
+    with open(f"/proc/{pid}/status") as f:
+        rss = next(l.split()[1] for l in f if l.startswith("VmRSS:"))
+    out.append(f"pid {pid}: {int(rss) // 1024} MB")
+print(", ".join(out))
+PY
+)"
+
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+fmt() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }'; }
+REPORT="$(cat <<MD
+# pg_rest protocol benchmark
+
+$(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 100 requests in flight · commit $(git -C "$REPO" rev-parse -q --verify --short HEAD 2>/dev/null || echo none)
+
+| GET ${PATH_Q} | req/s | × plain HTTP/1.1 | × pgbench |
+|---|---|---|---|
+| pgbench -M prepared, 100 clients (same SQL) | $(fmt "$PGBENCH_TPS") | | 1.00 |
+| plain HTTP/1.1 keep-alive (100 connections) | $(fmt "$H1_RPS") | 1.00 | $(ratio "$H1_RPS" "$PGBENCH_TPS") |
+| HTTP/2 h2c (10 connections × 10 streams) | $(fmt "$H2_RPS") | $(ratio "$H2_RPS" "$H1_RPS") | $(ratio "$H2_RPS" "$PGBENCH_TPS") |
+| TLS HTTP/1.1 (100 connections) | $(fmt "$TLS_H1_RPS") | $(ratio "$TLS_H1_RPS" "$H1_RPS") | $(ratio "$TLS_H1_RPS" "$PGBENCH_TPS") |
+| TLS HTTP/2 by ALPN (10 × 10) | $(fmt "$TLS_H2_RPS") | $(ratio "$TLS_H2_RPS" "$H1_RPS") | $(ratio "$TLS_H2_RPS" "$PGBENCH_TPS") |
+
+RSS per http worker with ${IDLE} idle connections open: ${RSS}
+MD
+)"
+printf '%s\n' "$REPORT" > "$OUT"
+printf '\n%s\n\n(written to %s)\n' "$REPORT" "$OUT"
