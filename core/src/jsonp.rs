@@ -122,10 +122,7 @@ mod tests {
     use crate::response::{error_response, JSON};
 
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        r.header(name)
     }
 
     fn with_type(content_type: &str, body: &[u8]) -> Response {

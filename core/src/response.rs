@@ -20,6 +20,14 @@ pub struct Response {
 }
 
 impl Response {
+    /// The first fixed header with this name (as the code spells it).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Adds a header named at run time, replacing a fixed one of the same name.
     pub fn set_dynamic_header(&mut self, name: &str, value: String) {
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
@@ -279,10 +287,7 @@ mod tests {
     use super::*;
 
     fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-        r.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+        r.header(name)
     }
 
     fn result(offset: u64, rows: i64, total: Option<i64>) -> ReadResult {
