@@ -13,6 +13,7 @@ use pg_rest_core::sql::Statement;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{IntoDatum, PgTryBuilder};
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, CString};
 use std::panic::AssertUnwindSafe;
 
@@ -86,7 +87,7 @@ pub fn in_transaction<T>(
             match outcome {
                 Ok(v) if ctx.tx.end == TxEnd::Commit => {
                     pg_sys::PopActiveSnapshot();
-                    pg_sys::CommitTransactionCommand();
+                    commit(ctx.tx.access);
                     Ok(v)
                 }
                 Ok(v) => {
@@ -114,6 +115,72 @@ pub fn in_transaction<T>(
     // SAFETY: updates this backend's pg_stat_activity entry.
     unsafe { pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null()) };
     result
+}
+
+thread_local! {
+    /// The commit of the request just run, when its WAL flush is left to `flush_wal`.
+    static UNFLUSHED_COMMIT: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Commits the request's transaction. A read-write one whose commit would wait for its own
+/// WAL flush (synchronous_commit `local` or `on` without synchronous standbys) commits without
+/// waiting instead, and leaves its commit position for [`take_unflushed_commit`]: the event
+/// loop flushes once for all such commits of a pass and only then sends their responses
+/// (group commit). A client is never told "committed" before the commit is durable; other
+/// sessions may see the rows a few milliseconds before that, as with PostgreSQL's own
+/// `synchronous_commit = off`. With synchronous standbys the commit is left as configured.
+///
+/// # Safety
+/// Inside the request's transaction, with its snapshot popped.
+unsafe fn commit(access: Access) {
+    // SAFETY: reading GUC variables of this backend.
+    let defer = access == Access::ReadWrite && unsafe { flush_is_local_and_awaited() };
+    if defer {
+        set_local("synchronous_commit", "off");
+        // SAFETY: cleared so that a transaction that writes no commit record (no XID) leaves
+        // 0; RecordTransactionCommit sets it when it writes one.
+        unsafe { pg_sys::XactLastCommitEnd = 0 };
+    }
+    // SAFETY: the caller's transaction.
+    unsafe { pg_sys::CommitTransactionCommand() };
+    // SAFETY: set by the commit just made.
+    let lsn = unsafe { pg_sys::XactLastCommitEnd };
+    if defer && lsn != 0 {
+        UNFLUSHED_COMMIT.with(|c| c.set(Some(lsn)));
+    }
+}
+
+/// Whether this transaction's commit would wait for a local WAL flush only.
+unsafe fn flush_is_local_and_awaited() -> bool {
+    // SAFETY: GUC variables of this backend, read between statements.
+    let (level, standbys) = unsafe { (pg_sys::synchronous_commit, pg_sys::SyncRepStandbyNames) };
+    let level = level as u32;
+    // SAFETY: a GUC string, NUL-terminated, or NULL.
+    let no_standbys = standbys.is_null() || unsafe { *standbys } == 0;
+    level != pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_OFF
+        && (no_standbys || level == pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_LOCAL_FLUSH)
+}
+
+/// The commit position the last request left unflushed (see [`commit`]), once.
+pub fn take_unflushed_commit() -> Option<u64> {
+    UNFLUSHED_COMMIT.with(|c| c.take())
+}
+
+/// Flushes the WAL up to `lsn` (one fsync for a whole pass's commits); returns how far it is
+/// flushed, or None if the flush failed (an ERROR, logged).
+pub fn flush_wal(lsn: u64) -> Option<u64> {
+    PgTryBuilder::new(AssertUnwindSafe(|| {
+        // SAFETY: outside any transaction or critical section; XLogFlush raises on failure.
+        unsafe {
+            pg_sys::XLogFlush(lsn);
+            Some(pg_sys::GetFlushRecPtr(std::ptr::null_mut()).max(lsn))
+        }
+    }))
+    .catch_others(|e| {
+        crate::quiet_log!("pg_rest: WAL flush failed, connections waiting for it closed: {e:?}");
+        None
+    })
+    .execute()
 }
 
 /// The SQLSTATE of the last error raised inside a request, as PostgreSQL raised it: an error

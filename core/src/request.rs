@@ -32,4 +32,12 @@ pub enum Reply {
     Response(crate::response::Response),
     /// A 101 response: after it, the connection speaks WebSocket (HTTP/1.1 only).
     Upgrade(crate::response::Response),
+    /// A response that may be sent only once the write-ahead log is flushed up to
+    /// `flush_lsn`: the request committed without waiting for its own flush, so that one
+    /// flush serves every commit of a pass of the event loop (group commit). Later responses
+    /// on the same HTTP/1.1 connection wait behind it, in order.
+    Pending {
+        response: crate::response::Response,
+        flush_lsn: u64,
+    },
 }

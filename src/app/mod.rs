@@ -107,7 +107,14 @@ impl Handler for App {
                 Err(e) => Reply::Response(error_response(&e)),
             };
         }
-        Reply::Response(self.serve(request))
+        let response = self.serve(request);
+        match execute::take_unflushed_commit() {
+            Some(flush_lsn) => Reply::Pending {
+                response,
+                flush_lsn,
+            },
+            None => Reply::Response(response),
+        }
     }
 
     fn message(&mut self, text: &str) -> String {

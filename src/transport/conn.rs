@@ -61,6 +61,8 @@ pub struct Conn {
     pub yielded: bool,
     /// In the event loop's ready queue.
     pub queued: bool,
+    /// In the event loop's list of connections waiting for a WAL flush.
+    pub awaiting: bool,
     /// HTTP/1.1 handed the connection over; applied right after its `drive`.
     switch: Option<Switch>,
 }
@@ -75,6 +77,7 @@ impl Conn {
             interest: Interest::READABLE,
             yielded: false,
             queued: false,
+            awaiting: false,
             switch: None,
         }
     }
@@ -207,6 +210,25 @@ impl Conn {
         }
     }
 
+    /// The highest WAL position a held response (`Reply::Pending`) waits for, if any.
+    pub fn awaits_flush(&self) -> Option<u64> {
+        match &self.protocol {
+            Protocol::Http1(h) => h.awaits_flush(),
+            Protocol::Http2(h) => h.awaits_flush(),
+            Protocol::WebSocket(_) => None,
+        }
+    }
+
+    /// The WAL is flushed up to `flushed`: responses waiting for that may be written (by the
+    /// next `drive`).
+    pub fn release(&mut self, flushed: u64) {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.release(flushed),
+            Protocol::Http2(h) => h.release(flushed),
+            Protocol::WebSocket(_) => {}
+        }
+    }
+
     /// Nothing in flight either way: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
         !self.io.wants_write()
@@ -215,5 +237,97 @@ impl Conn {
                 Protocol::Http2(h) => h.is_quiet(),
                 Protocol::WebSocket(w) => w.is_quiet(),
             }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pg_rest_core::response::Response;
+    use std::io::{Read, Write};
+
+    const LIMITS: Limits = Limits {
+        max_header_size: 16 * 1024,
+        max_body_size: 1024 * 1024,
+    };
+
+    /// POSTs commit at LSN 100 and wait for its flush; anything else is answered at once.
+    struct Committing;
+
+    impl Handler for Committing {
+        fn handle(&mut self, r: &Request) -> Reply {
+            let response = Response {
+                status: 200,
+                body: format!("{} {}", r.method, r.target).into_bytes(),
+                ..Default::default()
+            };
+            if r.method == "POST" {
+                Reply::Pending {
+                    response,
+                    flush_lsn: 100,
+                }
+            } else {
+                Reply::Response(response)
+            }
+        }
+
+        fn message(&mut self, text: &str) -> String {
+            text.to_string()
+        }
+    }
+
+    fn pair() -> (Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server.set_nonblocking(true).expect("nonblocking");
+        let stream = mio::net::TcpStream::from_std(server);
+        (Conn::new(Transport::Plain(stream), Instant::now()), client)
+    }
+
+    fn drive(conn: &mut Conn) {
+        let mut scratch = vec![0u8; READ_CHUNK];
+        for _ in 0..5 {
+            conn.drive(&mut Committing, &LIMITS, Instant::now(), &mut scratch);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn received(client: &mut std::net::TcpStream) -> String {
+        client
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 8192];
+        match client.read(&mut buf) {
+            Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) => String::new(),
+        }
+    }
+
+    #[test]
+    fn a_pending_answer_holds_later_pipelined_ones_until_released() {
+        let (mut conn, mut client) = pair();
+        client
+            .write_all(b"GET /a HTTP/1.1\r\n\r\nPOST /w HTTP/1.1\r\nContent-Length: 0\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+            .expect("write");
+        drive(&mut conn);
+        let first = received(&mut client);
+        assert!(
+            first.ends_with("GET /a"),
+            "only the first answer: {first:?}"
+        );
+        assert_eq!(conn.awaits_flush(), Some(100));
+        // Not flushed far enough: still held.
+        conn.release(99);
+        drive(&mut conn);
+        assert_eq!(received(&mut client), "");
+        conn.release(100);
+        assert_eq!(conn.awaits_flush(), None);
+        drive(&mut conn);
+        let rest = received(&mut client);
+        let post = rest.find("POST /w").expect("the POST's answer");
+        let get = rest.find("GET /b").expect("the GET's answer");
+        assert!(post < get, "in order: {rest:?}");
     }
 }

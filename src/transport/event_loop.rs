@@ -58,6 +58,8 @@ pub struct EventLoop {
     conns: Slab<Conn>,
     /// Connections to drive again without waiting for an edge (they used up their budget).
     ready: Vec<usize>,
+    /// Connections holding responses until the WAL is flushed (group commit).
+    awaiting: Vec<usize>,
     /// The ready queue being worked through (kept to reuse its allocation).
     ready_scratch: Vec<usize>,
     /// Accepted streams of one round (kept to reuse its allocation).
@@ -101,6 +103,7 @@ impl EventLoop {
             listening: true,
             conns: Slab::new(),
             ready: Vec::new(),
+            awaiting: Vec::new(),
             ready_scratch: Vec::new(),
             accepted: Vec::new(),
             open: 0,
@@ -121,7 +124,7 @@ impl EventLoop {
         let mut last_tick = Instant::now();
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
-            let timeout = if self.ready.is_empty() {
+            let timeout = if self.ready.is_empty() && self.awaiting.is_empty() {
                 TICK
             } else {
                 Duration::ZERO
@@ -151,6 +154,7 @@ impl EventLoop {
                 }
             }
             self.drive_ready(&mut app);
+            self.group_flush(&mut app);
             if self.share_paused && !self.over_share() {
                 self.share_paused = false;
                 self.accept_paused = false;
@@ -302,6 +306,50 @@ impl EventLoop {
         self.ready_scratch = queued;
     }
 
+    /// Group commit: one WAL flush for every commit of this pass whose response waits for it
+    /// (`Reply::Pending`), then those responses go out. A failed flush (an ERROR: the WAL
+    /// could not be written) leaves their durability unknown: the connections are closed
+    /// without an answer rather than told "committed".
+    fn group_flush(&mut self, app: &mut App) {
+        if self.awaiting.is_empty() {
+            return;
+        }
+        let keys = std::mem::take(&mut self.awaiting);
+        let target = keys
+            .iter()
+            .filter_map(|&k| self.conns.get(k).and_then(Conn::awaits_flush))
+            .max();
+        let flushed = match target {
+            Some(lsn) => crate::execute::flush_wal(lsn),
+            None => Some(0),
+        };
+        let now = Instant::now();
+        for &key in &keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.awaiting = false;
+            match flushed {
+                Some(lsn) => {
+                    conn.release(lsn);
+                    self.drive(key, app, now);
+                }
+                None => {
+                    conn.close();
+                    self.update(key);
+                }
+            }
+        }
+        self.awaiting_scratch(keys);
+    }
+
+    /// Gives the list's allocation back, keeping what `drive` queued meanwhile.
+    fn awaiting_scratch(&mut self, mut keys: Vec<usize>) {
+        keys.clear();
+        keys.append(&mut self.awaiting);
+        self.awaiting = keys;
+    }
+
     /// `pg_rest.max_connections`, bounded by the file descriptors this process may open.
     fn max_open(&self, app: &App) -> usize {
         app.config().max_connections.min(self.fd_budget)
@@ -343,6 +391,10 @@ impl EventLoop {
         if conn.yielded && !conn.queued {
             conn.queued = true;
             self.ready.push(key);
+        }
+        if !conn.awaiting && conn.awaits_flush().is_some() {
+            conn.awaiting = true;
+            self.awaiting.push(key);
         }
         let wanted = conn.wanted_interest();
         if wanted != conn.interest {

@@ -14,6 +14,7 @@ use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::{self, DecodeProgress, Decoded, Limits};
 use pg_rest_core::request::Reply;
 use pg_rest_core::response::{error_response, Response};
+use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -108,6 +109,10 @@ pub struct Http1 {
     decode_progress: DecodeProgress,
     outbuf: Vec<u8>,
     out_pos: usize,
+    /// Responses in `outbuf` that wait for a WAL flush (`Reply::Pending`), in order: where
+    /// each starts and the position it waits for. Nothing from the first on is written
+    /// until it is released, so later pipelined answers stay behind it.
+    held: VecDeque<(usize, u64)>,
     /// The peer closed its write side.
     read_eof: bool,
     /// When the first byte of the request being received arrived.
@@ -128,6 +133,7 @@ impl Http1 {
             decode_progress: DecodeProgress::default(),
             outbuf: Vec::new(),
             out_pos: 0,
+            held: VecDeque::new(),
             read_eof: false,
             request_started: None,
             continue_sent: false,
@@ -206,7 +212,24 @@ impl Http1 {
 
     /// Output waits for the socket to accept it.
     pub fn wants_write(&self) -> bool {
-        self.out_pos < self.outbuf.len()
+        self.out_pos < self.sendable_end()
+    }
+
+    /// The WAL position the held responses wait for (the last, so the highest), if any.
+    pub fn awaits_flush(&self) -> Option<u64> {
+        self.held.back().map(|&(_, lsn)| lsn)
+    }
+
+    /// The WAL is flushed up to `flushed`: the responses waiting for that may go.
+    pub fn release(&mut self, flushed: u64) {
+        while self.held.front().is_some_and(|&(_, lsn)| lsn <= flushed) {
+            self.held.pop_front();
+        }
+    }
+
+    /// Output up to the first held response may be written.
+    fn sendable_end(&self) -> usize {
+        self.held.front().map_or(self.outbuf.len(), |&(at, _)| at)
     }
 
     /// Applies idle, request and linger deadlines.
@@ -353,6 +376,13 @@ impl Http1 {
                             self.upgrading = true;
                             r
                         }
+                        Reply::Pending {
+                            response,
+                            flush_lsn,
+                        } => {
+                            self.held.push_back((self.outbuf.len(), flush_lsn));
+                            response
+                        }
                     };
                     traffic.requests += 1;
                     if response.status >= 400 {
@@ -435,8 +465,9 @@ impl Http1 {
 
     fn flush(&mut self, now: Instant, traffic: &mut Traffic) -> bool {
         let mut progressed = false;
-        while self.out_pos < self.outbuf.len() && self.phase != Phase::Closed {
-            match self.io.write(&self.outbuf[self.out_pos..]) {
+        let end = self.sendable_end();
+        while self.out_pos < end && self.phase != Phase::Closed {
+            match self.io.write(&self.outbuf[self.out_pos..end]) {
                 Ok(0) => {
                     self.phase = Phase::Closed;
                     return true;

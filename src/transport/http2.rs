@@ -59,6 +59,8 @@ pub struct Http2 {
     state: State,
     io: Counters,
     exchanges: VecDeque<Exchange>,
+    /// Answered streams whose responses wait for a WAL flush (`Reply::Pending`).
+    held: Vec<Held>,
     waker: Waker,
     woken: Arc<Flag>,
     pub phase: Phase,
@@ -71,6 +73,14 @@ enum State {
     Handshaking(Handshake<H2Io, Bytes>),
     Serving(Connection<H2Io, Bytes>),
     Done,
+}
+
+/// A response waiting for the WAL to be flushed up to `lsn`.
+struct Held {
+    respond: SendResponse<Bytes>,
+    response: Response,
+    head_only: bool,
+    lsn: u64,
 }
 
 /// One request and its stream.
@@ -106,6 +116,7 @@ impl Http2 {
             state: State::Handshaking(handshake),
             io: io_state,
             exchanges: VecDeque::new(),
+            held: Vec::new(),
             waker: Waker::from(woken.clone()),
             woken,
             phase: Phase::Open,
@@ -160,7 +171,20 @@ impl Http2 {
 
     /// No request in flight: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
-        self.exchanges.is_empty() && !self.wants_write()
+        self.exchanges.is_empty() && self.held.is_empty() && !self.wants_write()
+    }
+
+    /// The highest WAL position a held response waits for, if any.
+    pub fn awaits_flush(&self) -> Option<u64> {
+        self.held.iter().map(|h| h.lsn).max()
+    }
+
+    /// The WAL is flushed up to `flushed`: the responses waiting for that are sent (each
+    /// stream is answered on its own, so there is no order to keep between them).
+    pub fn release(&mut self, flushed: u64) {
+        for mut h in self.held.extract_if(.., |h| h.lsn <= flushed) {
+            send(&mut h.respond, h.response, h.head_only);
+        }
     }
 
     /// Sends GOAWAY: requests already received are answered, new ones refused, then the
@@ -293,6 +317,7 @@ impl Http2 {
             };
             *budget -= 1;
             progressed = true;
+            let head_only = ex.request.method == "HEAD";
             let response = match ex.refused.take() {
                 Some(err) => error_response(&err),
                 None => match app.handle(&ex.request) {
@@ -302,15 +327,32 @@ impl Http2 {
                         400,
                         "WebSocket needs HTTP/1.1: HTTP/2 cannot upgrade a connection",
                     )),
+                    Reply::Pending {
+                        response,
+                        flush_lsn,
+                    } => {
+                        count(traffic, &response);
+                        self.held.push(Held {
+                            respond: ex.respond,
+                            response,
+                            head_only,
+                            lsn: flush_lsn,
+                        });
+                        continue;
+                    }
                 },
             };
-            traffic.requests += 1;
-            if response.status >= 400 {
-                traffic.errors += 1;
-            }
-            send(&mut ex.respond, response, ex.request.method == "HEAD");
+            count(traffic, &response);
+            send(&mut ex.respond, response, head_only);
         }
         progressed
+    }
+}
+
+fn count(traffic: &mut Traffic, response: &Response) {
+    traffic.requests += 1;
+    if response.status >= 400 {
+        traffic.errors += 1;
     }
 }
 
