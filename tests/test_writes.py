@@ -877,3 +877,36 @@ def test_unknown_table_write_is_404(pg, http):
         "Could not find the table 'shop.nope' in the schema cache")
     r = send(http, "DELETE", "/nope?id=eq.1")
     error(r, 404, "PGRST205")
+
+
+# --- domain representations: values parsed by a `json AS domain` cast ---------------------
+
+
+def test_post_parses_values_through_the_domains_json_cast(pg, http):
+    # corpus 1811/1812: the colour is written as "#rrggbb" (shop.color(json)), stored as an
+    # integer, and read back through shop.json(color).
+    pg.sql("TRUNCATE shop.labels")
+    r = http.post("/labels", json=[{"id": 1, "name": "green", "color": "#001100"},
+                                   {"id": 2, "name": "white", "color": "#ffffff"}],
+                  headers={**W, "Prefer": "return=representation"})
+    assert r.status_code == 201, r.text
+    assert r.json() == [{"id": 1, "name": "green", "color": "#001100"},
+                        {"id": 2, "name": "white", "color": "#ffffff"}]
+    assert pg.sql("SELECT id, color::int FROM shop.labels ORDER BY id") == [(1, 4352),
+                                                                            (2, 16777215)]
+
+
+def test_post_with_columns_parses_only_those_keys(pg, http):
+    # corpus 1813: keys outside ?columns= are never parsed, whatever they hold; the missing
+    # columns take their defaults.
+    pg.sql("TRUNCATE shop.labels")
+    r = http.post("/labels?columns=id,name", json={"id": 3, "name": "x", "color": "not a colour"},
+                  headers={**W, "Prefer": "return=representation"})
+    assert r.status_code == 201, r.text
+    assert r.json() == [{"id": 3, "name": "x", "color": "#000000"}]
+
+
+def test_post_a_bad_value_for_the_cast_is_the_cast_functions_error(pg, http):
+    pg.sql("TRUNCATE shop.labels")
+    r = http.post("/labels", json={"id": 4, "color": "#1000000"}, headers=W)
+    assert r.status_code == 400 and r.json()["code"] == "23514"

@@ -9,7 +9,7 @@ use crate::api_request::{
 };
 use crate::error::ApiError;
 use crate::preferences::{Count, Resolution, Return};
-use crate::schema_cache::{QualifiedName, SchemaCache};
+use crate::schema_cache::{QualifiedName, Relation, SchemaCache};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteKind {
@@ -32,6 +32,10 @@ pub struct WritePlan {
     pub target: QualifiedName,
     /// Written columns, in the body's order.
     pub columns: Vec<String>,
+    /// An insert of a column whose type has a `json AS type` cast (PostgREST's domain
+    /// representations): per column of `columns`, the cast function that parses its JSON
+    /// value, or None (parsed as usual). Empty when no written column has one.
+    pub json_casts: Vec<Option<QualifiedName>>,
     /// The rows updated or deleted (filters on the target, alias of `returning`).
     pub conditions: Vec<PlannedCondition>,
     /// Reads the written rows back; its source is `NodeSource::Written`.
@@ -58,6 +62,26 @@ impl WritePlan {
                 on_conflict: Some(_)
             }
         )
+    }
+}
+
+/// The `json AS type` cast of each written column (see `WritePlan::json_casts`).
+fn json_casts(
+    cache: &SchemaCache,
+    relation: &Relation,
+    columns: &[String],
+) -> Vec<Option<QualifiedName>> {
+    let casts: Vec<Option<QualifiedName>> = columns
+        .iter()
+        .map(|name| {
+            let column = relation.column(name)?;
+            cache.domain_casts(&column.type_name)?.from_json.clone()
+        })
+        .collect();
+    if casts.iter().any(Option::is_some) {
+        casts
+    } else {
+        Vec::new()
     }
 }
 
@@ -124,17 +148,23 @@ pub fn write_plan(
         Action::Delete => WriteKind::Delete,
         Action::Read | Action::Call => return Err(ApiError::invalid_path()),
     };
+    let defaults = (req.preferences.missing_default == Some(true) && req.action == Action::Insert)
+        .then(|| relation.columns.iter().map(|c| c.default.clone()).collect());
+    let json_casts = match (&kind, &defaults) {
+        (WriteKind::Insert { .. }, None) => json_casts(cache, relation, &columns),
+        _ => Vec::new(),
+    };
     Ok(WritePlan {
         kind,
         target: relation.qualified(),
         columns,
+        json_casts,
         conditions,
         returning,
         primary_key: relation.primary_key.clone(),
         payload: payload.map_or_else(|| "{}".to_string(), |p| p.json.clone()),
         bulk: payload.is_some_and(|p| p.array),
-        defaults: (req.preferences.missing_default == Some(true) && req.action == Action::Insert)
-            .then(|| relation.columns.iter().map(|c| c.default.clone()).collect()),
+        defaults,
         returns: req.preferences.return_.unwrap_or(Return::Minimal),
         count: req.preferences.count,
         media: req.media,

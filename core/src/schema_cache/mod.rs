@@ -432,6 +432,11 @@ pub(crate) fn library_cache() -> SchemaCache {
                 "lib.color".into(),
                 QualifiedName::new("lib", "color_text"),
             ),
+            (
+                "json".into(),
+                "lib.color".into(),
+                QualifiedName::new("lib", "color_from_json"),
+            ),
         ],
     })
 }

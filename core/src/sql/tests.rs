@@ -193,3 +193,40 @@ fn domains_show_and_read_through_their_casts() {
         s.sql
     );
 }
+
+#[test]
+fn inserts_parse_domain_columns_through_their_json_cast() {
+    let limits = Limits {
+        max_rows: None,
+        aggregates_enabled: false,
+    };
+    let req = crate::api_request::parse_with_body(
+        "POST",
+        "/labels",
+        [],
+        br##"[{"id": 1, "color": "#001100"}]"##,
+    )
+    .unwrap();
+    let plan = crate::plan::write::write_plan(&req, &library_cache(), "lib", &limits).unwrap();
+    let s = write_statement(&plan);
+    // The cast column is the cast function of its JSON value; the others are populated from
+    // an object of just their keys; key names are parameters, not SQL text.
+    assert!(
+        s.sql.contains(
+            "(\"color\", \"id\") SELECT \"lib\".\"color_from_json\"(_pgrst_j -> $1::text), \
+             \"_pgrst_r\".\"id\" FROM pg_catalog.json_array_elements($2::json) AS _pgrst_j, \
+             LATERAL pg_catalog.json_populate_record(NULL::\"lib\".\"labels\", \
+             pg_catalog.json_build_object($3::text, _pgrst_j -> $3::text)) AS _pgrst_r"
+        ),
+        "{}",
+        s.sql
+    );
+    assert_eq!(s.params[0], "color");
+    assert_eq!(s.params[2], "id");
+    // Without a cast column, the usual single populate.
+    let req = crate::api_request::parse_with_body("POST", "/labels", [], br#"{"id": 1}"#).unwrap();
+    let plan = crate::plan::write::write_plan(&req, &library_cache(), "lib", &limits).unwrap();
+    assert!(write_statement(&plan)
+        .sql
+        .contains("FROM pg_catalog.json_populate_recordset(NULL::\"lib\".\"labels\", pg_catalog.json_build_array($1::json)) AS _pgrst_r"));
+}

@@ -51,17 +51,16 @@ fn insert(b: &mut Builder, plan: &WritePlan) {
         b.sql.push(')');
     }
     b.sql.push_str(" SELECT ");
-    names(b, &plan.columns);
-    b.sql.push_str(" FROM pg_catalog.json_populate_recordset(");
-    base_record(b, plan);
-    let p = b.param_payload();
-    if plan.bulk {
-        b.sql.push_str(&format!(", {p}::json)"));
+    if plan.json_casts.is_empty() {
+        names(b, &plan.columns);
+        b.sql.push_str(" FROM pg_catalog.json_populate_recordset(");
+        base_record(b, plan);
+        b.sql.push_str(", ");
+        body_array(b, plan);
+        b.sql.push_str(") AS _pgrst_r");
     } else {
-        b.sql
-            .push_str(&format!(", pg_catalog.json_build_array({p}::json))"));
+        rows_through_casts(b, plan);
     }
-    b.sql.push_str(" AS _pgrst_r");
     if let WriteKind::Insert {
         on_conflict: Some(c),
     } = &plan.kind
@@ -84,6 +83,57 @@ fn insert(b: &mut Builder, plan: &WritePlan) {
         }
     }
     returning(b, plan);
+}
+
+/// The body as a JSON array of row objects.
+fn body_array(b: &mut Builder, plan: &WritePlan) {
+    let p = b.param_payload();
+    if plan.bulk {
+        b.sql.push_str(&format!("{p}::json"));
+    } else {
+        b.sql
+            .push_str(&format!("pg_catalog.json_build_array({p}::json)"));
+    }
+}
+
+/// The inserted rows when some columns are parsed by their `json AS type` cast (domain
+/// representations): those columns are the cast function of the element's value; the others
+/// are populated as usual from an object of just their keys, so no other key of the body is
+/// parsed (a value `?columns=` leaves out may be anything). Key names are parameters.
+fn rows_through_casts(b: &mut Builder, plan: &WritePlan) {
+    for (i, (name, cast)) in plan.columns.iter().zip(&plan.json_casts).enumerate() {
+        if i > 0 {
+            b.sql.push_str(", ");
+        }
+        match cast {
+            Some(f) => {
+                qualified(b, &f.schema, &f.name);
+                let key = b.param(name.clone());
+                b.sql.push_str(&format!("(_pgrst_j -> {key}::text)"));
+            }
+            None => column(b, "_pgrst_r", name),
+        }
+    }
+    b.sql.push_str(" FROM pg_catalog.json_array_elements(");
+    body_array(b, plan);
+    b.sql
+        .push_str(") AS _pgrst_j, LATERAL pg_catalog.json_populate_record(");
+    base_record(b, plan);
+    b.sql.push_str(", pg_catalog.json_build_object(");
+    let plain = plan
+        .columns
+        .iter()
+        .zip(&plan.json_casts)
+        .filter(|(_, c)| c.is_none());
+    for (i, (name, _)) in plain.enumerate() {
+        if i > 0 {
+            b.sql.push_str(", ");
+        }
+        let key = b.param(name.clone());
+        b.sql
+            .push_str(&format!("{key}::text, _pgrst_j -> {key}::text"));
+    }
+    b.sql.push_str(")) AS _pgrst_r");
 }
 
 /// The record absent keys are taken from: NULLs, or with `missing=default` each column's
