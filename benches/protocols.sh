@@ -86,8 +86,9 @@ pids = subprocess.run(["pgrep", "-f", "pg_rest http"], capture_output=True, text
 out = []
 for pid in pids:
     with open(f"/proc/{pid}/status") as f:
-        rss = next(l.split()[1] for l in f if l.startswith("VmRSS:"))
-    out.append(f"pid {pid}: {int(rss) // 1024} MB")
+        kb = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith(("VmRSS:", "RssAnon:"))}
+    # RssAnon: the worker's own memory; VmRSS adds the shared buffers it has touched.
+    out.append(f"pid {pid}: {kb['RssAnon'] // 1024} MB private ({kb['VmRSS'] // 1024} MB RSS)")
 print(", ".join(out))
 PY
 )"
@@ -107,7 +108,7 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | TLS HTTP/1.1 (100 connections) | $(fmt "$TLS_H1_RPS") | $(ratio "$TLS_H1_RPS" "$H1_RPS") | $(ratio "$TLS_H1_RPS" "$PGBENCH_TPS") |
 | TLS HTTP/2 by ALPN (10 × 10) | $(fmt "$TLS_H2_RPS") | $(ratio "$TLS_H2_RPS" "$H1_RPS") | $(ratio "$TLS_H2_RPS" "$PGBENCH_TPS") |
 
-RSS per http worker with ${IDLE} idle connections open: ${RSS}
+Memory per http worker with ${IDLE} idle connections open: ${RSS}
 MD
 )"
 printf '%s\n' "$REPORT" > "$OUT"

@@ -237,7 +237,8 @@ PIDS="$(psql_q -At -c "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend
 RSS_LIST=""
 for pid in $PIDS; do
   rss="$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
-  RSS_LIST="${RSS_LIST:+$RSS_LIST, }pid $pid: ${rss:-?} kB"
+  anon="$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+  RSS_LIST="${RSS_LIST:+$RSS_LIST, }pid $pid: ${anon:-?} kB private, ${rss:-?} kB RSS"
 done
 
 # --- report ----------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | 100-row bulk POST req/s · pgbench tps · ratio | $(fmt "$BULK_RPS") · $(fmt "$BULK_TPS") · $(ratio "$BULK_RPS" "$BULK_TPS") |
 | scalar call (GET ${RPC_PATH}) req/s · pgbench tps · ratio | $(fmt "$RPC_RPS") · $(fmt "$RPC_TPS") · $(ratio "$RPC_RPS" "$RPC_TPS") |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
-| RSS per http worker (after load) | ${RSS_LIST:-none found} |
+| memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |
 MD
 )"
 if [ -n "${WRK_NON2XX}${PIPE_NON2XX}" ]; then

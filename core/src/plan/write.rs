@@ -32,9 +32,10 @@ pub struct WritePlan {
     pub target: QualifiedName,
     /// Written columns, in the body's order.
     pub columns: Vec<String>,
-    /// An insert of a column whose type has a `json AS type` cast (PostgREST's domain
-    /// representations): per column of `columns`, the cast function that parses its JSON
-    /// value, or None (parsed as usual). Empty when no written column has one.
+    /// How an insert parses each of `columns` from the body: the column type's `json AS
+    /// type` cast function (PostgREST's domain representations), or None (parsed as usual).
+    /// Empty when the body's rows can be populated whole: no written column has such a cast
+    /// and there is no `?columns=` (whose unlisted keys must not be parsed at all).
     pub json_casts: Vec<Option<QualifiedName>>,
     /// The rows updated or deleted (filters on the target, alias of `returning`).
     pub conditions: Vec<PlannedCondition>,
@@ -70,6 +71,7 @@ fn json_casts(
     cache: &SchemaCache,
     relation: &Relation,
     columns: &[String],
+    listed: bool,
 ) -> Vec<Option<QualifiedName>> {
     let casts: Vec<Option<QualifiedName>> = columns
         .iter()
@@ -78,7 +80,7 @@ fn json_casts(
             cache.domain_casts(&column.type_name)?.from_json.clone()
         })
         .collect();
-    if casts.iter().any(Option::is_some) {
+    if listed || casts.iter().any(Option::is_some) {
         casts
     } else {
         Vec::new()
@@ -151,7 +153,9 @@ pub fn write_plan(
     let defaults = (req.preferences.missing_default == Some(true) && req.action == Action::Insert)
         .then(|| relation.columns.iter().map(|c| c.default.clone()).collect());
     let json_casts = match (&kind, &defaults) {
-        (WriteKind::Insert { .. }, None) => json_casts(cache, relation, &columns),
+        (WriteKind::Insert { .. }, None) => {
+            json_casts(cache, relation, &columns, req.columns.is_some())
+        }
         _ => Vec::new(),
     };
     Ok(WritePlan {

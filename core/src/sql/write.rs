@@ -97,9 +97,10 @@ fn body_array(b: &mut Builder, plan: &WritePlan) {
 }
 
 /// The inserted rows when some columns are parsed by their `json AS type` cast (domain
-/// representations): those columns are the cast function of the element's value; the others
-/// are populated as usual from an object of just their keys, so no other key of the body is
-/// parsed (a value `?columns=` leaves out may be anything). Key names are parameters.
+/// representations) or `?columns=` lists the keys: cast columns are the cast function of the
+/// element's value; the others are populated as usual from an object of just their keys, so
+/// no other key of the body is parsed (a value `?columns=` leaves out may be anything). Key
+/// names are parameters.
 fn rows_through_casts(b: &mut Builder, plan: &WritePlan) {
     for (i, (name, cast)) in plan.columns.iter().zip(&plan.json_casts).enumerate() {
         if i > 0 {
