@@ -25,4 +25,5 @@ pub mod response;
 pub mod schema_cache;
 pub mod settings;
 pub mod sql;
+pub mod stream;
 pub mod websocket;

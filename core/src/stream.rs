@@ -105,7 +105,10 @@ mod tests {
 
     #[test]
     fn ndjson_is_one_document_per_line() {
-        assert_eq!(event(&Format::Ndjson, Some("0/1"), r#"{"a":1}"#), "{\"a\":1}\n");
+        assert_eq!(
+            event(&Format::Ndjson, Some("0/1"), r#"{"a":1}"#),
+            "{\"a\":1}\n"
+        );
     }
 
     #[test]
