@@ -69,7 +69,11 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(transport: Transport, now: Instant) -> Conn {
-        let io = Shared::new(transport);
+        Conn::over(Shared::new(transport), now)
+    }
+
+    /// A connection over a transport already shared (the tests build theirs on socket pairs).
+    pub(crate) fn over(io: Shared, now: Instant) -> Conn {
         Conn {
             protocol: Protocol::Http1(Http1::new(io.clone(), now)),
             io,
@@ -243,13 +247,9 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::test_support::{socket_pair, LIMITS};
     use pg_rest_core::response::Response;
     use std::io::{Read, Write};
-
-    const LIMITS: Limits = Limits {
-        max_header_size: 16 * 1024,
-        max_body_size: 1024 * 1024,
-    };
 
     /// POSTs commit at LSN 100 and wait for its flush; anything else is answered at once.
     struct Committing;
@@ -277,13 +277,8 @@ mod tests {
     }
 
     fn pair() -> (Conn, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client =
-            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (server, _) = listener.accept().expect("accept");
-        server.set_nonblocking(true).expect("nonblocking");
-        let stream = mio::net::TcpStream::from_std(server);
-        (Conn::new(Transport::Plain(stream), Instant::now()), client)
+        let (io, client) = socket_pair();
+        (Conn::over(io, Instant::now()), client)
     }
 
     fn drive(conn: &mut Conn) {

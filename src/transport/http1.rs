@@ -518,17 +518,12 @@ impl Http1 {
 mod tests {
     use super::*;
     use crate::transport::conn::READ_CHUNK;
-    use crate::transport::io::Transport;
-    use mio::net::TcpStream;
+    use crate::transport::test_support::socket_pair;
     use std::io::Write;
 
     /// A connection over loopback TCP, its peer, and the peer's writer thread's data.
     fn pair() -> io::Result<(Http1, std::net::TcpStream)> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
-        let (server, _) = listener.accept()?;
-        server.set_nonblocking(true)?;
-        let io = Shared::new(Transport::Plain(TcpStream::from_std(server)));
+        let (io, client) = socket_pair();
         Ok((Http1::new(io, Instant::now()), client))
     }
 

@@ -569,18 +569,12 @@ impl AsyncWrite for H2Io {
 mod tests {
     use crate::transport::conn::{Conn, Handler, READ_CHUNK};
     use crate::transport::http1::Phase;
-    use crate::transport::io::Transport;
+    use crate::transport::test_support::{socket_pair, LIMITS};
     use bytes::Bytes;
-    use pg_rest_core::http1::Limits;
     use pg_rest_core::request::{Reply, Request};
     use pg_rest_core::response::Response;
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-
-    const LIMITS: Limits = Limits {
-        max_header_size: 16 * 1024,
-        max_body_size: 1024 * 1024,
-    };
 
     /// Answers `GET /big` with 10 MB, anything else with "METHOD target body".
     struct Echo;
@@ -615,14 +609,9 @@ mod tests {
     fn serve<T: Send + 'static>(
         client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
     ) -> (T, Phase) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let stream =
-            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (server, _) = listener.accept().expect("accept");
-        server.set_nonblocking(true).expect("nonblocking");
+        let (io, stream) = socket_pair();
         let client = std::thread::spawn(move || client(stream));
-        let stream = mio::net::TcpStream::from_std(server);
-        let mut conn = Conn::new(Transport::Plain(stream), Instant::now());
+        let mut conn = Conn::over(io, Instant::now());
         let mut scratch = vec![0u8; READ_CHUNK];
         let deadline = Instant::now() + Duration::from_secs(20);
         while !client.is_finished() && Instant::now() < deadline {

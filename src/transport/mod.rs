@@ -6,6 +6,8 @@ pub mod http1;
 pub mod http2;
 pub mod io;
 pub mod listener;
+#[cfg(test)]
+mod test_support;
 pub mod tls;
 pub mod unavailable;
 pub mod websocket;
