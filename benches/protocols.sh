@@ -7,27 +7,15 @@
 # certificate made here, and off again. Writes target/bench-protocols.md.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PGHOST="${PGHOST:-$REPO/target/dev-pg/data}"
-export PGPORT="${PGPORT:-54328}"
-export PGDATABASE="${PGDATABASE:-pg_rest}"
-export PGUSER="${PGUSER:-postgres}"
-PGREST_PORT="${PGREST_PORT:-3000}"
-DURATION="${DURATION:-10}"
+# shellcheck source=benches/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 IDLE="${IDLE:-10000}"
-PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 PATH_Q="/bench_items?id=eq.1"
 OUT="$REPO/target/bench-protocols.md"
 SQL="$REPO/target/bench-single.sql"
-VENV_PY="$REPO/target/venv/bin/python"
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-for tool in h2load openssl "$PGBIN/psql" "$PGBIN/pgbench"; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
-done
+require_tools h2load openssl "$PGBIN/psql" "$PGBIN/pgbench"
 [ -f "$SQL" ] || die "$SQL missing: run benches/run.sh first"
-psql_q() { timeout 60 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 # h2load_rps NAME URL [options]: prints req/s; fails on any failed or non-2xx request.
 h2load_rps() {
@@ -93,8 +81,6 @@ print(", ".join(out))
 PY
 )"
 
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-fmt() { awk -v v="${1:-0}" 'BEGIN { printf "%.0f", v }'; }
 REPORT="$(cat <<MD
 # pg_rest protocol benchmark
 

@@ -15,31 +15,17 @@
 # Prints a markdown table and writes it to target/bench-results.md.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export PGHOST="${PGHOST:-$REPO/target/dev-pg/data}"
-export PGPORT="${PGPORT:-54328}"
-export PGDATABASE="${PGDATABASE:-pg_rest}"
-export PGUSER="${PGUSER:-postgres}"
-export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
-PGREST_PORT="${PGREST_PORT:-3000}"
-DURATION="${DURATION:-10}"
+# shellcheck source=benches/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 CONNECTIONS="${CONNECTIONS:-50}"
 THREADS="${THREADS:-2}"
 PIPELINE_DEPTH="${PIPELINE_DEPTH:-16}"
-PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 BASE="http://127.0.0.1:${PGREST_PORT}"
 URL="${BASE}/bench_items?id=eq.1"
 OUT="$REPO/target/bench-results.md"
 RUN_TIMEOUT=$((DURATION + 30))
 
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-
-for tool in wrk curl "$PGBIN/psql" "$PGBIN/pgbench"; do
-  command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"
-done
-
-psql_q() { timeout 60 "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+require_tools wrk curl "$PGBIN/psql" "$PGBIN/pgbench"
 
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
@@ -105,7 +91,6 @@ SQL
 
 # Keys and tokens for the authenticated reads: a JWKS (HS256 secret + RSA key) in a file the
 # server reads (`@path` keeps it out of the server log).
-VENV_PY="$REPO/target/venv/bin/python"
 [ -x "$VENV_PY" ] || die "missing $VENV_PY (make bench installs it)"
 "$VENV_PY" "$REPO/benches/tokens.py" "$WORK"
 JWKS_FILE="$PGHOST/pg_rest_bench_jwks.json"
@@ -242,9 +227,7 @@ for pid in $PIDS; do
 done
 
 # --- report ----------------------------------------------------------------------------------
-ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 RATIO="$(ratio "$WRK_RPS" "$PGBENCH_TPS")"
-fmt() { awk -v v="${1:-0}" 'BEGIN { if (v == "") print "n/a"; else printf "%.0f", v }'; }
 
 REPORT="$(cat <<MD
 # pg_rest benchmark

@@ -16,6 +16,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// The target's path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split_once('?').map_or(&self.target, |(p, _)| p)
+    }
+
+    /// The target's query string, without the `?` ("" when none).
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+
     /// First header with this (lower-case) name.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -101,7 +101,7 @@ impl App {
 
 impl Handler for App {
     fn handle(&mut self, request: &Request) -> Reply {
-        if websocket::wants_upgrade(request) && path_of(&request.target) == REALTIME_PATH {
+        if websocket::wants_upgrade(request) && request.path() == REALTIME_PATH {
             return match websocket::accept(request) {
                 Ok(r) => Reply::Upgrade(r),
                 Err(e) => Reply::Response(error_response(&e)),
@@ -124,11 +124,6 @@ impl Handler for App {
 
 /// Where WebSocket clients connect (API.md "Realtime").
 const REALTIME_PATH: &str = "/realtime";
-
-/// A request-target without its query.
-fn path_of(target: &str) -> &str {
-    target.split_once('?').map_or(target, |(p, _)| p)
-}
 
 impl App {
     /// Answers one HTTP request. Never panics and never raises: failures become error
@@ -180,8 +175,7 @@ impl App {
     /// stage raised them — is wrapped as `callback(…);` (a bad callback name is itself the
     /// error, unwrapped).
     fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
-        let query = request.target.split_once('?').map_or("", |(_, q)| q);
-        match jsonp::callback(query)? {
+        match jsonp::callback(request.query())? {
             None => self.answer(request),
             Some(callback) => {
                 let answered = self.answer(request).unwrap_or_else(|e| error_response(&e));

@@ -4,7 +4,7 @@
 //! protocol layers are driven through [`Conn::drive`]; they meet the application only through
 //! [`Handler`], so they are tested over socket pairs with a handler of the test's own.
 
-use crate::transport::http1::{Http1, Phase, Switch};
+use crate::transport::http1::Http1;
 use crate::transport::http2::Http2;
 use crate::transport::io::{Shared, Transport};
 use crate::transport::websocket::WebSocket;
@@ -44,6 +44,39 @@ impl Traffic {
     }
 }
 
+/// Where a connection is in its life, whatever its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading requests and answering them.
+    Open,
+    /// The last response is queued; close once it is written.
+    CloseAfterFlush,
+    /// Write side shut; discarding input until EOF or the deadline.
+    Lingering(Instant),
+    /// Done: the event loop drops the connection.
+    Closed,
+}
+
+/// What one `drive` call did.
+#[derive(Debug, Default)]
+pub struct Driven {
+    pub traffic: Traffic,
+    /// Stopped for the budget, or a protocol crate asked to be polled again: drive again
+    /// without waiting for an edge.
+    pub yielded: bool,
+    /// HTTP/1.1 hands the connection to another protocol (see [`Switch`]).
+    pub switch: Option<Switch>,
+}
+
+/// Another protocol takes the connection over, with the bytes already read that belong to it.
+#[derive(Debug)]
+pub enum Switch {
+    /// The client sent HTTP/2's preface (the bytes start with it).
+    Http2(Vec<u8>),
+    /// A 101 was sent and written; what the client sent after its request.
+    WebSocket(Vec<u8>),
+}
+
 enum Protocol {
     Http1(Http1),
     Http2(Box<Http2>),
@@ -63,8 +96,6 @@ pub struct Conn {
     pub queued: bool,
     /// In the event loop's list of connections waiting for a WAL flush.
     pub awaiting: bool,
-    /// HTTP/1.1 handed the connection over; applied right after its `drive`.
-    switch: Option<Switch>,
 }
 
 impl Conn {
@@ -82,7 +113,6 @@ impl Conn {
             yielded: false,
             queued: false,
             awaiting: false,
-            switch: None,
         }
     }
 
@@ -125,13 +155,10 @@ impl Conn {
         now: Instant,
         scratch: &mut [u8],
     ) -> Traffic {
-        let mut traffic = Traffic::default();
         // TLS records left from the last call go first (a WRITABLE edge may be for them).
         self.io.flush_transport();
-        let (more, yielded) = self.drive_protocol(app, limits, now, scratch);
-        traffic.add(more);
-        self.yielded = yielded;
-        if let Some(switch) = self.switch.take() {
+        let mut driven = self.drive_protocol(app, limits, now, scratch);
+        if let Some(switch) = driven.switch.take() {
             self.protocol = match switch {
                 Switch::Http2(prefix) => {
                     Protocol::Http2(Box::new(Http2::new(self.io.clone(), prefix, limits, now)))
@@ -142,36 +169,26 @@ impl Conn {
                 }
             };
             // The new protocol starts on what was already read.
-            let (more, yielded) = self.drive_protocol(app, limits, now, scratch);
-            traffic.add(more);
-            self.yielded = yielded;
+            let more = self.drive_protocol(app, limits, now, scratch);
+            driven.traffic.add(more.traffic);
+            driven.yielded = more.yielded;
         }
+        self.yielded = driven.yielded;
         self.io.flush_transport();
-        traffic
+        driven.traffic
     }
 
-    /// One `drive` of the current protocol: what moved, and whether it yielded.
     fn drive_protocol(
         &mut self,
         app: &mut impl Handler,
         limits: &Limits,
         now: Instant,
         scratch: &mut [u8],
-    ) -> (Traffic, bool) {
+    ) -> Driven {
         match &mut self.protocol {
-            Protocol::Http1(h) => {
-                let d = h.drive(app, limits, now, scratch);
-                self.switch = d.switch;
-                (d.traffic, d.yielded)
-            }
-            Protocol::Http2(h) => {
-                let d = h.drive(app, limits, now);
-                (d.traffic, d.yielded)
-            }
-            Protocol::WebSocket(w) => {
-                let d = w.drive(app, now);
-                (d.traffic, d.yielded)
-            }
+            Protocol::Http1(h) => h.drive(app, limits, now, scratch),
+            Protocol::Http2(h) => h.drive(app, limits, now),
+            Protocol::WebSocket(w) => w.drive(app, now),
         }
     }
 

@@ -12,8 +12,7 @@
 
 use crate::app::App;
 use crate::stats::WorkerSlot;
-use crate::transport::conn::{Conn, Traffic, READ_CHUNK};
-use crate::transport::http1::Phase;
+use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
 use crate::transport::io::Transport;
 use crate::transport::listener::{self, AcceptEnd};
 use crate::transport::tls::{TlsMode, TlsStream};
@@ -314,7 +313,7 @@ impl EventLoop {
         if self.awaiting.is_empty() {
             return;
         }
-        let keys = std::mem::take(&mut self.awaiting);
+        let mut keys = std::mem::take(&mut self.awaiting);
         let target = keys
             .iter()
             .filter_map(|&k| self.conns.get(k).and_then(Conn::awaits_flush))
@@ -340,11 +339,7 @@ impl EventLoop {
                 }
             }
         }
-        self.awaiting_scratch(keys);
-    }
-
-    /// Gives the list's allocation back, keeping what `drive` queued meanwhile.
-    fn awaiting_scratch(&mut self, mut keys: Vec<usize>) {
+        // The list's allocation back, with what the drives above queued meanwhile.
         keys.clear();
         keys.append(&mut self.awaiting);
         self.awaiting = keys;

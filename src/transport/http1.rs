@@ -8,7 +8,7 @@
 //! A connection that opens with HTTP/2's preface (prior knowledge, `h2c`) is handed over
 //! before anything is decoded as HTTP/1.1: see [`Driven::switch`].
 
-use crate::transport::conn::{Handler, Traffic};
+use crate::transport::conn::{Driven, Handler, Phase, Switch, Traffic};
 use crate::transport::io::Shared;
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::{self, DecodeProgress, Decoded, Limits};
@@ -60,37 +60,6 @@ enum Sniff {
     Http2,
     /// A prefix of the preface so far.
     Undecided,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading requests and answering them.
-    Open,
-    /// The last response is queued; close once it is written.
-    CloseAfterFlush,
-    /// Write side shut; discarding input until EOF or the deadline.
-    Lingering(Instant),
-    /// Done: the event loop drops the connection.
-    Closed,
-}
-
-/// What one `drive` call did.
-#[derive(Debug, Default)]
-pub struct Driven {
-    pub traffic: Traffic,
-    /// Stopped for the budget: drive again without waiting for an edge.
-    pub yielded: bool,
-    /// The connection changes protocol (see [`Switch`]).
-    pub switch: Option<Switch>,
-}
-
-/// Another protocol takes the connection over, with the bytes already read that belong to it.
-#[derive(Debug)]
-pub enum Switch {
-    /// The client sent HTTP/2's preface (the bytes start with it).
-    Http2(Vec<u8>),
-    /// A 101 was sent and written; what the client sent after its request.
-    WebSocket(Vec<u8>),
 }
 
 pub struct Http1 {

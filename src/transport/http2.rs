@@ -8,8 +8,7 @@
 //! queued on its stream. `h2` keeps the body as one `Bytes` (no copy) and sends it as the
 //! peer's flow-control windows open, so a large response is held once, not per frame.
 
-use crate::transport::conn::{Handler, Traffic};
-use crate::transport::http1::Phase;
+use crate::transport::conn::{Driven, Handler, Phase, Traffic};
 use crate::transport::io::{Counters, Shared};
 use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
@@ -46,14 +45,6 @@ const HOP_BY_HOP: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
-
-/// What one `drive` call did.
-#[derive(Debug, Default)]
-pub struct Driven {
-    pub traffic: Traffic,
-    /// Stopped for the budget, or `h2` asked to be polled again: drive again soon.
-    pub yielded: bool,
-}
 
 pub struct Http2 {
     state: State,
@@ -132,35 +123,28 @@ impl Http2 {
         let mut requests = REQUESTS_PER_DRIVE;
         let waker = self.waker.clone();
         let mut cx = Context::from_waker(&waker);
+        // Stopped while still moving (budget or rounds spent): more may already be buffered,
+        // which no epoll edge would announce, so the ready queue resumes it.
+        let mut moving = false;
         for _ in 0..ROUNDS_PER_DRIVE {
             self.woken.take();
-            let mut progressed = self.poll_connection(&mut cx, limits, now);
-            progressed |= self.receive_bodies(&mut cx, limits);
-            progressed |= self.answer(app, &mut requests, &mut driven.traffic);
+            moving = self.poll_connection(&mut cx, limits, now);
+            moving |= self.receive_bodies(&mut cx, limits);
+            moving |= self.answer(app, &mut requests, &mut driven.traffic);
             // Writes what answering queued (polling the connection flushes).
-            progressed |= self.poll_connection(&mut cx, limits, now);
-            if self.phase == Phase::Closed {
+            moving |= self.poll_connection(&mut cx, limits, now);
+            if !moving || requests == 0 || self.phase == Phase::Closed {
                 break;
-            }
-            if requests == 0 {
-                driven.yielded = true;
-                break;
-            }
-            if !progressed && !self.woken.is_set() {
-                break;
-            }
-            if !progressed {
-                // Woken without progress: poll once more, then leave it to the ready queue.
-                driven.yielded = true;
             }
         }
+        driven.yielded = moving || self.woken.is_set();
         let (bytes_in, bytes_out) = self.io.take_counts();
         driven.traffic.bytes_in += bytes_in;
         driven.traffic.bytes_out += bytes_out;
         if bytes_in + bytes_out > 0 {
             self.last_active = now;
         }
-        driven.yielded |= self.woken.is_set() && self.phase != Phase::Closed;
+        driven.yielded &= self.phase != Phase::Closed;
         driven
     }
 
@@ -567,8 +551,8 @@ impl AsyncWrite for H2Io {
 
 #[cfg(test)]
 mod tests {
+    use crate::transport::conn::Phase;
     use crate::transport::conn::{Conn, Handler, READ_CHUNK};
-    use crate::transport::http1::Phase;
     use crate::transport::test_support::{socket_pair, LIMITS};
     use bytes::Bytes;
     use pg_rest_core::request::{Reply, Request};

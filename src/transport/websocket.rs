@@ -5,8 +5,7 @@
 //! message over `pg_rest.max_body_size`, 1002 for a protocol violation, 1003 for binary
 //! data, and 1008 for a client that does not read what it is sent (its buffer is bounded).
 
-use crate::transport::conn::{Handler, Traffic};
-use crate::transport::http1::Phase;
+use crate::transport::conn::{Driven, Handler, Phase};
 use crate::transport::io::{Counters, Shared};
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
@@ -22,14 +21,6 @@ pub const MAX_OUTPUT: usize = 256 * 1024;
 const MESSAGES_PER_DRIVE: usize = 64;
 /// How long a closing connection waits for the client's close frame.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-
-/// What one `drive` call did.
-#[derive(Debug, Default)]
-pub struct Driven {
-    pub traffic: Traffic,
-    /// Stopped for the budget: drive again soon.
-    pub yielded: bool,
-}
 
 pub struct WebSocket {
     socket: Socket<WsIo>,
@@ -161,7 +152,7 @@ impl WebSocket {
             // not fit either; then the connection is simply dropped.
             WsError::WriteBufferFull(_) => {
                 self.close(CloseCode::Policy, "client does not read its messages", now);
-                if self.closing_since.is_none() || self.counters.write_blocked() {
+                if self.counters.write_blocked() {
                     self.phase = Phase::Closed;
                 }
             }
