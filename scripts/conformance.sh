@@ -22,6 +22,13 @@ OUT=${CONFORMANCE_OUT:-$ROOT/target/conformance}
 as_pg() { runuser -u postgres -- "$@"; }
 
 [ -f "$CORPUS/run.py" ] || { echo "conformance: no corpus at $CORPUS (set CONFORMANCE_DIR)" >&2; exit 1; }
+# PostGIS for the three GeoJSON cases (a Debian package; without it the runner loads a stub
+# and those cases fail).
+POSTGIS=--no-postgis
+if [ -f /usr/share/postgresql/15/extension/postgis.control ] ||
+   DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-15-postgis-3 >/dev/null 2>&1; then
+  POSTGIS=
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -r "$CORPUS/requirements.txt"
@@ -58,13 +65,13 @@ trap stop EXIT
 as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DIR/server.log" -w start >/dev/null
 as_pg "$BIN/createdb" -h "$DATA" -p "$PGPORT" -U postgres pgc_test
 DSN="host=$DATA port=$PGPORT dbname=pgc_test user=postgres"
-"$VENV/bin/python" "$CORPUS/run.py" --load-only --no-postgis --dsn "$DSN" >/dev/null
+"$VENV/bin/python" "$ROOT/scripts/conformance_run.py" "$CORPUS/run.py" --load-only $POSTGIS --dsn "$DSN" >/dev/null
 for _ in $(seq 1 60); do
   curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
   sleep 0.5
 done
 set +e
-"$VENV/bin/python" "$CORPUS/run.py" --no-load --no-postgis --url "http://127.0.0.1:$HTTP_PORT" \
+"$VENV/bin/python" "$ROOT/scripts/conformance_run.py" "$CORPUS/run.py" --no-load $POSTGIS --url "http://127.0.0.1:$HTTP_PORT" \
   --dsn "$DSN" --report "$OUT.json" "$@" | tee "$OUT.txt"
 status=${PIPESTATUS[0]}
 set -e

@@ -6,8 +6,9 @@
 //! tables, unexposed schemas) cost nothing until such a miss.
 
 use pg_rest_core::schema_cache::{
-    self as model, CatalogRows, Column, Function, Parameter, QualifiedName, RawColumn,
-    RawForeignKey, RawRelation, Relation, RoleSettings, SchemaCache, Volatility,
+    self as model, CatalogRows, Column, Function, HandlerKind, HandlerTarget, MediaHandler,
+    Parameter, QualifiedName, RawColumn, RawForeignKey, RawRelation, Relation, RoleSettings,
+    SchemaCache, Volatility,
 };
 use pgrx::prelude::*;
 use pgrx::PgAtomic;
@@ -179,6 +180,39 @@ FROM pg_catalog.pg_proc p
 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 JOIN pg_catalog.pg_type t ON t.oid = p.prorettype
 WHERE n.nspname = ANY($1) AND p.prokind = 'f'";
+
+/// PostgREST's media handlers: domains named after a media type (or `*/*`), returned by a
+/// one-argument aggregate of an exposed schema over a relation's row type or `anyelement`
+/// (kind true), or by a function of an exposed schema returning one value (kind false).
+/// A domain's send function is its base type's.
+const MEDIA_HANDLERS_SQL: &str = "\
+WITH media AS (
+  SELECT t.oid, n.nspname::text AS schema, t.typname::text AS name,
+         sn.nspname::text AS send_schema, s.proname::text AS send_name
+  FROM pg_catalog.pg_type t
+  JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+  JOIN pg_catalog.pg_proc s ON s.oid = t.typsend
+  JOIN pg_catalog.pg_namespace sn ON sn.oid = s.pronamespace
+  WHERE t.typtype = 'd'
+    AND (t.typname ~* '^[A-Za-z0-9.-]+/[A-Za-z0-9.+-]+$' OR t.typname = '*/*'))
+SELECT true, pn.nspname::text, p.proname::text, a.oid = 'anyelement'::regtype,
+       an.nspname::text, a.typname::text, m.schema, m.name, m.send_schema, m.send_name
+FROM media m
+JOIN pg_catalog.pg_proc p ON p.prorettype = m.oid
+JOIN pg_catalog.pg_aggregate g ON g.aggfnoid = p.oid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+JOIN pg_catalog.pg_type a ON a.oid = p.proargtypes[0]
+JOIN pg_catalog.pg_namespace an ON an.oid = a.typnamespace
+WHERE pn.nspname = ANY($1) AND p.pronargs = 1
+  AND (a.oid = 'anyelement'::regtype OR a.oid IN (
+    SELECT c.reltype FROM pg_catalog.pg_class c WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')))
+UNION ALL
+SELECT false, NULL, NULL, false, pn.nspname::text, p.proname::text,
+       m.schema, m.name, m.send_schema, m.send_name
+FROM media m
+JOIN pg_catalog.pg_proc p ON p.prorettype = m.oid
+JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+WHERE pn.nspname = ANY($1) AND NOT p.proretset AND p.prokind = 'f'";
 
 /// The settings `ALTER ROLE … SET` keeps, for every role, as PostgREST applies them: only
 /// settings an ordinary user may change (or the authenticator was granted SET on), global ones
@@ -434,6 +468,41 @@ fn read_catalogs(client: &pgrx::spi::SpiClient, schemas: &[String]) -> SpiResult
             single_row: row.get::<bool>(12)?.unwrap_or(false),
             returns_relation: None,
         });
+    }
+    let exposed_once_more: pgrx::datum::DatumWithOid = schemas.to_vec().into();
+    for row in client.select(MEDIA_HANDLERS_SQL, None, &[exposed_once_more])? {
+        let name = |i: usize| -> SpiResult<QualifiedName> {
+            Ok(QualifiedName::new(
+                &text(row.get(i)?),
+                &text(row.get(i + 1)?),
+            ))
+        };
+        let kind = if row.get::<bool>(1)?.unwrap_or(false) {
+            HandlerKind::Aggregate(name(2)?)
+        } else {
+            HandlerKind::Value
+        };
+        let target = if row.get::<bool>(4)?.unwrap_or(false) {
+            HandlerTarget::AnyElement
+        } else {
+            HandlerTarget::Named(name(5)?)
+        };
+        let domain = name(7)?;
+        let media_type = domain.name.clone();
+        rows.media_handlers.push((
+            target,
+            media_type.clone(),
+            MediaHandler {
+                kind,
+                media_type: if media_type == "*/*" {
+                    "application/octet-stream".to_string()
+                } else {
+                    media_type
+                },
+                domain,
+                send: name(9)?,
+            },
+        ));
     }
     for row in client.select(CASTS_SQL, None, &[])? {
         rows.casts.push((

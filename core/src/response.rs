@@ -3,6 +3,7 @@
 
 use crate::api_request::{Action, MediaType};
 use crate::error::ApiError;
+use crate::plan::media::Handler;
 use crate::preferences::Return;
 
 pub const JSON: &str = "application/json; charset=utf-8";
@@ -26,6 +27,18 @@ impl Response {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// A media handler's `Content-Type` in place of pg_rest's own type's.
+    pub fn handled_by(mut self, handler: Option<&Handler>) -> Response {
+        if let Some(h) = handler {
+            for (name, value) in &mut self.headers {
+                if *name == "Content-Type" {
+                    value.clone_from(&h.content_type);
+                }
+            }
+        }
+        self
     }
 
     /// Adds a header named at run time, replacing a fixed one of the same name.

@@ -35,8 +35,12 @@ pub(super) fn call(
         offset: call.root.range.offset,
         rows: outcome.rows,
         total: outcome.total,
-        body: outcome.body.clone().unwrap_or_else(|| b"null".to_vec()),
+        body: outcome
+            .body
+            .clone()
+            .unwrap_or_else(|| super::read::empty_body(&call.handler, b"null")),
         media: call.media,
     };
-    finish(read_response(&result)?, &outcome)
+    let response = read_response(&result)?.handled_by(call.handler.as_ref());
+    finish(response, &outcome)
 }

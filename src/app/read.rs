@@ -49,10 +49,22 @@ pub(super) fn read(
         offset: plan.root.range.offset,
         rows: outcome.rows,
         total,
-        body: outcome.body.clone().unwrap_or_else(|| b"[]".to_vec()),
+        body: outcome
+            .body
+            .clone()
+            .unwrap_or_else(|| empty_body(&plan.handler, b"[]")),
         media: plan.media,
     };
-    finish(read_response(&result)?, &outcome)
+    let response = read_response(&result)?.handled_by(plan.handler.as_ref());
+    finish(response, &outcome)
+}
+
+/// The body of a NULL result: nothing from a media handler, else `builtin`.
+pub(super) fn empty_body(handler: &Option<plan::media::Handler>, builtin: &[u8]) -> Vec<u8> {
+    match handler {
+        Some(_) => Vec::new(),
+        None => builtin.to_vec(),
+    }
 }
 
 /// PostgREST's `Content-Location` of a read: the path and its query parameters sorted.

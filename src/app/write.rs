@@ -38,7 +38,8 @@ pub(super) fn write(
         relation,
         primary_key: &plan.primary_key,
     };
-    finish(write_response(&answer, &outcome), &outcome)
+    let response = write_response(&answer, &outcome).handled_by(plan.handler.as_ref());
+    finish(response, &outcome)
 }
 
 /// A singular response needs one row; `Prefer: max-affected` with `handling=strict` bounds the

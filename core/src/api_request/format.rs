@@ -4,7 +4,7 @@
 //! kept for a function call (a scalar text/bytea result is then sent raw in that type, which
 //! only planning can tell); anywhere else it is 406 here.
 
-use super::media::{self, MediaType, Produces};
+use super::media::{self, Accepted, MediaType, Produces};
 use super::Resource;
 use crate::error::ApiError;
 
@@ -24,8 +24,8 @@ pub struct Format {
 pub struct Extension {
     /// The path's last segment as given (`books.csv`).
     pub whole_name: String,
-    /// The media type without the extension (from `type=` or `Accept`), or why there is none.
-    pub without: Result<MediaType, ApiError>,
+    /// The media type without the extension (from `type=` or `Accept`).
+    pub without: (MediaType, Accepted),
 }
 
 /// What a request says about its media type.
@@ -67,41 +67,69 @@ fn split_extension(name: &str) -> Option<(&str, &'static str)> {
     })
 }
 
-/// The media type to answer in and what else the request asked (see the module's doc).
-pub(super) fn choose(asked: Asked) -> Result<(MediaType, Format), ApiError> {
+/// What negotiation chose before planning: the media type, what the request asked beyond
+/// `Accept`, and what planning needs to consult the schema's media handlers.
+pub(super) struct Chosen {
+    pub media: MediaType,
+    pub format: Format,
+    pub accepted: Accepted,
+}
+
+/// The media type to answer in and what else the request asked (see the module's doc). For
+/// rows, a type pg_rest does not produce is left to planning (`Accepted::unavailable`).
+pub(super) fn choose(asked: Asked) -> Result<Chosen, ApiError> {
+    let rows = asked.produces == Produces::Rows;
     let Some(type_param) = asked.type_param else {
         let Some((whole_name, ext_media)) = asked.extension else {
-            return Ok((
-                media::negotiate(asked.accept, asked.produces)?,
-                Format::default(),
-            ));
+            if !rows {
+                let media = media::negotiate(asked.accept, asked.produces)?;
+                return Ok(chosen(media, Format::default(), Accepted::default()));
+            }
+            let (media, accepted) = Accepted::negotiate(asked.accept);
+            return Ok(chosen(media, Format::default(), accepted));
         };
         let extension = Extension {
             whole_name,
-            without: media::negotiate(asked.accept, asked.produces),
+            without: Accepted::negotiate(asked.accept),
         };
-        let chosen = media::negotiate(Some(ext_media), asked.produces)?;
-        return Ok((chosen, with_extension(extension)));
+        let (media, accepted) = Accepted::negotiate(Some(ext_media));
+        return Ok(chosen(media, with_extension(extension), accepted));
     };
     check_type(&type_param)?;
-    let (chosen, raw_type) = match media::negotiate(Some(&type_param), asked.produces) {
-        Ok(m) => (m, None),
-        // The placeholder is never used: planning either sends the value raw or refuses. A
-        // wildcard is no `Content-Type`.
-        Err(_) if asked.call && !type_param.contains('*') => (MediaType::Json, Some(type_param)),
-        Err(e) => return Err(e),
+    let (media, accepted) = Accepted::negotiate(Some(&type_param));
+    let raw_type = match &accepted.unavailable {
+        None => None,
+        // The placeholder media is never used: planning either sends the value raw or
+        // refuses. A wildcard is no `Content-Type`.
+        Some(_) if asked.call && !type_param.contains('*') => Some(type_param.clone()),
+        Some(_) if rows => None,
+        Some(e) => return Err(e.clone()),
+    };
+    let accepted = match raw_type {
+        // Sent raw unless a handler answers: no 406 from planning.
+        Some(_) => Accepted {
+            unavailable: None,
+            ..accepted
+        },
+        None => accepted,
     };
     let extension = asked.extension.map(|(whole_name, _)| Extension {
         whole_name,
-        without: Ok(chosen),
+        without: (media, accepted.clone()),
     });
-    Ok((
-        chosen,
-        Format {
-            raw_type,
-            extension,
-        },
-    ))
+    let format = Format {
+        raw_type,
+        extension,
+    };
+    Ok(chosen(media, format, accepted))
+}
+
+fn chosen(media: MediaType, format: Format, accepted: Accepted) -> Chosen {
+    Chosen {
+        media,
+        format,
+        accepted,
+    }
 }
 
 fn with_extension(extension: Extension) -> Format {
@@ -138,6 +166,13 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The choice as the request sees it once no media handler answers.
+    fn pick(asked: Asked) -> Result<(MediaType, Format), ApiError> {
+        let c = choose(asked)?;
+        c.accepted.check()?;
+        Ok((c.media, c.format))
+    }
 
     fn asked<'a>(
         type_param: Option<&str>,
@@ -179,31 +214,31 @@ mod tests {
 
     #[test]
     fn type_over_extension_over_accept() {
-        let (m, f) = choose(asked(None, None, Some("text/csv"))).unwrap();
+        let (m, f) = pick(asked(None, None, Some("text/csv"))).unwrap();
         assert_eq!((m, f), (MediaType::Csv, Format::default()));
-        let (m, f) = choose(asked(None, Some("text/csv"), Some("application/json"))).unwrap();
+        let (m, f) = pick(asked(None, Some("text/csv"), Some("application/json"))).unwrap();
         assert_eq!(m, MediaType::Csv);
         let ext = f.extension.unwrap();
         assert_eq!(ext.whole_name, "books.x");
-        assert_eq!(ext.without, Ok(MediaType::Json));
-        let (m, f) = choose(asked(Some("application/json"), Some("text/csv"), None)).unwrap();
+        assert_eq!(ext.without.0, MediaType::Json);
+        let (m, f) = pick(asked(Some("application/json"), Some("text/csv"), None)).unwrap();
         assert_eq!(m, MediaType::Json);
-        assert_eq!(f.extension.unwrap().without, Ok(MediaType::Json));
-        let (m, _) = choose(asked(Some("text/csv"), None, Some("application/json"))).unwrap();
+        assert_eq!(f.extension.unwrap().without.0, MediaType::Json);
+        let (m, _) = pick(asked(Some("text/csv"), None, Some("application/json"))).unwrap();
         assert_eq!(m, MediaType::Csv);
     }
 
     #[test]
     fn an_extension_overrides_an_unacceptable_accept() {
-        let (m, f) = choose(asked(None, Some("application/json"), Some("image/png"))).unwrap();
+        let (m, f) = pick(asked(None, Some("application/json"), Some("image/png"))).unwrap();
         assert_eq!(m, MediaType::Json);
-        let without = f.extension.unwrap().without.unwrap_err();
+        let without = f.extension.unwrap().without.1.check().unwrap_err();
         assert_eq!((without.status, without.code.as_str()), (406, "PGRST107"));
     }
 
     #[test]
     fn an_unproducible_type_is_406_except_for_calls() {
-        let e = choose(asked(Some("text/html"), None, None)).unwrap_err();
+        let e = pick(asked(Some("text/html"), None, None)).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (406, "PGRST107"));
         assert_eq!(
             e.message,
@@ -211,16 +246,16 @@ mod tests {
         );
         let mut call = asked(Some("text/html; charset=utf-8"), None, Some("text/csv"));
         call.call = true;
-        let (m, f) = choose(call).unwrap();
+        let (m, f) = pick(call).unwrap();
         assert_eq!(m, MediaType::Json);
         assert_eq!(f.raw_type.as_deref(), Some("text/html; charset=utf-8"));
         let mut wildcard = asked(Some("text/*"), None, None);
         wildcard.call = true;
-        assert_eq!(choose(wildcard).unwrap_err().code, "PGRST107");
+        assert_eq!(pick(wildcard).unwrap_err().code, "PGRST107");
         // A type pg_rest produces is never raw.
         let mut csv = asked(Some("text/csv"), None, None);
         csv.call = true;
-        assert_eq!(choose(csv).unwrap(), (MediaType::Csv, Format::default()));
+        assert_eq!(pick(csv).unwrap(), (MediaType::Csv, Format::default()));
     }
 
     #[test]

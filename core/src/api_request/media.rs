@@ -178,6 +178,47 @@ pub fn negotiate(accept: Option<&str>, produces: Produces) -> Result<MediaType, 
     let Some(accept) = accept.filter(|a| !a.trim().is_empty()) else {
         return Ok(default_for(produces));
     };
+    ranked(accept)
+        .into_iter()
+        .find_map(|r| recognise(r, produces))
+        .ok_or_else(|| ApiError::media_type_unavailable(accept))
+}
+
+/// What the client accepts, kept for planning, where the schema's media handlers (see
+/// `plan::media`) may answer a type pg_rest does not produce itself, or replace one it does.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Accepted {
+    /// The media ranges asked for: `type=`, the path extension's type, or `Accept`.
+    pub ranges: Option<String>,
+    /// pg_rest produces none of them itself: 406 PGRST107 unless a handler answers.
+    pub unavailable: Option<ApiError>,
+}
+
+impl Accepted {
+    /// `ranges` negotiated for rows: the media type (JSON as a placeholder when none is
+    /// produced here) and what planning needs to finish the negotiation.
+    pub fn negotiate(ranges: Option<&str>) -> (MediaType, Accepted) {
+        let ranges = ranges.filter(|a| !a.trim().is_empty());
+        let (media, unavailable) = match negotiate(ranges, Produces::Rows) {
+            Ok(m) => (m, None),
+            Err(e) => (MediaType::Json, Some(e)),
+        };
+        let accepted = Accepted {
+            ranges: ranges.map(str::to_string),
+            unavailable,
+        };
+        (media, accepted)
+    }
+
+    /// The 406 when no handler answers.
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.unavailable.clone().map_or(Ok(()), Err)
+    }
+}
+
+/// The media ranges of an `Accept` value, best first: by q-value, then position; q=0 ranges
+/// are refused, so left out.
+pub fn ranked(accept: &str) -> Vec<&str> {
     let mut ranges: Vec<(f32, usize, &str)> = accept
         .split(',')
         .enumerate()
@@ -193,10 +234,27 @@ pub fn negotiate(accept: Option<&str>, produces: Produces) -> Result<MediaType, 
         })
         .collect();
     ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    ranges
-        .iter()
-        .find_map(|(_, _, r)| recognise(r, produces))
-        .ok_or_else(|| ApiError::media_type_unavailable(accept))
+    ranges.into_iter().map(|(_, _, r)| r).collect()
+}
+
+/// A range's `type/subtype`, lower case.
+pub fn essence(range: &str) -> String {
+    range
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether a range names one of PostgREST's own `vnd.pgrst` types, which no handler replaces.
+pub fn is_vendored(essence: &str) -> bool {
+    essence.starts_with("application/vnd.pgrst.")
+}
+
+/// The media type pg_rest produces for rows in answer to one range, if any.
+pub fn builtin(range: &str) -> Option<MediaType> {
+    recognise(range, Produces::Rows)
 }
 
 fn default_for(produces: Produces) -> MediaType {

@@ -108,6 +108,8 @@ pub struct ApiRequest {
     pub preferences: Preferences,
     pub tx: TxMode,
     pub media: MediaType,
+    /// What the client accepts, for the schema's media handlers (see `plan::media`).
+    pub accepted: media::Accepted,
     /// `type=` and the path's extension, when given (see `format`).
     pub format: Format,
     /// The body of a write or a POST call.
@@ -169,9 +171,9 @@ pub fn parse_with_body<'h>(
     let query = parse_query(query, action == Action::Call && reads)?;
     let payload = match action {
         Action::Insert | Action::Update | Action::Upsert => {
-            Some(payload::parse(body, header("content-type"))?)
+            Some(payload::parse(body, header("content-type"), false)?)
         }
-        Action::Call if !reads => Some(payload::parse(body, header("content-type"))?),
+        Action::Call if !reads => Some(payload::parse(body, header("content-type"), true)?),
         _ => None,
     };
     // Without `columns=`, every object must have the same keys (they are the columns).
@@ -185,7 +187,11 @@ pub fn parse_with_body<'h>(
         Resource::Root => media::Produces::Description,
         _ => media::Produces::Rows,
     };
-    let (media, format) = format::choose(format::Asked {
+    let format::Chosen {
+        media,
+        format,
+        accepted,
+    } = format::choose(format::Asked {
         type_param: query.type_param,
         extension,
         accept: header("accept"),
@@ -216,6 +222,7 @@ pub fn parse_with_body<'h>(
         preferences,
         tx,
         media,
+        accepted,
         format,
         payload,
         columns: query.columns,
@@ -242,7 +249,7 @@ impl ApiRequest {
         };
         if exists(&whole) {
             self.resource = whole;
-            self.media = ext.without?;
+            (self.media, self.accepted) = ext.without;
         }
         Ok(())
     }
@@ -651,7 +658,12 @@ mod tests {
     fn type_negotiates_like_accept() {
         let r = parse("GET", "/t?type=text/csv", [("accept", "application/json")]).unwrap();
         assert_eq!(r.media, MediaType::Csv);
-        let e = parse("GET", "/t?type=text/html", []).unwrap_err();
+        // Planning decides (a media handler may produce it), else 406.
+        let e = parse("GET", "/t?type=text/html", [])
+            .unwrap()
+            .accepted
+            .check()
+            .unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (406, "PGRST107"));
         assert_eq!(
             parse("GET", "/t?type=html", []).unwrap_err().code,
@@ -684,8 +696,8 @@ mod tests {
         // Accept is only consulted when the whole name wins.
         let mut r = parse("GET", "/books.json", [("accept", "image/png")]).unwrap();
         assert_eq!(r.media, MediaType::Json);
-        let e = r.resolve_extension(|_| true).unwrap_err();
-        assert_eq!(e.code, "PGRST107");
+        r.resolve_extension(|_| true).unwrap();
+        assert_eq!(r.accepted.check().unwrap_err().code, "PGRST107");
         let mut plain = get("/books");
         plain
             .resolve_extension(|_| panic!("no lookup without an extension"))
@@ -713,7 +725,11 @@ mod tests {
     fn accept_decides_the_media_type() {
         let r = parse("GET", "/t", [("accept", "text/csv")]).unwrap();
         assert_eq!(r.media, MediaType::Csv);
-        let e = parse("GET", "/t", [("accept", "image/png")]).unwrap_err();
+        let r = parse("GET", "/t", [("accept", "image/png")]).unwrap();
+        assert_eq!(r.accepted.ranges.as_deref(), Some("image/png"));
+        assert_eq!(r.accepted.check().unwrap_err().code, "PGRST107");
+        // The API description has no handlers: refused at once.
+        let e = parse("GET", "/", [("accept", "image/png")]).unwrap_err();
         assert_eq!(e.code, "PGRST107");
     }
 

@@ -18,18 +18,65 @@ pub struct Payload {
     pub rows: usize,
     /// Every object has the same keys (required unless `columns=` names them).
     pub uniform: bool,
+    /// A call's body sent as it is (`json` holds it, bytes in base64): the argument of the
+    /// function's one unnamed parameter of this kind.
+    pub raw: Option<RawBody>,
 }
 
-/// Reads a body of `content_type` (None: JSON).
-pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Payload, ApiError> {
+/// The bodies PostgREST passes whole to a function's one unnamed parameter of their type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawBody {
+    /// `text/plain` → `text`.
+    Text,
+    /// `text/xml` → `xml`.
+    Xml,
+    /// `application/octet-stream` → `bytea`.
+    Bytes,
+}
+
+impl RawBody {
+    pub fn parameter_type(self) -> &'static str {
+        match self {
+            RawBody::Text => "text",
+            RawBody::Xml => "xml",
+            RawBody::Bytes => "bytea",
+        }
+    }
+}
+
+/// Reads a body of `content_type` (None: JSON); a `call` also takes raw bodies.
+pub fn parse(body: &[u8], content_type: Option<&str>, call: bool) -> Result<Payload, ApiError> {
     let essence = content_type
         .and_then(|t| t.split(';').next())
         .map(|t| t.trim().to_ascii_lowercase());
     match essence.as_deref() {
         Some("text/csv") => csv(body),
         Some("application/x-www-form-urlencoded") => form(body),
+        Some("text/plain") if call => raw(body, RawBody::Text),
+        Some("text/xml") if call => raw(body, RawBody::Xml),
+        Some("application/octet-stream") if call => raw(body, RawBody::Bytes),
         _ => json(body),
     }
+}
+
+/// A raw body, as the text of a bind parameter: bytes in base64 (a text parameter cannot
+/// hold every byte), text as it is (it must be UTF-8, the database's encoding).
+fn raw(body: &[u8], kind: RawBody) -> Result<Payload, ApiError> {
+    use base64::Engine;
+    let text = match kind {
+        RawBody::Bytes => base64::engine::general_purpose::STANDARD.encode(body),
+        RawBody::Text | RawBody::Xml => std::str::from_utf8(body)
+            .map_err(|_| ApiError::invalid_body("The body is not valid UTF-8"))?
+            .to_string(),
+    };
+    Ok(Payload {
+        json: text,
+        keys: Vec::new(),
+        array: false,
+        rows: 1,
+        uniform: true,
+        raw: Some(kind),
+    })
 }
 
 fn json(body: &[u8]) -> Result<Payload, ApiError> {
@@ -44,6 +91,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
             array: false,
             rows: 1,
             uniform: true,
+            raw: None,
         });
     }
     let value: Value =
@@ -55,6 +103,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
             array: false,
             rows: 1,
             uniform: true,
+            raw: None,
         }),
         Value::Array(items) => {
             let mut keys: Option<Vec<String>> = None;
@@ -75,6 +124,7 @@ fn json(body: &[u8]) -> Result<Payload, ApiError> {
                 array: true,
                 rows: items.len(),
                 uniform,
+                raw: None,
             })
         }
         _ => Err(ApiError::invalid_body("Empty or invalid json")),
@@ -119,6 +169,7 @@ fn csv(body: &[u8]) -> Result<Payload, ApiError> {
         array: true,
         rows: count,
         uniform: true,
+        raw: None,
     })
 }
 
@@ -185,6 +236,7 @@ fn form(body: &[u8]) -> Result<Payload, ApiError> {
         array: false,
         rows: 1,
         uniform: true,
+        raw: None,
     })
 }
 
@@ -194,21 +246,22 @@ mod tests {
 
     #[test]
     fn json_objects_and_uniform_arrays() {
-        let p = parse(br#"{"id": 1, "name": "x"}"#, None).unwrap();
+        let p = parse(br#"{"id": 1, "name": "x"}"#, None, false).unwrap();
         assert_eq!((p.keys.len(), p.array, p.rows), (2, false, 1));
         let p = parse(
             br#"[{"a":1,"b":2},{"b":3,"a":4}]"#,
             Some("application/json"),
+            false,
         )
         .unwrap();
         assert!(p.array && p.rows == 2);
         assert!(p.uniform);
-        assert!(!parse(br#"[{"a":1},{"b":2}]"#, None).unwrap().uniform);
-        let e = parse(b"}{ x = 2", None).unwrap_err();
+        assert!(!parse(br#"[{"a":1},{"b":2}]"#, None, false).unwrap().uniform);
+        let e = parse(b"}{ x = 2", None, false).unwrap_err();
         assert_eq!(e.message, "Empty or invalid json");
-        assert_eq!(parse(b"", None).unwrap().json, "{}");
-        assert!(parse(b"[1,2]", None).is_err());
-        assert!(parse(b"42", None).is_err());
+        assert_eq!(parse(b"", None, false).unwrap().json, "{}");
+        assert!(parse(b"[1,2]", None, false).is_err());
+        assert!(parse(b"42", None, false).is_err());
     }
 
     #[test]
@@ -216,6 +269,7 @@ mod tests {
         let p = parse(
             b"a,b\nbar,baz\n\"x,\"\"y\"\"\",NULL\n,x\n",
             Some("text/csv"),
+            false,
         )
         .unwrap();
         assert_eq!(p.keys, ["a", "b"]);
@@ -228,7 +282,7 @@ mod tests {
                 {"a": "", "b": "x"}
             ])
         );
-        assert!(parse(b"a,b\n1\n", Some("text/csv")).is_err());
+        assert!(parse(b"a,b\n1\n", Some("text/csv"), false).is_err());
     }
 
     #[test]
@@ -236,9 +290,31 @@ mod tests {
         let p = parse(
             b"name=a+b&id=%31",
             Some("application/x-www-form-urlencoded"),
+            false,
         )
         .unwrap();
         let v: Value = serde_json::from_str(&p.json).unwrap();
         assert_eq!(v, serde_json::json!({"name": "a b", "id": "1"}));
+    }
+
+    #[test]
+    fn a_call_takes_raw_bodies_whole() {
+        let p = parse(b"\x00\xffhi", Some("application/octet-stream"), true).unwrap();
+        assert_eq!((p.raw, p.json.as_str()), (Some(RawBody::Bytes), "AP9oaQ=="));
+        let p = parse(b"<a/>", Some("text/xml"), true).unwrap();
+        assert_eq!((p.raw, p.json.as_str()), (Some(RawBody::Xml), "<a/>"));
+        let p = parse(
+            "caf\u{e9}".as_bytes(),
+            Some("text/plain; charset=utf-8"),
+            true,
+        )
+        .unwrap();
+        assert_eq!((p.raw, p.keys.len()), (Some(RawBody::Text), 0));
+        assert_eq!(
+            parse(b"\xff", Some("text/plain"), true).unwrap_err().code,
+            "PGRST102"
+        );
+        // Writes read only JSON, CSV and forms.
+        assert!(parse(b"abc", Some("text/plain"), false).is_err());
     }
 }

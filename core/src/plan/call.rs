@@ -4,7 +4,8 @@
 //! Rows of a function returning a relation's type are planned like a read of it: select,
 //! filters, order, limits and embedding.
 
-use super::{plan_root, Expr, Limits, Node, NodeSource, Output, Source};
+use super::{media, plan_root, Expr, Limits, Node, NodeSource, Output, Source};
+use crate::api_request::payload::RawBody;
 use crate::api_request::{field, filter, ApiRequest, Condition, Field, MediaType, Resource};
 use crate::error::ApiError;
 use crate::preferences::Count;
@@ -25,8 +26,9 @@ pub enum CallArgs {
     /// The body's keys as named arguments, read by `json_to_record` with the parameters'
     /// types (of an array body, the first object).
     Body { params: Vec<BodyArg>, array: bool },
-    /// The whole body as the one unnamed json/jsonb parameter.
-    Whole { type_name: String },
+    /// The whole body as the one unnamed json/jsonb (or text, xml, bytea) parameter;
+    /// `base64`: bytes sent as base64 text.
+    Whole { type_name: String, base64: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub struct CallPlan {
     /// `?type=` named a media type pg_rest does not produce and the function returns one
     /// text or bytea value: that value is the body, with this `Content-Type`.
     pub raw_type: Option<String>,
+    /// The schema's media handler that makes the body instead of `media`.
+    pub handler: Option<media::Handler>,
 }
 
 /// The table alias of the call in its node; a scalar result is the column of that name.
@@ -100,7 +104,8 @@ pub fn call_plan(
     };
     given.dedup();
     let overloads = cache.functions(schema, name);
-    let f = choose(overloads, &given, payload.is_some()).ok_or_else(|| {
+    let body = payload.map(|p| p.raw);
+    let f = choose(overloads, &given, body).ok_or_else(|| {
         let close = match overloads.first() {
             Some(f) => {
                 let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
@@ -110,10 +115,20 @@ pub fn call_plan(
         };
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
-    let raw_type = raw_type(req, f)?;
+    // A set of a table's rows is answered as that table.
+    let answered_as = QualifiedName::new(
+        &f.schema,
+        f.returns_relation.as_ref().map_or(&f.name, |r| &r.name),
+    );
+    let handler = media::handler(req, cache, answered_as)?;
+    let raw_type = match handler {
+        Some(_) => None,
+        None => raw_type(req, f)?,
+    };
     let args = match payload {
-        Some(_) if takes_whole_body(f) => CallArgs::Whole {
+        Some(p) if takes_whole_body(f, p.raw) => CallArgs::Whole {
             type_name: f.params[0].type_name.clone(),
+            base64: p.raw == Some(RawBody::Bytes),
         },
         Some(p) => body_args(f, &p.keys, p.array),
         None => CallArgs::Query(
@@ -171,6 +186,7 @@ pub fn call_plan(
             m => m,
         },
         raw_type,
+        handler,
     })
 }
 
@@ -228,13 +244,17 @@ fn as_filter(key: &str, value: &str) -> Option<Condition> {
 }
 
 /// The overload whose parameters take exactly the given names (all without a default given),
-/// the one with fewest parameters first; a POST body also fits a function whose one parameter
-/// is an unnamed json or jsonb.
-fn choose<'f>(overloads: &'f [Function], given: &[String], body: bool) -> Option<&'f Function> {
+/// the one with fewest parameters first; a POST body (`body`: whether raw) also fits a
+/// function whose one parameter is unnamed and takes it whole.
+fn choose<'f>(
+    overloads: &'f [Function],
+    given: &[String],
+    body: Option<Option<RawBody>>,
+) -> Option<&'f Function> {
     let mut fits: Vec<&Function> = overloads
         .iter()
         .filter(|f| {
-            (body && takes_whole_body(f))
+            body.is_some_and(|raw| takes_whole_body(f, raw))
                 || (given.iter().all(|g| f.params.iter().any(|p| p.name == *g))
                     && f.params
                         .iter()
@@ -245,9 +265,17 @@ fn choose<'f>(overloads: &'f [Function], given: &[String], body: bool) -> Option
     fits.first().copied()
 }
 
-/// One unnamed json or jsonb parameter: a POST body is its argument, whole.
-fn takes_whole_body(f: &Function) -> bool {
-    matches!(f.params.as_slice(), [p] if p.name.is_empty() && (p.type_name == "json" || p.type_name == "jsonb"))
+/// One unnamed parameter taking the body whole: json or jsonb for JSON, else the raw body's
+/// type (PostgREST's rule).
+fn takes_whole_body(f: &Function, raw: Option<RawBody>) -> bool {
+    let [p] = f.params.as_slice() else {
+        return false;
+    };
+    p.name.is_empty()
+        && match raw {
+            None => p.type_name == "json" || p.type_name == "jsonb",
+            Some(kind) => p.type_name == kind.parameter_type(),
+        }
 }
 
 /// The parameters the body's keys name (others take their defaults).

@@ -5,6 +5,7 @@
 
 pub mod call;
 pub mod embed;
+pub mod media;
 pub mod write;
 
 use crate::api_request::{
@@ -23,6 +24,8 @@ pub struct ReadPlan {
     pub root: Node,
     pub count: Option<Count>,
     pub media: MediaType,
+    /// The schema's media handler that makes the body instead of `media`.
+    pub handler: Option<media::Handler>,
 }
 
 /// What a column expression reads.
@@ -167,6 +170,7 @@ pub fn read_plan(
         .relation(schema, name)
         .ok_or_else(|| ApiError::table_not_found(schema, name))?;
     let root = plan_root(req, cache, relation, limits, false)?;
+    let handler = media::handler(req, cache, relation.qualified())?;
     // A plan request plans the statement of the media type it explains.
     let media = match req.media {
         MediaType::Plan(p) => p.target_media(),
@@ -176,6 +180,7 @@ pub fn read_plan(
         root,
         count: req.preferences.count,
         media,
+        handler,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct WritePlan {
     pub returns: Return,
     pub count: Option<Count>,
     pub media: MediaType,
+    /// The schema's media handler that makes the returned rows' body instead of `media`.
+    pub handler: Option<super::media::Handler>,
 }
 
 impl WritePlan {
@@ -152,6 +154,10 @@ pub fn write_plan(
     };
     let defaults = (req.preferences.missing_default == Some(true) && req.action == Action::Insert)
         .then(|| relation.columns.iter().map(|c| c.default.clone()).collect());
+    let returns = req.preferences.return_.unwrap_or(Return::Minimal);
+    // Negotiated for every write (406 stands), used only when rows are returned.
+    let handler = super::media::handler(req, cache, relation.qualified())?
+        .filter(|_| returns == Return::Representation);
     let json_casts = match (&kind, &defaults) {
         (WriteKind::Insert { .. }, None) => {
             json_casts(cache, relation, &columns, req.columns.is_some())
@@ -169,9 +175,10 @@ pub fn write_plan(
         payload: payload.map_or_else(|| "{}".to_string(), |p| p.json.clone()),
         bulk: payload.is_some_and(|p| p.array),
         defaults,
-        returns: req.preferences.return_.unwrap_or(Return::Minimal),
+        returns,
         count: req.preferences.count,
         media: req.media,
+        handler,
     })
 }
 

@@ -2,7 +2,10 @@
 //! tables, relationships derived. Pure, so the derivation is unit-tested without a database.
 
 use super::relationships::{key_relationships, many_to_many, ForeignKey, Variant};
-use super::{Column, Function, QualifiedName, Relation, RelationKind, SchemaCache};
+use super::{
+    Column, Function, HandlerTarget, MediaHandler, QualifiedName, Relation, RelationKind,
+    SchemaCache,
+};
 use std::collections::{HashMap, HashSet};
 
 /// A relation as the catalogs describe it; `exposed` when its schema is in `pg_rest.schemas`
@@ -40,6 +43,10 @@ pub type RawCast = (String, String, QualifiedName);
 /// A function; `returns_relation` is filled in from `return_type` here.
 pub type RawFunction = Function;
 
+/// A media handler and what it answers for: `(target, media type as the domain is named,
+/// handler)`.
+pub type RawMediaHandler = (HandlerTarget, String, MediaHandler);
+
 /// Everything the loader reads, in one value.
 #[derive(Debug, Clone, Default)]
 pub struct CatalogRows {
@@ -53,6 +60,7 @@ pub struct CatalogRows {
     pub view_columns: Vec<(u32, i16, u32, i16)>,
     pub functions: Vec<RawFunction>,
     pub casts: Vec<RawCast>,
+    pub media_handlers: Vec<RawMediaHandler>,
 }
 
 /// How deep views on views are followed.
@@ -211,6 +219,13 @@ pub fn build(rows: CatalogRows) -> SchemaCache {
             .entry(f.name.clone())
             .or_default()
             .push(f);
+    }
+    for (target, media_type, handler) in rows.media_handlers {
+        cache
+            .media_handlers
+            .entry(target)
+            .or_default()
+            .insert(media_type.to_ascii_lowercase(), handler);
     }
     for (_, r) in relations {
         if r.exposed {

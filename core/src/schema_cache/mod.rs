@@ -7,7 +7,10 @@
 mod build;
 mod relationships;
 
-pub use build::{build, CatalogRows, RawCast, RawColumn, RawForeignKey, RawFunction, RawRelation};
+pub use build::{
+    build, CatalogRows, RawCast, RawColumn, RawForeignKey, RawFunction, RawMediaHandler,
+    RawRelation,
+};
 pub use relationships::{Cardinality, Junction, Relationship};
 
 use std::collections::HashMap;
@@ -140,9 +143,46 @@ pub struct DomainCasts {
     pub from_json: Option<QualifiedName>,
 }
 
+/// What a media handler answers for: any rows (an aggregate over `anyelement`), one
+/// relation's rows, or one function's result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum HandlerTarget {
+    AnyElement,
+    /// A relation, or a function (by its name); a set-returning function of a table's rows
+    /// is answered as that table (PostgREST's rule).
+    Named(QualifiedName),
+}
+
+/// How a media handler turns the result into the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerKind {
+    /// An aggregate over the rows (or values), returning the media type's domain.
+    Aggregate(QualifiedName),
+    /// A function returning the domain itself: its one value is the body.
+    Value,
+}
+
+/// PostgREST's custom media type handlers: a domain named after a media type
+/// (`CREATE DOMAIN "application/vnd.geo2+json" AS jsonb`) returned by an aggregate over a
+/// relation's rows (or `anyelement`), or by a function. The body is the value as its type's
+/// binary send function writes it (a bytea's bytes, a text's text, a jsonb's version byte
+/// and text), as PostgREST sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaHandler {
+    pub kind: HandlerKind,
+    /// The domain (`public."application/vnd.geo2+json"`).
+    pub domain: QualifiedName,
+    /// The media type sent as `Content-Type` (`*/*` sends `application/octet-stream`).
+    pub media_type: String,
+    /// The domain's send function (`pg_catalog.jsonb_send`).
+    pub send: QualifiedName,
+}
+
 /// Relations by schema, then by name: two `&str` lookups, no allocation per request.
 #[derive(Debug, Default, Clone)]
 pub struct SchemaCache {
+    /// Media handlers by what they answer for and the media type (lower case) they answer.
+    media_handlers: HashMap<HandlerTarget, HashMap<String, MediaHandler>>,
     /// Domain casts by the domain's `format_type` name.
     domain_casts: HashMap<String, DomainCasts>,
     schemas: HashMap<String, HashMap<String, Relation>>,
@@ -169,6 +209,11 @@ impl SchemaCache {
             .entry(r.schema.clone())
             .or_default()
             .insert(r.name.clone(), r);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn insert_test_relation(&mut self, r: Relation) {
+        self.insert_relation(r);
     }
 
     pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
@@ -220,6 +265,16 @@ impl SchemaCache {
     /// The computed column or relationship `name` of `relation`, if a function defines one.
     pub fn computed(&self, relation: &QualifiedName, name: &str) -> Option<&Function> {
         self.computed.get(relation)?.iter().find(|f| f.name == name)
+    }
+
+    /// Whether any media handler exists: without one, negotiation needs no schema.
+    pub fn has_media_handlers(&self) -> bool {
+        !self.media_handlers.is_empty()
+    }
+
+    /// The handler of `media_type` (lower case) for `target`.
+    pub fn media_handler(&self, target: &HandlerTarget, media_type: &str) -> Option<&MediaHandler> {
+        self.media_handlers.get(target)?.get(media_type)
     }
 
     pub fn len(&self) -> usize {
@@ -438,6 +493,7 @@ pub(crate) fn library_cache() -> SchemaCache {
                 QualifiedName::new("lib", "color_from_json"),
             ),
         ],
+        media_handlers: Vec::new(),
     })
 }
 

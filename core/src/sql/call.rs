@@ -2,14 +2,25 @@
 //! function returning rows is filtered, ordered, limited and embedded like a relation. Every
 //! argument is a bind parameter cast to its parameter's type.
 
-use super::read::{body, qualified, rows_statement};
+use super::read::{body, handler_body, qualified, rows_statement};
 use super::{push_ident, Builder, Statement};
 use crate::plan::call::{Call, CallArgs, CallPlan, CallResult, RESULT_ALIAS};
 
 pub fn call_statement(plan: &CallPlan) -> Statement {
     let mut b = Builder::with_payload(plan.payload.clone());
     let value = format!("_pgrst_t.{}", super::quote_ident(RESULT_ALIAS));
-    let body = match (plan.result, plan.many) {
+    let body = match &plan.handler {
+        Some(h) if plan.result == CallResult::Rows => handler_body(h, "_pgrst_t"),
+        Some(h) => handler_body(h, &value),
+        None => builtin_body(plan, &value),
+    };
+    rows_statement(&mut b, &plan.root, plan.count, &body);
+    b.finish()
+}
+
+/// The body in pg_rest's own media type; `value` is the scalar result's column.
+fn builtin_body(plan: &CallPlan, value: &str) -> String {
+    match (plan.result, plan.many) {
         // The value itself (text or bytea), no JSON: the body of `?type=`.
         _ if plan.raw_type.is_some() => format!("(pg_catalog.array_agg({value}))[1]"),
         (CallResult::Scalar | CallResult::Void, true) => {
@@ -22,9 +33,7 @@ pub fn call_statement(plan: &CallPlan) -> Statement {
             "coalesce((pg_catalog.json_agg(_pgrst_t) -> 0)::text, 'null')".to_string()
         }
         (CallResult::Rows, _) => body(plan.media).to_string(),
-    };
-    rows_statement(&mut b, &plan.root, plan.count, &body);
-    b.finish()
+    }
 }
 
 /// The call as a FROM item (without its alias).
@@ -52,10 +61,19 @@ pub(super) fn push_call(b: &mut Builder, call: &Call) {
             }
             b.sql.push(')');
         }
-        CallArgs::Whole { type_name } => {
+        CallArgs::Whole {
+            type_name,
+            base64: false,
+        } => {
             function(b, call);
             let p = b.param_payload();
             b.sql.push_str(&format!("{p}::{type_name})"));
+        }
+        CallArgs::Whole { base64: true, .. } => {
+            function(b, call);
+            let p = b.param_payload();
+            b.sql
+                .push_str(&format!("pg_catalog.decode({p}, 'base64'))"));
         }
         CallArgs::Body { params, .. } if params.is_empty() => {
             function(b, call);

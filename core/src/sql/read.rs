@@ -2,20 +2,49 @@
 //! `LATERAL` subquery of its parent (to-one: its row; to-many: `json_agg` of its rows), the
 //! whole body serialized by PostgreSQL into one text datum.
 
-use super::{push_ident, push_type, Builder, Statement};
+use super::{push_ident, push_type, quote_ident, Builder, Statement};
 use crate::api_request::media::Plan;
 use crate::api_request::{FilterOp, JsonKey, MediaType, NullsOrder, Quantifier};
+use crate::plan::media::Handler;
 use crate::plan::{
     Expr, Join, Node, NodeSource, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
 };
 use crate::preferences::Count;
+use crate::schema_cache::{HandlerKind, QualifiedName};
 
 /// The read as one statement returning one row: the page's row count, the total (NULL unless
 /// `Prefer: count=exact`) and the body in the negotiated media type.
 pub fn read_statement(plan: &ReadPlan) -> Statement {
     let mut b = Builder::default();
-    rows_statement(&mut b, &plan.root, plan.count, body(plan.media));
+    let body = match &plan.handler {
+        Some(h) => handler_body(h, "_pgrst_t"),
+        None => body(plan.media).to_string(),
+    };
+    rows_statement(&mut b, &plan.root, plan.count, &body);
     b.finish()
+}
+
+/// The body a media handler makes of `value` (the rows `_pgrst_t`, or a function's scalar
+/// column), as its type's send function writes it: an aggregate's one result, or a value cast
+/// to the handler's domain.
+pub(super) fn handler_body(h: &Handler, value: &str) -> String {
+    let name = |q: &QualifiedName| format!("{}.{}", quote_ident(&q.schema), quote_ident(&q.name));
+    let send = name(&h.send);
+    match &h.kind {
+        HandlerKind::Aggregate(agg) => {
+            let arg = match &h.row_type {
+                Some(t) => format!("{value}::{}", name(t)),
+                None => value.to_string(),
+            };
+            format!("{send}({}({arg}))", name(agg))
+        }
+        HandlerKind::Value => {
+            format!(
+                "(pg_catalog.array_agg({send}(({value})::{})))[1]",
+                name(&h.domain)
+            )
+        }
+    }
 }
 
 /// `SELECT rows, total, body, <tail> FROM (root) _pgrst_t`: the shape of every statement

@@ -2,7 +2,7 @@
 //! rows read from the body by `json_populate_recordset`, one statement however many rows),
 //! then the plan's returning node over `pgrst_source` for the answer.
 
-use super::read::{body, column, condition, node, qualified};
+use super::read::{body, column, condition, handler_body, node, qualified};
 use super::{push_ident, push_tail, Builder, Statement};
 use crate::plan::write::{WriteKind, WritePlan};
 use crate::preferences::{Count, Return};
@@ -23,11 +23,11 @@ pub fn write_statement(plan: &WritePlan) -> Statement {
         "NULL::int8, "
     });
     let representation = plan.returns == Return::Representation;
-    b.sql.push_str(if representation {
-        body(plan.media)
-    } else {
-        "NULL::text"
-    });
+    match &plan.handler {
+        Some(h) => b.sql.push_str(&handler_body(h, "_pgrst_t")),
+        None if representation => b.sql.push_str(body(plan.media)),
+        None => b.sql.push_str("NULL::text"),
+    }
     let location = (plan.returns == Return::HeadersOnly && !plan.primary_key.is_empty())
         .then(|| location(plan));
     let inserted = plan
