@@ -10,6 +10,9 @@ export PGUSER="${PGUSER:-postgres}"
 export PGCONNECT_TIMEOUT="${PGCONNECT_TIMEOUT:-5}"
 PGREST_PORT="${PGREST_PORT:-3000}"
 DURATION="${DURATION:-10}"
+# Each pg_rest / pgbench comparison runs this many rounds, the two alternating (see paired in
+# benches/run.sh): one shared machine drifts by tens of percent within a minute.
+ROUNDS="${ROUNDS:-3}"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
 VENV_PY="$REPO/target/venv/bin/python"
 
@@ -26,3 +29,8 @@ require_tools() {
 ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # fmt V: V rounded, n/a when empty.
 fmt() { awk -v v="${1:-}" 'BEGIN { if (v == "") print "n/a"; else printf "%.0f", v }'; }
+# median V...: the middle value (the mean of the two middle ones for an even count).
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

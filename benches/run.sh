@@ -6,9 +6,11 @@
 #   PGDATABASE   database pg_rest serves              (default: pg_rest)
 #   PGREST_PORT  pg_rest's HTTP port                  (default: 3000)
 #   DURATION     seconds per load run                 (default: 10)
+#   ROUNDS       rounds per pg_rest / pgbench comparison (default: 3)
 #
 # One run: (1) wrk, 50 connections, a single-row read; (2) pgbench running the very SQL
-# pg_rest generates for that read (prepared, 50 clients): the in-database ceiling;
+# pg_rest generates for that read (prepared, 50 clients): the in-database ceiling, in ROUNDS
+# alternating rounds with wrk (so are the embedding, page, write and call comparisons);
 # (1b) the same read with an HS256 and an RS256 token (JWT cache warm), and with 5,000
 # distinct RS256 tokens (each verified); (3) wrk pipelining 16 requests per write; (4) RSS
 # of every pg_rest http worker.
@@ -177,36 +179,57 @@ pgbench_tps() {  # pgbench_tps NAME SCRIPT [pgbench options]: prints tps of SCRI
     || die "pgbench ($name) failed: $(cat "$WORK/pgbench-$name.txt")"
   awk '/^tps = / {print $3; exit}' "$WORK/pgbench-$name.txt"
 }
+# paired NAME SCRIPT PGBENCH_OPTS [wrk options...] [-- script args...]: ROUNDS rounds of wrk
+# on $URL and pgbench on SCRIPT (with PGBENCH_OPTS, one word list), alternating which goes
+# first; prints "req/s tps ratio": the medians of both and the median of the rounds' ratios,
+# so drift of the machine between two runs weighs less than in one pair.
+paired() {
+  local name=$1 script=$2 pgbench_opts=$3; shift 3
+  local rps=() tps=() ratios=() r a b
+  local -
+  set -f  # PGBENCH_OPTS is split into words, never globbed (a JSON body has brackets)
+  for r in $(seq 1 "$ROUNDS"); do
+    if [ $((r % 2)) = 1 ]; then
+      a="$(wrk_rps "$name-$r" "$@")"
+      # shellcheck disable=SC2086
+      b="$(pgbench_tps "$name-$r" "$script" $pgbench_opts)"
+    else
+      # shellcheck disable=SC2086
+      b="$(pgbench_tps "$name-$r" "$script" $pgbench_opts)"
+      a="$(wrk_rps "$name-$r" "$@")"
+    fi
+    rps+=("$a"); tps+=("$b"); ratios+=("$(ratio "$a" "$b")")
+    log "$name round $r: pg_rest $(fmt "$a") req/s, pgbench $(fmt "$b") tps, ratio ${ratios[-1]}"
+  done
+  printf '%s %s %s\n' "$(median "${rps[@]}")" "$(median "${tps[@]}")" "$(median "${ratios[@]}")"
+}
 pg_rest_sql "/bench_items?id=eq.1" 1 > "$WORK/pgrst.sql"
 cat "$WORK/pgrst.sql" >&2
 # benches/protocols.sh runs the same statement as its baseline.
 mkdir -p "$REPO/target" && cp "$WORK/pgrst.sql" "$REPO/target/bench-single.sql"
-PGBENCH_TPS="$(pgbench_tps single "$WORK/pgrst.sql")"
+read -r SINGLE_RPS PGBENCH_TPS RATIO <<<"$(paired single "$WORK/pgrst.sql" "")"
 
 # --- (2b) an embedding read and a filtered, ordered page, each beside pgbench -----------------
 EMBED_PATH="/books?select=title,authors(name),tags(name)&limit=20"
 PAGE_PATH="/books?select=id,title&year=gte.2000&order=title&limit=20"
 pg_rest_sql "$EMBED_PATH" 20 > "$WORK/embed.sql"
 pg_rest_sql "$PAGE_PATH" 2000 20 > "$WORK/page.sql"
-EMBED_RPS="$(URL="$BASE$EMBED_PATH" wrk_rps embed)"
-EMBED_TPS="$(pgbench_tps embed "$WORK/embed.sql")"
-PAGE_RPS="$(URL="$BASE$PAGE_PATH" wrk_rps page)"
-PAGE_TPS="$(pgbench_tps page "$WORK/page.sql")"
+read -r EMBED_RPS EMBED_TPS EMBED_RATIO <<<"$(URL="$BASE$EMBED_PATH" paired embed "$WORK/embed.sql" "")"
+read -r PAGE_RPS PAGE_TPS PAGE_RATIO <<<"$(URL="$BASE$PAGE_PATH" paired page "$WORK/page.sql" "")"
 
 # --- (2c) writes and a call, each beside pgbench ------------------------------------------------
 printf '{"name":"bench","qty":2}' > "$WORK/one.json"
-"$VENV_PY" -c 'import json; print(json.dumps([{"name": "bulk %d" % i, "qty": i} for i in range(100)]))' \
+"$VENV_PY" -c 'import json; print(json.dumps([{"name": "bulk-%d" % i, "qty": i} for i in range(100)], separators=(",", ":")))' \
   > "$WORK/hundred.json"
 pg_rest_write_sql "/bench_writes" "$WORK/one.json" > "$WORK/insert.sql"
-POST_RPS="$(URL="$BASE/bench_writes" wrk_rps post -s "$REPO/benches/post.lua" -- "$WORK/one.json")"
-POST_TPS="$(pgbench_tps post "$WORK/insert.sql" -D "p1=$(cat "$WORK/one.json")")"
+read -r POST_RPS POST_TPS POST_RATIO <<<"$(URL="$BASE/bench_writes" paired post "$WORK/insert.sql" \
+  "-D p1=$(cat "$WORK/one.json")" -s "$REPO/benches/post.lua" -- "$WORK/one.json")"
 pg_rest_write_sql "/bench_writes" "$WORK/hundred.json" > "$WORK/bulk.sql"
-BULK_RPS="$(URL="$BASE/bench_writes" wrk_rps bulk -s "$REPO/benches/post.lua" -- "$WORK/hundred.json")"
-BULK_TPS="$(pgbench_tps bulk "$WORK/bulk.sql" -D "p1=$(cat "$WORK/hundred.json")")"
+read -r BULK_RPS BULK_TPS BULK_RATIO <<<"$(URL="$BASE/bench_writes" paired bulk "$WORK/bulk.sql" \
+  "-D p1=$(cat "$WORK/hundred.json")" -s "$REPO/benches/post.lua" -- "$WORK/hundred.json")"
 RPC_PATH="/rpc/bench_add?a=1&b=2"
 pg_rest_sql "$RPC_PATH" 1 2 > "$WORK/rpc.sql"
-RPC_RPS="$(URL="$BASE$RPC_PATH" wrk_rps rpc)"
-RPC_TPS="$(pgbench_tps rpc "$WORK/rpc.sql")"
+read -r RPC_RPS RPC_TPS RPC_RATIO <<<"$(URL="$BASE$RPC_PATH" paired rpc "$WORK/rpc.sql" "")"
 
 # --- (3) wrk, pipelined ----------------------------------------------------------------------
 log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -227,7 +250,6 @@ for pid in $PIDS; do
 done
 
 # --- report ----------------------------------------------------------------------------------
-RATIO="$(ratio "$WRK_RPS" "$PGBENCH_TPS")"
 
 REPORT="$(cat <<MD
 # pg_rest benchmark
@@ -236,21 +258,21 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 
 | measure | value |
 |---|---|
-| pg_rest req/s (wrk, GET /bench_items?id=eq.1) | $(fmt "$WRK_RPS") |
-| pg_rest p99 latency | ${WRK_P99:-n/a} |
-| pgbench tps (same SQL, -M prepared) | $(fmt "$PGBENCH_TPS") |
-| ratio pg_rest / pgbench | ${RATIO} |
+| pg_rest req/s (wrk, GET /bench_items?id=eq.1; median of ${ROUNDS} rounds) | $(fmt "$SINGLE_RPS") |
+| pg_rest p99 latency (first run) | ${WRK_P99:-n/a} |
+| pgbench tps (same SQL, -M prepared; median of ${ROUNDS} rounds) | $(fmt "$PGBENCH_TPS") |
+| ratio pg_rest / pgbench (median of the rounds' ratios) | ${RATIO} |
 | connections per worker during the run | ${SPREAD:-n/a} |
 | with an HS256 token (cache warm) req/s | $(fmt "$HS_RPS") ($(ratio "$HS_RPS" "$WRK_RPS")× anonymous, $(ratio "$HS_RPS" "$PGBENCH_TPS")× pgbench) |
 | with an RS256 token (cache warm) req/s | $(fmt "$RS_RPS") ($(ratio "$RS_RPS" "$WRK_RPS")× anonymous) |
 | with 5,000 distinct RS256 tokens (every one verified) req/s | $(fmt "$RS_COLD_RPS") ($(ratio "$RS_COLD_RPS" "$WRK_RPS")× anonymous) |
 | embedding read req/s (wrk, GET ${EMBED_PATH}) | $(fmt "$EMBED_RPS") |
-| pgbench tps (same SQL) · ratio | $(fmt "$EMBED_TPS") · $(ratio "$EMBED_RPS" "$EMBED_TPS") |
+| pgbench tps (same SQL) · ratio | $(fmt "$EMBED_TPS") · ${EMBED_RATIO} |
 | filtered, ordered page req/s (wrk, GET ${PAGE_PATH}) | $(fmt "$PAGE_RPS") |
-| pgbench tps (same SQL) · ratio | $(fmt "$PAGE_TPS") · $(ratio "$PAGE_RPS" "$PAGE_TPS") |
-| single-row POST (return=minimal) req/s · pgbench tps · ratio | $(fmt "$POST_RPS") · $(fmt "$POST_TPS") · $(ratio "$POST_RPS" "$POST_TPS") |
-| 100-row bulk POST req/s · pgbench tps · ratio | $(fmt "$BULK_RPS") · $(fmt "$BULK_TPS") · $(ratio "$BULK_RPS" "$BULK_TPS") |
-| scalar call (GET ${RPC_PATH}) req/s · pgbench tps · ratio | $(fmt "$RPC_RPS") · $(fmt "$RPC_TPS") · $(ratio "$RPC_RPS" "$RPC_TPS") |
+| pgbench tps (same SQL) · ratio | $(fmt "$PAGE_TPS") · ${PAGE_RATIO} |
+| single-row POST (return=minimal) req/s · pgbench tps · ratio | $(fmt "$POST_RPS") · $(fmt "$POST_TPS") · ${POST_RATIO} |
+| 100-row bulk POST req/s · pgbench tps · ratio | $(fmt "$BULK_RPS") · $(fmt "$BULK_TPS") · ${BULK_RATIO} |
+| scalar call (GET ${RPC_PATH}) req/s · pgbench tps · ratio | $(fmt "$RPC_RPS") · $(fmt "$RPC_TPS") · ${RPC_RATIO} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |
 MD

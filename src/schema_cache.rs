@@ -106,15 +106,19 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
 
+/// Columns of every user relation; a domain-typed column's base type comes from the domains
+/// resolved once (a recursive query per column cost a quarter of a second on 500 tables).
 const COLUMNS_SQL: &str = "\
+WITH RECURSIVE domains(oid, base) AS (
+  SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.typtype = 'd'
+  UNION ALL
+  SELECT d.oid, b.typbasetype FROM domains d JOIN pg_catalog.pg_type b ON b.oid = d.base
+  WHERE b.typtype = 'd')
 SELECT a.attrelid::int8, a.attnum::int4, a.attname::text,
        pg_catalog.format_type(a.atttypid, NULL),
-       (WITH RECURSIVE base(oid, typtype, typbasetype) AS (
-          SELECT t.oid, t.typtype, t.typbasetype
-          UNION ALL
-          SELECT b.oid, b.typtype, b.typbasetype FROM pg_catalog.pg_type b
-          JOIN base ON b.oid = base.typbasetype WHERE base.typtype = 'd')
-        SELECT pg_catalog.format_type(base.oid, NULL) FROM base WHERE base.typtype <> 'd'),
+       pg_catalog.format_type(coalesce(
+         (SELECT d.base FROM domains d JOIN pg_catalog.pg_type b ON b.oid = d.base
+          WHERE d.oid = a.atttypid AND b.typtype <> 'd'), a.atttypid), NULL),
        NOT a.attnotnull, coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), t.typdefault),
        pg_catalog.col_description(a.attrelid, a.attnum),
        CASE WHEN a.atttypid IN (1042, 1043) AND a.atttypmod > 4 THEN a.atttypmod - 4 END,
@@ -138,15 +142,19 @@ FROM pg_catalog.pg_constraint WHERE contype = 'f'";
 
 /// A view column's source, read from the view's query tree: each target entry names the
 /// table and column it comes from (`resorigtbl`, `resorigcol`). Entries of subqueries come
-/// first in the text, so the last entry per column number is the view's own.
+/// first in the text, so the last entry per column number is the view's own. The system's
+/// own views are left out: nine tenths of all view text, and no key leads through them. A
+/// `resname` is one token of `nodeToString` (spaces and brackets in it escaped by `\`).
 const VIEW_COLUMNS_SQL: &str = "\
 SELECT r.ev_class::int8, m.v[1]::int4, m.v[2]::int8, m.v[3]::int4
 FROM pg_catalog.pg_rewrite r
 JOIN pg_catalog.pg_class c ON c.oid = r.ev_class
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN LATERAL pg_catalog.regexp_matches(r.ev_action::text,
-  ':resno (\\d+) :resname (?:[^:]|:[^r])* :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+)', 'g')
+  ':resno (\\d+) :resname (?:\\\\.|[^ \\\\])+ :ressortgroupref \\d+ :resorigtbl (\\d+) :resorigcol (\\d+)', 'g')
   WITH ORDINALITY AS m(v, ord)
 WHERE c.relkind IN ('v', 'm') AND r.rulename = '_RETURN' AND m.v[2] <> '0'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 ORDER BY 1, m.ord";
 
 /// Casts with a function between a domain and json or text (PostgREST's domain

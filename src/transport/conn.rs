@@ -137,6 +137,13 @@ impl Conn {
         }
     }
 
+    /// The poller saw the peer close (or the socket fail): reads go on until `WouldBlock`.
+    pub fn peer_closing(&mut self) {
+        if let Protocol::Http1(h) = &mut self.protocol {
+            h.short_read_drains = false;
+        }
+    }
+
     /// Drops the connection at the next update (a bug was caught while driving it).
     pub fn close(&mut self) {
         match &mut self.protocol {

@@ -149,7 +149,14 @@ impl EventLoop {
                             self.accept(i, &mut app, now);
                         }
                     }
-                    Token(t) => self.drive(t - CONN_BASE, &mut app, now),
+                    Token(t) => {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(t - CONN_BASE) {
+                                conn.peer_closing();
+                            }
+                        }
+                        self.drive(t - CONN_BASE, &mut app, now)
+                    }
                 }
             }
             self.drive_ready(&mut app);

@@ -131,6 +131,11 @@ impl Shared {
         self.0.borrow_mut().read(buf)
     }
 
+    /// Plain TCP: a read shorter than asked left the socket empty.
+    pub fn is_plain(&self) -> bool {
+        matches!(*self.0.borrow(), Transport::Plain(_))
+    }
+
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.0.borrow_mut().write(buf)
     }
