@@ -139,9 +139,7 @@ impl Conn {
 
     /// The poller saw the peer close (or the socket fail): reads go on until `WouldBlock`.
     pub fn peer_closing(&mut self) {
-        if let Protocol::Http1(h) = &mut self.protocol {
-            h.short_read_drains = false;
-        }
+        self.io.peer_closing();
     }
 
     /// Drops the connection at the next update (a bug was caught while driving it).
@@ -162,6 +160,7 @@ impl Conn {
         now: Instant,
         scratch: &mut [u8],
     ) -> Traffic {
+        self.io.begin_drive();
         // TLS records left from the last call go first (a WRITABLE edge may be for them).
         self.io.flush_transport();
         let mut driven = self.drive_protocol(app, limits, now, scratch);

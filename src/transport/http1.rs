@@ -84,15 +84,6 @@ pub struct Http1 {
     held: VecDeque<(usize, u64)>,
     /// The peer closed its write side.
     read_eof: bool,
-    /// This `drive` read less than a chunk and `short_read_drains`: the socket is empty, and
-    /// what arrives later brings a new edge, so reading again now would only return
-    /// `WouldBlock` (one wasted syscall per request).
-    drained: bool,
-    /// A short read proves the socket empty: plain TCP (not TLS, whose short read may be
-    /// plaintext decrypted earlier while records still wait in the socket), until the poller
-    /// reports the peer closing (its FIN may already sit behind the data just read, and
-    /// brings no edge of its own).
-    pub short_read_drains: bool,
     /// When the first byte of the request being received arrived.
     request_started: Option<Instant>,
     continue_sent: bool,
@@ -101,7 +92,6 @@ pub struct Http1 {
 
 impl Http1 {
     pub fn new(io: Shared, now: Instant) -> Http1 {
-        let short_read_drains = io.is_plain();
         Http1 {
             io,
             phase: Phase::Open,
@@ -114,8 +104,6 @@ impl Http1 {
             out_pos: 0,
             held: VecDeque::new(),
             read_eof: false,
-            drained: false,
-            short_read_drains,
             request_started: None,
             continue_sent: false,
             last_active: now,
@@ -142,7 +130,6 @@ impl Http1 {
         let mut driven = Driven::default();
         let traffic = &mut driven.traffic;
         let mut budget = Budget::per_drive();
-        self.drained = false;
         loop {
             let mut progressed = self.read(limits, now, scratch, traffic, &mut budget);
             if self.fresh && self.phase == Phase::Open {
@@ -278,7 +265,7 @@ impl Http1 {
         traffic: &mut Traffic,
         budget: &mut Budget,
     ) -> bool {
-        if self.read_eof || self.drained || self.phase == Phase::Closed {
+        if self.read_eof || self.phase == Phase::Closed {
             return false;
         }
         // Only an open connection keeps what it reads; a closing one discards it.
@@ -307,10 +294,6 @@ impl Http1 {
                     self.last_active = now;
                     if keep {
                         self.inbuf.extend_from_slice(&chunk[..n]);
-                    }
-                    if n < chunk.len() && self.short_read_drains {
-                        self.drained = true;
-                        return progressed;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -540,8 +523,16 @@ mod tests {
         client.write_all(b"Host: x\r\n\r\n")?;
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(read(&mut conn), 0);
-        conn.drained = false;
+        conn.io.begin_drive();
         assert_eq!(read(&mut conn), 11);
+        // Once the peer is seen closing, reads go on until the socket says WouldBlock (or
+        // EOF): the FIN behind the last bytes brings no edge of its own.
+        conn.io.peer_closing();
+        client.write_all(b"x")?;
+        client.shutdown(std::net::Shutdown::Write)?;
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(read(&mut conn), 1);
+        assert!(conn.read_eof);
         Ok(())
     }
 
@@ -553,7 +544,7 @@ mod tests {
         };
         let (mut conn, mut client) = pair()?;
         // The budget is under test, not the early stop of a short read.
-        conn.short_read_drains = false;
+        conn.io.peer_closing();
         let now = Instant::now();
         let writer = std::thread::spawn(move || {
             let _ = client.write_all(&vec![b'x'; 4 << 20]);

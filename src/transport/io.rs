@@ -76,12 +76,60 @@ impl Transport {
     }
 }
 
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl Transport {
+    /// Reads (plaintext, over TLS), keeping `drain` (see [`Drain`]).
+    fn read_with(&mut self, buf: &mut [u8], drain: &Drain) -> io::Result<usize> {
         match self {
-            Transport::Plain(s) => s.read(buf),
-            Transport::Tls { stream, .. } => stream.read(buf),
+            Transport::Plain(s) => {
+                if drain.empty.get() {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                let n = s.read(buf)?;
+                drain.saw_read(n, buf.len());
+                Ok(n)
+            }
+            Transport::Tls { stream, .. } => stream.read_with(buf, drain),
         }
+    }
+}
+
+/// What the reads of one `drive` learnt of the socket. A read that returns less than it asked
+/// for found the socket empty, and bytes arriving later bring a new poller edge (and a new
+/// `drive`), so reading it again before then would only cost a syscall returning
+/// `WouldBlock` (one per request, before this). Not trusted once the poller reports the peer
+/// closing: its FIN may sit behind the bytes just read and brings no edge of its own.
+#[derive(Debug)]
+pub struct Drain {
+    empty: Cell<bool>,
+    trusted: Cell<bool>,
+}
+
+impl Drain {
+    pub fn trusted() -> Drain {
+        Drain {
+            empty: Cell::new(false),
+            trusted: Cell::new(true),
+        }
+    }
+
+    /// Never concludes anything (reads until `WouldBlock`).
+    pub fn untrusted() -> Drain {
+        Drain {
+            empty: Cell::new(false),
+            trusted: Cell::new(false),
+        }
+    }
+
+    /// The socket gave `n` of the `asked` bytes.
+    pub fn saw_read(&self, n: usize, asked: usize) {
+        if self.trusted.get() && n > 0 && n < asked {
+            self.empty.set(true);
+        }
+    }
+
+    /// The socket was found empty in this drive.
+    pub fn is_empty(&self) -> bool {
+        self.empty.get()
     }
 }
 
@@ -104,11 +152,22 @@ impl Write for Transport {
 /// One transport, held by the connection and by its protocol layer. Single-threaded: a
 /// worker's event loop is one thread, and no borrow outlives one read or write call.
 #[derive(Clone)]
-pub struct Shared(Rc<RefCell<Transport>>);
+pub struct Shared(Rc<RefCell<Transport>>, Rc<Drain>);
 
 impl Shared {
     pub fn new(t: Transport) -> Shared {
-        Shared(Rc::new(RefCell::new(t)))
+        Shared(Rc::new(RefCell::new(t)), Rc::new(Drain::trusted()))
+    }
+
+    /// A `drive` begins: an edge may have brought bytes, so the socket is read again.
+    pub fn begin_drive(&self) {
+        self.1.empty.set(false);
+    }
+
+    /// The poller saw the peer close (or the socket fail): read until `WouldBlock` from now.
+    pub fn peer_closing(&self) {
+        self.1.trusted.set(false);
+        self.1.empty.set(false);
     }
 
     pub fn raw_fd(&self) -> RawFd {
@@ -127,13 +186,10 @@ impl Shared {
         self.0.borrow_mut().flush_transport()
     }
 
+    /// Reads, without a syscall when this drive already found the socket empty (see
+    /// [`Drain`]).
     pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.borrow_mut().read(buf)
-    }
-
-    /// Plain TCP: a read shorter than asked left the socket empty.
-    pub fn is_plain(&self) -> bool {
-        matches!(*self.0.borrow(), Transport::Plain(_))
+        self.0.borrow_mut().read_with(buf, &self.1)
     }
 
     pub fn write(&self, buf: &[u8]) -> io::Result<usize> {

@@ -12,6 +12,7 @@
 //!   for the next edge", and [`TlsStream::wants_write`] tells when TLS bytes still wait for the
 //!   socket (so the connection must ask for WRITABLE even with no plaintext of its own left).
 
+use crate::transport::io::Drain;
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -304,12 +305,10 @@ impl TlsStream {
     }
 }
 
-impl Read for TlsStream {
-    /// Plaintext from the peer. `Ok(0)`: the peer closed, with close_notify or (as many
-    /// clients do) with a bare TCP EOF; HTTP's own framing tells a truncated message.
-    /// `WouldBlock`: the socket is drained and no whole record is left to decrypt.
-    /// An error: a TLS failure (a bad hello, a bad record, an alert), so close.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+impl TlsStream {
+    /// Plaintext from the peer (see the `Read` impl); the socket is not read again once
+    /// `drain` found it empty, but plaintext rustls already decrypted is still returned.
+    pub fn read_with(&mut self, buf: &mut [u8], drain: &Drain) -> io::Result<usize> {
         self.check_failed()?;
         loop {
             match self.tls.reader().read(buf) {
@@ -318,8 +317,15 @@ impl Read for TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
             }
+            if drain.is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
             // No plaintext buffered (so rustls' receive buffer has room): pull records.
-            match self.tls.read_tls(&mut self.sock) {
+            let mut sock = Measured {
+                sock: &mut self.sock,
+                drain,
+            };
+            match self.tls.read_tls(&mut sock) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -328,6 +334,30 @@ impl Read for TlsStream {
             // answers Ok(0) on the next turn.
             self.process()?;
         }
+    }
+}
+
+/// The socket as rustls reads it, telling `drain` whether a read came back short.
+struct Measured<'a> {
+    sock: &'a mut TcpStream,
+    drain: &'a Drain,
+}
+
+impl Read for Measured<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.drain.saw_read(n, buf.len());
+        Ok(n)
+    }
+}
+
+impl Read for TlsStream {
+    /// Plaintext from the peer. `Ok(0)`: the peer closed, with close_notify or (as many
+    /// clients do) with a bare TCP EOF; HTTP's own framing tells a truncated message.
+    /// `WouldBlock`: the socket is drained and no whole record is left to decrypt.
+    /// An error: a TLS failure (a bad hello, a bad record, an alert), so close.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_with(buf, &Drain::untrusted())
     }
 }
 
