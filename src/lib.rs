@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 pub mod log;
 
 pub mod app;
+pub mod decoding;
 pub mod execute;
 pub mod gucs;
 pub mod schema_cache;
