@@ -4,7 +4,8 @@
 //!
 //! `{"type":"INSERT","lsn":"0/16B3748","xid":731,"schema":"public","table":"todos",
 //! "record":{…},"old_record":null}` and `{"type":"MESSAGE","lsn":…,"transactional":true,
-//! "prefix":"…","content":"…"}`.
+//! "prefix":"…","content":"…"}`; a transaction that gave events ends with
+//! `{"type":"COMMIT","lsn":…,"xid":…}`.
 //!
 //! Why its own plugin rather than `pgoutput`: values come out as JSON typed the way
 //! PostgREST shows them (`row_to_json` of the row: numbers bare, json embedded), with no
@@ -38,54 +39,76 @@ pub unsafe extern "C-unwind" fn _PG_output_plugin_init(cb: *mut pg_sys::OutputPl
     }
 }
 
-/// Text output; a memory context per decoding session, reset after every event.
+/// The plugin's state for one decoding session, in the decoding context's memory.
+#[repr(C)]
+struct Session {
+    /// Reset after every event.
+    events: pg_sys::MemoryContext,
+    /// The transaction being decoded wrote an event (so its end is written too).
+    wrote: bool,
+}
+
+unsafe fn session(ctx: *mut pg_sys::LogicalDecodingContext) -> *mut Session {
+    // SAFETY: set by `startup` before any other callback.
+    unsafe { (*ctx).output_plugin_private.cast() }
+}
+
+/// Text output; the session's state.
 #[pg_guard]
 unsafe extern "C-unwind" fn startup(
     ctx: *mut pg_sys::LogicalDecodingContext,
     options: *mut pg_sys::OutputPluginOptions,
     _is_init: bool,
 ) {
-    // SAFETY: PostgreSQL's decoding context and options, valid for the call.
+    // SAFETY: PostgreSQL's decoding context and options, valid for the call; the state lives
+    // in the decoding context (freed with it, whatever ends the session).
     unsafe {
         (*options).output_type = pg_sys::OutputPluginOutputType::OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
-        (*ctx).output_plugin_private = pg_sys::AllocSetContextCreateExtended(
+        let state = pg_sys::MemoryContextAllocZero((*ctx).context, std::mem::size_of::<Session>())
+            .cast::<Session>();
+        (*state).events = pg_sys::AllocSetContextCreateExtended(
             (*ctx).context,
             c"pg_rest decoding".as_ptr(),
             pg_sys::ALLOCSET_DEFAULT_MINSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_INITSIZE as usize,
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
-        )
-        .cast();
+        );
+        (*ctx).output_plugin_private = state.cast();
     }
 }
 
+/// Nothing to free early: the state and its context are the decoding context's.
 #[pg_guard]
-unsafe extern "C-unwind" fn shutdown(ctx: *mut pg_sys::LogicalDecodingContext) {
-    // SAFETY: the context made in `startup` (a child of the decoding context, which frees it
-    // anyway; deleting it here returns the memory at once).
-    unsafe {
-        let events: pg_sys::MemoryContext = (*ctx).output_plugin_private.cast();
-        if !events.is_null() {
-            pg_sys::MemoryContextDelete(events);
-            (*ctx).output_plugin_private = std::ptr::null_mut();
-        }
-    }
-}
+unsafe extern "C-unwind" fn shutdown(_ctx: *mut pg_sys::LogicalDecodingContext) {}
 
-/// Transactions are not framed: each event carries its commit position.
 #[pg_guard]
 unsafe extern "C-unwind" fn begin(
-    _ctx: *mut pg_sys::LogicalDecodingContext,
+    ctx: *mut pg_sys::LogicalDecodingContext,
     _txn: *mut pg_sys::ReorderBufferTXN,
 ) {
+    // SAFETY: the session made in `startup`.
+    unsafe { (*session(ctx)).wrote = false };
 }
 
+/// A transaction that gave events ends with `{"type":"COMMIT","lsn":…,"xid":…}`: the row
+/// whose position a consumer confirms (the slot then skips the transaction) once it has
+/// handed the events on.
 #[pg_guard]
 unsafe extern "C-unwind" fn commit(
-    _ctx: *mut pg_sys::LogicalDecodingContext,
-    _txn: *mut pg_sys::ReorderBufferTXN,
+    ctx: *mut pg_sys::LogicalDecodingContext,
+    txn: *mut pg_sys::ReorderBufferTXN,
     _commit_lsn: pg_sys::XLogRecPtr,
 ) {
+    // SAFETY: the session made in `startup`; the transaction, valid for the call.
+    unsafe {
+        if !(*session(ctx)).wrote {
+            return;
+        }
+        let (lsn, xid) = (lsn_text((*txn).end_lsn), (*txn).xid);
+        in_event_context(ctx, || {
+            format!(r#"{{"type":"COMMIT","lsn":"{lsn}","xid":{xid}}}"#)
+        });
+    }
 }
 
 #[pg_guard]
@@ -196,9 +219,11 @@ unsafe fn in_event_context(
     ctx: *mut pg_sys::LogicalDecodingContext,
     event: impl FnOnce() -> String,
 ) {
-    // SAFETY: the context made in `startup`; the output buffer is the decoding context's.
+    // SAFETY: the session made in `startup`; the output buffer is the decoding context's.
     unsafe {
-        let events: pg_sys::MemoryContext = (*ctx).output_plugin_private.cast();
+        let state = session(ctx);
+        (*state).wrote = true;
+        let events = (*state).events;
         let previous = pg_sys::MemoryContextSwitchTo(events);
         let text = event();
         pg_sys::MemoryContextSwitchTo(previous);

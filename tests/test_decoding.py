@@ -40,10 +40,11 @@ def cluster():
         shutil.rmtree(c.root, ignore_errors=True)
 
 
-def changes(cluster) -> list[dict]:
-    """Everything decoded since the last call, as JSON objects."""
+def changes(cluster, commits: bool = False) -> list[dict]:
+    """Everything decoded since the last call, as JSON objects (COMMIT rows only if asked)."""
     rows = cluster.sql("SELECT data FROM pg_logical_slot_get_changes('t', NULL, NULL)")
-    return [json.loads(data) for (data,) in rows]
+    events = [json.loads(data) for (data,) in rows]
+    return [e for e in events if commits or e["type"] != "COMMIT"]
 
 
 def test_inserts_updates_and_deletes_are_typed_json(cluster):
@@ -130,3 +131,22 @@ def test_logical_messages_and_tables_without_a_key(cluster):
     assert messages[2]["content_base64"] == "/wA="
     keyless = [e for e in events if e["type"] == "INSERT"]
     assert keyless[0]["record"] == {"a": 1, "b": "k"}
+
+
+def test_a_transaction_with_events_ends_with_its_commit_row(cluster):
+    """The COMMIT row is what a consumer confirms once it handed the events on: advancing the
+    slot to it skips the transaction (the realtime worker confirms only after delivery)."""
+    cluster.psql("INSERT INTO public.todos (id) VALUES (30); INSERT INTO public.todos (id) VALUES (31)")
+    # A transaction that touches nothing decoded gives no row at all.
+    cluster.psql("CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1)")
+    peek = "SELECT lsn::text, data FROM pg_logical_slot_peek_changes('t', NULL, NULL)"
+    rows = [(lsn, json.loads(data)) for lsn, data in cluster.sql(peek)]
+    assert [e["type"] for _, e in rows] == ["INSERT", "INSERT", "COMMIT"], rows
+    commit_lsn, commit = rows[-1]
+    assert commit["lsn"] == rows[0][1]["lsn"] and commit["xid"] == rows[0][1]["xid"]
+    # Peeking consumes nothing; confirming the commit's position does.
+    assert len(cluster.sql(peek)) == 3
+    cluster.sql("SELECT pg_replication_slot_advance('t', %s::pg_lsn)", commit_lsn)
+    assert cluster.sql(peek) == []
+    cluster.psql("DELETE FROM public.todos")
+    changes(cluster)

@@ -586,6 +586,19 @@ def test_embedded_order_and_limit(http):
     assert rows(r) == [{"id": 3, "books": [{"year": 2017}]}]
 
 
+def test_an_aliased_embed_named_by_its_relation_is_served_with_a_warning(http):
+    # corpus 1028: PostgREST v16's deprecation Warning (299, pg_rest's own product token).
+    r = get(http, "/authors?select=id,written:books(year)&id=eq.1&books.order=year.desc"
+                  "&books.limit=1")
+    assert rows(r) == [{"id": 1, "written": [{"year": 1969}]}]
+    assert r.headers["warning"] == (
+        '299 pg_rest "Embedded resource was referenced by relation name even though it has an '
+        'alias. This is deprecated and will stop working in a future release. Update `books` '
+        'to `written` in query string filters, orders or limits."')
+    r = get(http, "/authors?select=id,written:books(year)&id=eq.1&written.limit=1")
+    assert "warning" not in r.headers
+
+
 def test_embedded_logic_tree(http):
     # corpus 1182
     r = get(http, "/authors?select=id,books(id)&id=in.(1,3)&order=id"

@@ -560,15 +560,55 @@ pub fn encode_response_with_reason(
     keep_alive: bool,
 ) {
     let no_content = matches!(status, 100..=199 | 204 | 304);
+    let length = (!no_content).then_some(Length::Bytes(body.len()));
+    encode_head(out, status, reason, headers, length, keep_alive);
+    if !head_only && !no_content {
+        out.extend_from_slice(body);
+    }
+}
+
+/// The head of a streamed response (`Transfer-Encoding: chunked`): chunks follow as the
+/// stream's pieces come (`stream::chunk`), then `stream::last_chunk`.
+pub fn encode_stream_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    headers: &[(&str, &str)],
+    keep_alive: bool,
+) {
+    encode_head(
+        out,
+        status,
+        None,
+        headers,
+        Some(Length::Chunked),
+        keep_alive,
+    );
+}
+
+/// How a response's body is delimited.
+#[derive(Clone, Copy)]
+enum Length {
+    Bytes(usize),
+    Chunked,
+}
+
+fn encode_head(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: Option<&str>,
+    headers: &[(&str, &str)],
+    length: Option<Length>,
+    keep_alive: bool,
+) {
     let custom: Option<String> =
         reason.map(|r| r.chars().filter(|c| *c != '\r' && *c != '\n').collect());
     let reason = custom.as_deref().unwrap_or_else(|| reason_phrase(status));
-    let mut size = 9 + 5 + reason.len() + 2 + 2 + 19 + 32;
+    let mut size = 9 + 5 + reason.len() + 2 + 2 + 28 + 32;
     for (name, value) in headers {
         size += name.len() + value.len() + 4;
     }
-    if !head_only && !no_content {
-        size += body.len();
+    if let Some(Length::Bytes(n)) = length {
+        size += n;
     }
     out.reserve(size);
 
@@ -586,18 +626,19 @@ pub fn encode_response_with_reason(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !no_content {
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, body.len() as u64);
-        out.extend_from_slice(b"\r\n");
+    match length {
+        Some(Length::Bytes(n)) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, n as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Length::Chunked) => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        None => {}
     }
     if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !head_only && !no_content {
-        out.extend_from_slice(body);
-    }
 }
 
 /// Append `n` in decimal without going through `fmt`.
@@ -1656,5 +1697,24 @@ Content-Length: 10\r\n\
         }
         assert_eq!(outcome, Err(HttpError::HeaderTooLarge));
         assert!(long.len() <= 65, "431 only after {} bytes", long.len());
+    }
+
+    #[test]
+    fn a_stream_head_is_chunked_without_a_length() {
+        let mut out = Vec::new();
+        encode_stream_head(
+            &mut out,
+            200,
+            &[("Content-Type", "application/x-ndjson")],
+            true,
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n\
+              Transfer-Encoding: chunked\r\n\r\n"
+        );
+        out.clear();
+        encode_stream_head(&mut out, 200, &[], false);
+        assert!(out.ends_with(b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"));
     }
 }

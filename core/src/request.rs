@@ -50,4 +50,12 @@ pub enum Reply {
         response: crate::response::Response,
         flush_lsn: u64,
     },
+    /// A streamed response: `head`'s status and headers (its body, if any, is the first
+    /// piece) now, pieces later through the connection (`Conn::push_stream(id, …)`) until
+    /// `Conn::end_stream(id)`: chunks on HTTP/1.1 (nothing else is answered on the connection
+    /// meanwhile), DATA frames on HTTP/2. `id` is the application's name for the stream.
+    Stream {
+        head: crate::response::Response,
+        id: u64,
+    },
 }

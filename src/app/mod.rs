@@ -256,6 +256,8 @@ impl App {
         let r = &api_request;
         let mut response = match (r.action, &r.resource) {
             (Action::Read, Resource::Root) => {
+                // Nothing to plan: the stage is reported (as PostgREST does) with its ~0 time.
+                timer.lap("plan");
                 let host = request.header("host").unwrap_or("");
                 execute::in_transaction(&ctx, |ctx| {
                     read::describe_api(config, cache, plans, ctx, schema, host)
@@ -281,9 +283,11 @@ impl App {
                 } else {
                     Access::ReadWrite
                 };
-                execute::in_transaction(&ctx, |ctx| {
+                let mut response = execute::in_transaction(&ctx, |ctx| {
                     call::call(plans, cache, ctx, &planned, read_only)
-                })?
+                })?;
+                read::warn_legacy_names(&mut response, r, &planned.root);
+                response
             }
             _ => execute::in_transaction(&ctx, |ctx| {
                 write::write(config, cache, plans, ctx, r, schema, &mut timer)

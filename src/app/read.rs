@@ -55,8 +55,16 @@ pub(super) fn read(
             .unwrap_or_else(|| empty_body(&plan.handler, b"[]")),
         media: plan.media,
     };
-    let response = read_response(&result)?.handled_by(plan.handler.as_ref());
+    let mut response = read_response(&result)?.handled_by(plan.handler.as_ref());
+    warn_legacy_names(&mut response, api_request, &plan.root);
     finish(response, &outcome)
+}
+
+/// PostgREST's `Warning` when a parameter named an aliased embed by its relation.
+pub(super) fn warn_legacy_names(response: &mut Response, req: &ApiRequest, root: &plan::Node) {
+    if let Some(w) = plan::legacy_embed_warning(req, root) {
+        response.headers.push(("Warning", w));
+    }
 }
 
 /// The body of a NULL result: nothing from a media handler, else `builtin`.

@@ -38,7 +38,8 @@ pub(super) fn write(
         relation,
         primary_key: &plan.primary_key,
     };
-    let response = write_response(&answer, &outcome).handled_by(plan.handler.as_ref());
+    let mut response = write_response(&answer, &outcome).handled_by(plan.handler.as_ref());
+    super::read::warn_legacy_names(&mut response, api_request, &plan.returning);
     finish(response, &outcome)
 }
 

@@ -77,6 +77,9 @@ pub enum Switch {
     WebSocket(Vec<u8>),
 }
 
+// Every connection starts as HTTP/1.1 and most stay so: inline, it costs no allocation per
+// connection (the others are boxed as they are few and large).
+#[allow(clippy::large_enum_variant)]
 enum Protocol {
     Http1(Http1),
     Http2(Box<Http2>),
@@ -134,6 +137,26 @@ impl Conn {
             Protocol::Http1(h) => h.phase,
             Protocol::Http2(h) => h.phase,
             Protocol::WebSocket(w) => w.phase,
+        }
+    }
+
+    /// Queues a piece of the streamed response `id` (`Reply::Stream`); false when the
+    /// connection has no such stream, or when its output would pass the stream buffer cap (the
+    /// stream, on HTTP/1.1 the connection, is then dropped). Written by the next `drive`.
+    pub fn push_stream(&mut self, id: u64, piece: &[u8]) -> bool {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.push_stream(id, piece),
+            Protocol::Http2(h) => h.push_stream(id, piece),
+            Protocol::WebSocket(_) => false,
+        }
+    }
+
+    /// Ends the streamed response `id`; false when the connection has no such stream.
+    pub fn end_stream(&mut self, id: u64) -> bool {
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.end_stream(id),
+            Protocol::Http2(h) => h.end_stream(id),
+            Protocol::WebSocket(_) => false,
         }
     }
 
@@ -289,6 +312,15 @@ mod tests {
                     response,
                     flush_lsn: 100,
                 }
+            } else if r.target == "/stream" {
+                Reply::Stream {
+                    head: Response {
+                        status: 200,
+                        body: b"first\n".to_vec(),
+                        ..Default::default()
+                    },
+                    id: 7,
+                }
             } else {
                 Reply::Response(response)
             }
@@ -347,5 +379,49 @@ mod tests {
         let post = rest.find("POST /w").expect("the POST's answer");
         let get = rest.find("GET /b").expect("the GET's answer");
         assert!(post < get, "in order: {rest:?}");
+    }
+
+    #[test]
+    fn a_stream_sends_chunks_as_pushed_and_then_the_pipelined_answers() {
+        let (mut conn, mut client) = pair();
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")
+            .expect("write");
+        drive(&mut conn);
+        let head = received(&mut client);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head:?}");
+        assert!(head.contains("Transfer-Encoding: chunked\r\n"), "{head:?}");
+        assert!(!head.contains("Content-Length"), "{head:?}");
+        assert!(head.ends_with("\r\n\r\n6\r\nfirst\n\r\n"), "{head:?}");
+        assert!(conn.push_stream(7, b"more\n"));
+        assert!(!conn.push_stream(8, b"not this one"));
+        drive(&mut conn);
+        assert_eq!(received(&mut client), "5\r\nmore\n\r\n");
+        assert!(conn.end_stream(7));
+        assert!(!conn.push_stream(7, b"after the end"));
+        drive(&mut conn);
+        let rest = received(&mut client);
+        assert!(rest.starts_with("0\r\n\r\nHTTP/1.1 200 OK\r\n"), "{rest:?}");
+        assert!(rest.ends_with("GET /after"), "{rest:?}");
+    }
+
+    #[test]
+    fn a_stream_whose_client_stops_reading_is_dropped_at_the_cap() {
+        let (mut conn, mut client) = pair();
+        client
+            .write_all(b"GET /stream HTTP/1.1\r\n\r\n")
+            .expect("write");
+        drive(&mut conn);
+        let piece = vec![b'x'; 64 * 1024];
+        let mut pushed = 0;
+        while conn.push_stream(7, &piece) {
+            pushed += piece.len();
+            drive(&mut conn);
+            assert!(pushed < 64 << 20, "never capped");
+        }
+        // What the kernel buffers took, plus at most the cap in the connection.
+        assert!(pushed >= crate::transport::http1::STREAM_BUFFER_CAP - piece.len());
+        assert_eq!(conn.phase(), Phase::Closed);
+        assert!(!conn.push_stream(7, b"x"));
     }
 }

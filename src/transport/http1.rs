@@ -14,6 +14,7 @@ use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::{self, DecodeProgress, Decoded, Limits};
 use pg_rest_core::request::Reply;
 use pg_rest_core::response::{error_response, Response};
+use pg_rest_core::stream;
 use std::collections::VecDeque;
 use std::io;
 use std::time::{Duration, Instant};
@@ -23,6 +24,9 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Stop answering pipelined requests while this much output waits for a slow reader.
 const OUT_HIGH_WATER: usize = 256 * 1024;
+/// A streamed response's output may wait for the client up to this much; a piece beyond it
+/// closes the connection (a client that stopped reading gets no unbounded buffer).
+pub const STREAM_BUFFER_CAP: usize = 1 << 20;
 /// After the last response of a closing connection, unread client bytes are drained for this
 /// long before the socket closes, so the client reads the response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);
@@ -82,6 +86,11 @@ pub struct Http1 {
     /// each starts and the position it waits for. Nothing from the first on is written
     /// until it is released, so later pipelined answers stay behind it.
     held: VecDeque<(usize, u64)>,
+    /// A streamed response is open (`Reply::Stream`, its id): pieces are chunks of it, and
+    /// no other request is answered until it ends.
+    stream: Option<u64>,
+    /// The streamed request asked to close: close once the stream ends.
+    close_after_stream: bool,
     /// The peer closed its write side.
     read_eof: bool,
     /// When the first byte of the request being received arrived.
@@ -103,6 +112,8 @@ impl Http1 {
             outbuf: Vec::new(),
             out_pos: 0,
             held: VecDeque::new(),
+            stream: None,
+            close_after_stream: false,
             read_eof: false,
             request_started: None,
             continue_sent: false,
@@ -221,7 +232,8 @@ impl Http1 {
                         self.flush(now, &mut traffic);
                         self.advance_phase(now);
                     }
-                } else if self.unread().is_empty() && quiet_for >= idle {
+                } else if self.unread().is_empty() && self.stream.is_none() && quiet_for >= idle {
+                    // An open stream is not idle: its producer decides when it has news.
                     self.phase = Phase::Closed;
                 }
             }
@@ -318,6 +330,7 @@ impl Http1 {
         let mut progressed = false;
         while self.phase == Phase::Open
             && !self.upgrading
+            && self.stream.is_none()
             && self.pending_output() < OUT_HIGH_WATER
             && budget.requests > 0
         {
@@ -340,6 +353,13 @@ impl Http1 {
                     self.request_started = None;
                     self.continue_sent = false;
                     let mut response = match app.handle(&request) {
+                        Reply::Stream { head, id } => {
+                            traffic.requests += 1;
+                            let head_only = request.method == "HEAD";
+                            self.open_stream(&head, id, head_only, framing.keep_alive);
+                            progressed = true;
+                            continue;
+                        }
                         Reply::Response(r) => r,
                         Reply::Upgrade(r) => {
                             self.upgrading = true;
@@ -410,26 +430,63 @@ impl Http1 {
     }
 
     fn queue(&mut self, response: &Response, head_only: bool, keep_alive: bool) {
-        let headers: Vec<(&str, &str)> = response
-            .headers
-            .iter()
-            .map(|(n, v)| (*n, v.as_str()))
-            .chain(
-                response
-                    .dynamic_headers
-                    .iter()
-                    .map(|(n, v)| (n.as_str(), v.as_str())),
-            )
-            .collect();
         http1::encode_response_with_reason(
             &mut self.outbuf,
             response.status,
             response.reason.as_deref(),
-            &headers,
+            &header_list(response),
             &response.body,
             head_only,
             keep_alive,
         );
+    }
+
+    /// Starts a streamed response: the head, and its body as the first chunk. A HEAD gets
+    /// the head alone, and no stream.
+    fn open_stream(&mut self, head: &Response, id: u64, head_only: bool, keep_alive: bool) {
+        http1::encode_stream_head(
+            &mut self.outbuf,
+            head.status,
+            &header_list(head),
+            keep_alive,
+        );
+        if head_only {
+            if !keep_alive {
+                self.phase = Phase::CloseAfterFlush;
+            }
+            return;
+        }
+        stream::chunk(&mut self.outbuf, &head.body);
+        self.stream = Some(id);
+        self.close_after_stream = !keep_alive;
+    }
+
+    /// Queues a piece of the open stream `id` as a chunk; false when there is no such stream
+    /// (it ended, or the connection is closing), or when the piece would pass
+    /// [`STREAM_BUFFER_CAP`]: the connection is then dropped.
+    pub fn push_stream(&mut self, id: u64, piece: &[u8]) -> bool {
+        if self.stream != Some(id) || self.phase != Phase::Open {
+            return false;
+        }
+        if self.pending_output() + piece.len() > STREAM_BUFFER_CAP {
+            self.phase = Phase::Closed;
+            return false;
+        }
+        stream::chunk(&mut self.outbuf, piece);
+        true
+    }
+
+    /// Ends the open stream `id` (the last chunk); later requests are answered again.
+    pub fn end_stream(&mut self, id: u64) -> bool {
+        if self.stream != Some(id) {
+            return false;
+        }
+        stream::last_chunk(&mut self.outbuf);
+        self.stream = None;
+        if std::mem::take(&mut self.close_after_stream) {
+            self.phase = Phase::CloseAfterFlush;
+        }
+        true
     }
 
     fn flush(&mut self, now: Instant, traffic: &mut Traffic) -> bool {
@@ -481,6 +538,21 @@ impl Http1 {
             _ => {}
         }
     }
+}
+
+/// A response's headers as the codec takes them: the fixed ones, then those named at run time.
+fn header_list(response: &Response) -> Vec<(&str, &str)> {
+    response
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .chain(
+            response
+                .dynamic_headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        )
+        .collect()
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@
 //! peer's flow-control windows open, so a large response is held once, not per frame.
 
 use crate::transport::conn::{Driven, Handler, Phase, Traffic};
+use crate::transport::http1::STREAM_BUFFER_CAP;
 use crate::transport::io::{Counters, Shared};
 use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
-use h2::RecvStream;
+use h2::{RecvStream, SendStream};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::http1::Limits;
 use pg_rest_core::request::{Reply, Request};
@@ -52,6 +53,8 @@ pub struct Http2 {
     exchanges: VecDeque<Exchange>,
     /// Answered streams whose responses wait for a WAL flush (`Reply::Pending`).
     held: Vec<Held>,
+    /// Streamed responses being sent (`Reply::Stream`).
+    streams: Vec<OpenStream>,
     waker: Waker,
     woken: Arc<Flag>,
     pub phase: Phase,
@@ -72,6 +75,59 @@ struct Held {
     response: Response,
     head_only: bool,
     lsn: u64,
+}
+
+/// A streamed response: pieces wait here until the peer's flow-control windows take them,
+/// all streams of the connection together within `STREAM_BUFFER_CAP`.
+struct OpenStream {
+    id: u64,
+    send: SendStream<Bytes>,
+    queued: VecDeque<Bytes>,
+    queued_len: usize,
+    /// Ended by the application: END_STREAM once the queue is sent.
+    ending: bool,
+}
+
+impl OpenStream {
+    fn queue(&mut self, piece: Bytes) {
+        if piece.is_empty() {
+            return;
+        }
+        self.queued_len += piece.len();
+        self.queued.push_back(piece);
+        self.send.reserve_capacity(self.queued_len);
+    }
+
+    /// Sends what the windows allow; false once the stream is over (ended and sent, or reset
+    /// by the peer).
+    fn flush(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+        let mut progressed = false;
+        loop {
+            let Some(front) = self.queued.front_mut() else {
+                if self.ending {
+                    let _ = self.send.send_data(Bytes::new(), true);
+                    return (true, false);
+                }
+                return (progressed, true);
+            };
+            match self.send.poll_capacity(cx) {
+                Poll::Ready(Some(Ok(n))) if n > 0 => {
+                    let piece = front.split_to(n.min(front.len()));
+                    self.queued_len -= piece.len();
+                    if front.is_empty() {
+                        self.queued.pop_front();
+                    }
+                    if self.send.send_data(piece, false).is_err() {
+                        return (true, false);
+                    }
+                    self.send.reserve_capacity(self.queued_len);
+                    progressed = true;
+                }
+                Poll::Ready(Some(Ok(_))) | Poll::Pending => return (progressed, true),
+                Poll::Ready(Some(Err(_)) | None) => return (true, false),
+            }
+        }
+    }
 }
 
 /// One request and its stream.
@@ -108,6 +164,7 @@ impl Http2 {
             io: io_state,
             exchanges: VecDeque::new(),
             held: Vec::new(),
+            streams: Vec::new(),
             waker: Waker::from(woken.clone()),
             woken,
             phase: Phase::Open,
@@ -131,6 +188,7 @@ impl Http2 {
             moving = self.poll_connection(&mut cx, limits, now);
             moving |= self.receive_bodies(&mut cx, limits);
             moving |= self.answer(app, &mut requests, &mut driven.traffic);
+            moving |= self.flush_streams(&mut cx);
             // Writes what answering queued (polling the connection flushes).
             moving |= self.poll_connection(&mut cx, limits, now);
             if !moving || requests == 0 || self.phase == Phase::Closed {
@@ -156,6 +214,45 @@ impl Http2 {
     /// No request in flight: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
         self.exchanges.is_empty() && self.held.is_empty() && !self.wants_write()
+    }
+
+    /// Queues a piece of the open stream `id`; false when there is no such stream, or when
+    /// the connection's streamed output would pass `STREAM_BUFFER_CAP` (the stream is then
+    /// reset: a client that stopped reading gets no unbounded buffer).
+    pub fn push_stream(&mut self, id: u64, piece: &[u8]) -> bool {
+        let buffered: usize = self.streams.iter().map(|s| s.queued_len).sum();
+        let Some(i) = self.streams.iter().position(|s| s.id == id && !s.ending) else {
+            return false;
+        };
+        if buffered + piece.len() > STREAM_BUFFER_CAP {
+            let mut s = self.streams.remove(i);
+            s.send.send_reset(h2::Reason::CANCEL);
+            return false;
+        }
+        self.streams[i].queue(Bytes::copy_from_slice(piece));
+        true
+    }
+
+    /// Ends the open stream `id` once what it queued is sent.
+    pub fn end_stream(&mut self, id: u64) -> bool {
+        match self.streams.iter_mut().find(|s| s.id == id && !s.ending) {
+            Some(s) => {
+                s.ending = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends the streams' queued pieces as the windows allow; drops the streams that are over.
+    fn flush_streams(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progressed = false;
+        self.streams.retain_mut(|s| {
+            let (moved, open) = s.flush(cx);
+            progressed |= moved;
+            open
+        });
+        progressed
     }
 
     /// The highest WAL position a held response waits for, if any.
@@ -184,7 +281,8 @@ impl Http2 {
 
     /// Applies the idle and request deadlines.
     pub fn check_timeouts(&mut self, now: Instant, idle: Duration, request: Duration) {
-        if self.exchanges.is_empty() && now.duration_since(self.last_active) >= idle {
+        let idle_now = self.exchanges.is_empty() && self.streams.is_empty();
+        if idle_now && now.duration_since(self.last_active) >= idle {
             self.close();
             return;
         }
@@ -311,6 +409,13 @@ impl Http2 {
                         400,
                         "WebSocket needs HTTP/1.1: HTTP/2 cannot upgrade a connection",
                     )),
+                    Reply::Stream { head, id } => {
+                        count(traffic, &head);
+                        if let Some(s) = open_stream(&mut ex.respond, head, id, head_only) {
+                            self.streams.push(s);
+                        }
+                        continue;
+                    }
                     Reply::Pending {
                         response,
                         flush_lsn,
@@ -398,6 +503,32 @@ fn neutral_request(parts: &http::request::Parts) -> Request {
         headers,
         body: Vec::new(),
     }
+}
+
+/// Sends a streamed response's head, and queues its body as the first piece; None for a
+/// HEAD (the head alone) or a stream the client reset meanwhile.
+fn open_stream(
+    respond: &mut SendResponse<Bytes>,
+    head: Response,
+    id: u64,
+    head_only: bool,
+) -> Option<OpenStream> {
+    // No Content-Length: the body is as long as the stream lasts.
+    let send = respond
+        .send_response(response_head(&head, true), head_only)
+        .ok()?;
+    if head_only {
+        return None;
+    }
+    let mut stream = OpenStream {
+        id,
+        send,
+        queued: VecDeque::new(),
+        queued_len: 0,
+        ending: false,
+    };
+    stream.queue(Bytes::from(head.body));
+    Some(stream)
 }
 
 /// Queues a response on its stream; `h2` sends it as windows allow.
@@ -569,6 +700,17 @@ mod tests {
         }
 
         fn handle(&mut self, r: &Request) -> Reply {
+            if r.target == "/stream" {
+                return Reply::Stream {
+                    head: Response {
+                        status: 200,
+                        headers: vec![("Content-Type", "application/x-ndjson".to_string())],
+                        body: b"first\n".to_vec(),
+                        ..Default::default()
+                    },
+                    id: 7,
+                };
+            }
             let body = if r.target == "/big" {
                 vec![b'x'; 10 << 20]
             } else {
@@ -593,6 +735,14 @@ mod tests {
     fn serve<T: Send + 'static>(
         client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
     ) -> (T, Phase) {
+        serve_with(client, |_| {})
+    }
+
+    /// `serve`, calling `each` on the connection after every drive (a stream's producer).
+    fn serve_with<T: Send + 'static>(
+        client: impl FnOnce(std::net::TcpStream) -> T + Send + 'static,
+        mut each: impl FnMut(&mut Conn),
+    ) -> (T, Phase) {
         let (io, stream) = socket_pair();
         let client = std::thread::spawn(move || client(stream));
         let mut conn = Conn::over(io, Instant::now());
@@ -600,6 +750,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         while !client.is_finished() && Instant::now() < deadline {
             conn.drive(&mut Echo, &LIMITS, Instant::now(), &mut scratch);
+            each(&mut conn);
             if conn.phase() == Phase::Closed {
                 break;
             }
@@ -692,6 +843,69 @@ mod tests {
             assert_eq!(length, Some(expected.len().to_string()));
             assert_eq!(body, expected);
         }
+    }
+
+    #[test]
+    fn a_stream_is_data_frames_as_pushed_then_its_end() {
+        let mut step = 0;
+        let (answer, _) = serve_with(
+            |stream| {
+                runtime().block_on(async move {
+                    let mut client = connect(stream).await;
+                    fetch(&mut client, "GET", "/stream", Vec::new()).await
+                })
+            },
+            |conn| {
+                // Once the stream is open: two pieces, then the end.
+                step += match step {
+                    0 if conn.push_stream(7, b"second\n") => 1,
+                    1 if conn.push_stream(7, b"third\n") => 1,
+                    2 if conn.end_stream(7) => 1,
+                    _ => 0,
+                };
+            },
+        );
+        assert_eq!(answer.0, 200);
+        assert_eq!(answer.1, None, "no Content-Length on a stream");
+        assert_eq!(answer.2, b"first\nsecond\nthird\n");
+    }
+
+    #[test]
+    fn a_stream_whose_client_stops_reading_is_reset_at_the_cap() {
+        let mut pushed = 0usize;
+        let mut refused = false;
+        let (reset, _) = serve_with(
+            |stream| {
+                runtime().block_on(async move {
+                    let client = connect(stream).await;
+                    let request = http::Request::get("http://localhost/stream")
+                        .body(())
+                        .expect("request");
+                    let mut ready = client.ready().await.expect("ready");
+                    let (response, _) = ready.send_request(request, true).expect("send");
+                    let mut body = response.await.expect("response").into_body();
+                    // Never releases flow-control capacity: the server must stop buffering.
+                    loop {
+                        match body.data().await {
+                            Some(Ok(_)) => continue,
+                            Some(Err(e)) => return e.is_reset(),
+                            None => return false,
+                        }
+                    }
+                })
+            },
+            |conn| {
+                if !refused {
+                    if conn.push_stream(7, &[b'x'; 64 * 1024]) {
+                        pushed += 64 * 1024;
+                    } else if pushed > 0 {
+                        refused = true;
+                    }
+                }
+            },
+        );
+        assert!(reset, "the client sees the stream reset");
+        assert!(refused && pushed <= crate::transport::http1::STREAM_BUFFER_CAP + (1 << 20));
     }
 
     #[test]

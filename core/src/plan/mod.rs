@@ -507,16 +507,44 @@ impl Node {
 
 /// Every embed path a parameter names must be an embed of the select (PGRST108).
 fn check_paths(req: &ApiRequest, root: &Node) -> Result<(), ApiError> {
-    let paths = req
-        .conditions
-        .iter()
-        .map(|(p, _)| p)
-        .chain(req.order.iter().map(|(p, _)| p))
-        .chain(req.embed_ranges.iter().map(|(p, _)| p));
-    for path in paths {
+    for path in parameter_paths(req) {
         check_path(root, path)?;
     }
     Ok(())
+}
+
+/// The embedding paths the request's filters, orders and limits name.
+fn parameter_paths(req: &ApiRequest) -> impl Iterator<Item = &EmbedPath> {
+    req.conditions
+        .iter()
+        .map(|(p, _)| p)
+        .chain(req.order.iter().map(|(p, _)| p))
+        .chain(req.embed_ranges.iter().map(|(p, _)| p))
+}
+
+/// PostgREST's `Warning` for a parameter that names an aliased embed by what it embeds
+/// (`tasks.limit=1` with `the_tasks:tasks(…)`): still served, but deprecated.
+pub fn legacy_embed_warning(req: &ApiRequest, root: &Node) -> Option<String> {
+    for path in parameter_paths(req) {
+        let mut node = root;
+        for label in path {
+            let Some(i) = node.embed_index(label) else {
+                break;
+            };
+            let e = &node.embeds[i];
+            if e.label != *label {
+                return Some(format!(
+                    "299 pg_rest \"Embedded resource was referenced by relation name even though \
+                     it has an alias. This is deprecated and will stop working in a future \
+                     release. Update `{label}` to `{}` in query string filters, orders or \
+                     limits.\"",
+                    e.label
+                ));
+            }
+            node = &e.node;
+        }
+    }
+    None
 }
 
 fn check_path(root: &Node, path: &EmbedPath) -> Result<(), ApiError> {

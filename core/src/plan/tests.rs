@@ -149,3 +149,23 @@ fn aggregates_need_the_setting_and_max_rows_caps() {
     assert_eq!(p.root.range.limit, Some(10));
     assert!(plan("/books?select=year,count()").unwrap().root.grouped);
 }
+
+#[test]
+fn naming_an_aliased_embed_by_its_relation_is_served_with_a_warning() {
+    let warning = |target: &str| {
+        let req = parse("GET", target, []).unwrap();
+        let p = plan(target).unwrap();
+        legacy_embed_warning(&req, &p.root)
+    };
+    let w = warning("/authors?select=name,written:books(title)&books.limit=1").unwrap();
+    assert!(w.starts_with("299 pg_rest \"Embedded resource was referenced by relation name"));
+    assert!(w.ends_with("Update `books` to `written` in query string filters, orders or limits.\""));
+    assert_eq!(
+        warning("/authors?select=name,written:books(title)&written.limit=1"),
+        None
+    );
+    assert_eq!(
+        warning("/authors?select=name,books(title)&books.order=title"),
+        None
+    );
+}
