@@ -35,7 +35,6 @@ pub unsafe extern "C-unwind" fn _PG_output_plugin_init(cb: *mut pg_sys::OutputPl
         (*cb).change_cb = Some(change);
         (*cb).commit_cb = Some(commit);
         (*cb).message_cb = Some(message);
-        (*cb).shutdown_cb = Some(shutdown);
     }
 }
 
@@ -76,10 +75,6 @@ unsafe extern "C-unwind" fn startup(
         (*ctx).output_plugin_private = state.cast();
     }
 }
-
-/// Nothing to free early: the state and its context are the decoding context's.
-#[pg_guard]
-unsafe extern "C-unwind" fn shutdown(_ctx: *mut pg_sys::LogicalDecodingContext) {}
 
 #[pg_guard]
 unsafe extern "C-unwind" fn begin(
@@ -299,13 +294,15 @@ unsafe fn row_json(
 /// pgrx's PostgreSQL 15 bindings do not name it.
 const ROW_TO_JSON: pg_sys::Oid = pg_sys::Oid::from_u32(3155);
 
-/// A varlena datum pointing to TOAST storage (an UPDATE's unchanged value, not in the WAL).
+/// A varlena datum pointing to TOAST storage (an UPDATE's unchanged value, not in the WAL):
+/// PostgreSQL's `VARATT_IS_EXTERNAL_ONDISK`.
 unsafe fn is_external_ondisk(d: pg_sys::Datum) -> bool {
-    // SAFETY: a varlena datum: its first byte says whether it is an external pointer
-    // (0x01), and the second which kind (VARTAG_ONDISK = 18).
+    // SAFETY: a varlena datum of the tuple.
     unsafe {
-        let p = d.cast_mut_ptr::<u8>();
-        *p == 0x01 && *p.add(1) == 18
+        let p = d.cast_mut_ptr::<pg_sys::varlena>();
+        pgrx::varlena::varatt_is_1b_e(p)
+            && u32::from(pgrx::varlena::vartag_external(p))
+                == pg_sys::vartag_external::VARTAG_ONDISK
     }
 }
 

@@ -38,7 +38,7 @@ pub(super) fn call(
         body: outcome
             .body
             .clone()
-            .unwrap_or_else(|| super::read::empty_body(&call.handler, b"null")),
+            .unwrap_or_else(|| super::read::empty_body(call.handler.as_ref(), b"null")),
         media: call.media,
     };
     let response = read_response(&result)?.handled_by(call.handler.as_ref());

@@ -247,7 +247,7 @@ impl App {
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         refresh_schema_cache(config, cache, &ctx)?;
-        resolve_extension(&mut api_request, cache.loaded(), schema)?;
+        resolve_extension(&mut api_request, cache.loaded(), schema);
         if matches!(api_request.media, MediaType::Plan(_)) && !config.plan_enabled {
             let accept = request.header("accept").unwrap_or_default();
             return Err(ApiError::media_type_unavailable(accept));
@@ -323,11 +323,7 @@ impl App {
 
 /// `/books.csv` is the relation `books` in CSV unless the schema has a relation (or function)
 /// named `books.csv`: a lookup in the cache, only for paths with an extension.
-fn resolve_extension(
-    request: &mut api_request::ApiRequest,
-    cache: &SchemaCache,
-    schema: &str,
-) -> Result<(), ApiError> {
+fn resolve_extension(request: &mut api_request::ApiRequest, cache: &SchemaCache, schema: &str) {
     request.resolve_extension(|whole| match whole {
         Resource::Relation(name) => cache.relation(schema, name).is_some(),
         Resource::Function(name) => !cache.functions(schema, name).is_empty(),

@@ -52,7 +52,7 @@ pub(super) fn read(
         body: outcome
             .body
             .clone()
-            .unwrap_or_else(|| empty_body(&plan.handler, b"[]")),
+            .unwrap_or_else(|| empty_body(plan.handler.as_ref(), b"[]")),
         media: plan.media,
     };
     let mut response = read_response(&result)?.handled_by(plan.handler.as_ref());
@@ -68,7 +68,7 @@ pub(super) fn warn_legacy_names(response: &mut Response, req: &ApiRequest, root:
 }
 
 /// The body of a NULL result: nothing from a media handler, else `builtin`.
-pub(super) fn empty_body(handler: &Option<plan::media::Handler>, builtin: &[u8]) -> Vec<u8> {
+pub(super) fn empty_body(handler: Option<&plan::media::Handler>, builtin: &[u8]) -> Vec<u8> {
     match handler {
         Some(_) => Vec::new(),
         None => builtin.to_vec(),

@@ -98,8 +98,8 @@ impl OpenStream {
         self.send.reserve_capacity(self.queued_len);
     }
 
-    /// Sends what the windows allow; false once the stream is over (ended and sent, or reset
-    /// by the peer).
+    /// Sends what the windows allow. Returns whether anything moved and whether the stream is
+    /// still open (not once ended and sent, or reset by the peer).
     fn flush(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
         let mut progressed = false;
         loop {

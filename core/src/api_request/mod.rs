@@ -235,23 +235,19 @@ impl ApiRequest {
     /// Undoes the path's extension when `exists` finds a relation (or function) with the
     /// whole name (`books.csv`): the request is then for it, in the media type asked without
     /// the extension. Planning calls this with the schema cache.
-    pub fn resolve_extension(
-        &mut self,
-        exists: impl FnOnce(&Resource) -> bool,
-    ) -> Result<(), ApiError> {
+    pub fn resolve_extension(&mut self, exists: impl FnOnce(&Resource) -> bool) {
         let Some(ext) = self.format.extension.take() else {
-            return Ok(());
+            return;
         };
         let whole = match &self.resource {
             Resource::Relation(_) => Resource::Relation(ext.whole_name),
             Resource::Function(_) => Resource::Function(ext.whole_name),
-            Resource::Root => return Ok(()),
+            Resource::Root => return,
         };
         if exists(&whole) {
             self.resource = whole;
             (self.media, self.accepted) = ext.without;
         }
-        Ok(())
     }
 }
 
@@ -681,13 +677,11 @@ mod tests {
         assert_eq!(r.resource, Resource::Relation("books".into()));
         assert_eq!(r.media, MediaType::Csv);
         let mut kept = r.clone();
-        kept.resolve_extension(|_| false).unwrap();
+        kept.resolve_extension(|_| false);
         assert_eq!(kept.resource, Resource::Relation("books".into()));
         assert_eq!((kept.media, kept.format.extension), (MediaType::Csv, None));
         let mut whole = r.clone();
-        whole
-            .resolve_extension(|r| *r == Resource::Relation("books.csv".into()))
-            .unwrap();
+        whole.resolve_extension(|r| *r == Resource::Relation("books.csv".into()));
         assert_eq!(whole.resource, Resource::Relation("books.csv".into()));
         assert_eq!(whole.media, MediaType::Json);
         let r = get("/rpc/f.json?type=text/csv");
@@ -696,12 +690,10 @@ mod tests {
         // Accept is only consulted when the whole name wins.
         let mut r = parse("GET", "/books.json", [("accept", "image/png")]).unwrap();
         assert_eq!(r.media, MediaType::Json);
-        r.resolve_extension(|_| true).unwrap();
+        r.resolve_extension(|_| true);
         assert_eq!(r.accepted.check().unwrap_err().code, "PGRST107");
         let mut plain = get("/books");
-        plain
-            .resolve_extension(|_| panic!("no lookup without an extension"))
-            .unwrap();
+        plain.resolve_extension(|_| panic!("no lookup without an extension"));
     }
 
     #[test]

@@ -116,11 +116,8 @@ pub fn call_plan(
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
     // A set of a table's rows is answered as that table.
-    let answered_as = QualifiedName::new(
-        &f.schema,
-        f.returns_relation.as_ref().map_or(&f.name, |r| &r.name),
-    );
-    let handler = media::handler(req, cache, answered_as)?;
+    let answered_as = f.returns_relation.as_ref().map_or(&f.name, |r| &r.name);
+    let handler = media::handler(req, cache, &f.schema, answered_as)?;
     let raw_type = match handler {
         Some(_) => None,
         None => raw_type(req, f)?,

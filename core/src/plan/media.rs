@@ -21,13 +21,15 @@ pub struct Handler {
     pub content_type: String,
 }
 
-/// The handler answering a request for `target` (a relation, or a function by name — a
+/// The handler answering a request for `schema.name` (a relation, or a function by name — a
 /// set-returning function of a table's rows by the table's name), or None for pg_rest's own
-/// media type; 406 PGRST107 when neither answers.
+/// media type; 406 PGRST107 when neither answers. Without handlers in the schema it only
+/// checks the 406 (nothing is allocated on that path).
 pub fn handler(
     req: &ApiRequest,
     cache: &SchemaCache,
-    target: QualifiedName,
+    schema: &str,
+    name: &str,
 ) -> Result<Option<Handler>, ApiError> {
     let accepted: &Accepted = &req.accepted;
     let ranges = match accepted.ranges.as_deref() {
@@ -35,7 +37,7 @@ pub fn handler(
         _ => return accepted.check().map(|()| None),
     };
     let whole_rows = matches!(req.select.as_slice(), [SelectItem::Star]);
-    let target = HandlerTarget::Named(target);
+    let target = HandlerTarget::Named(QualifiedName::new(schema, name));
     for range in media::ranked(ranges) {
         let essence = media::essence(range);
         if media::is_vendored(&essence) {
@@ -147,7 +149,7 @@ mod tests {
     fn pick(target: &str, query: &str, accept: Option<&str>) -> Result<Option<Handler>, ApiError> {
         let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
         let req = api_request::parse("GET", &format!("/{target}{query}"), headers).unwrap();
-        handler(&req, &cache(), q("public", target))
+        handler(&req, &cache(), "public", target)
     }
 
     #[test]

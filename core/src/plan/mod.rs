@@ -170,7 +170,7 @@ pub fn read_plan(
         .relation(schema, name)
         .ok_or_else(|| ApiError::table_not_found(schema, name))?;
     let root = plan_root(req, cache, relation, limits, false)?;
-    let handler = media::handler(req, cache, relation.qualified())?;
+    let handler = media::handler(req, cache, &relation.schema, &relation.name)?;
     // A plan request plans the statement of the media type it explains.
     let media = match req.media {
         MediaType::Plan(p) => p.target_media(),

@@ -156,7 +156,7 @@ pub fn write_plan(
         .then(|| relation.columns.iter().map(|c| c.default.clone()).collect());
     let returns = req.preferences.return_.unwrap_or(Return::Minimal);
     // Negotiated for every write (406 stands), used only when rows are returned.
-    let handler = super::media::handler(req, cache, relation.qualified())?
+    let handler = super::media::handler(req, cache, &relation.schema, &relation.name)?
         .filter(|_| returns == Return::Representation);
     let json_casts = match (&kind, &defaults) {
         (WriteKind::Insert { .. }, None) => {
