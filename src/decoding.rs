@@ -45,6 +45,20 @@ struct Session {
     events: pg_sys::MemoryContext,
     /// The transaction being decoded wrote an event (so its end is written too).
     wrote: bool,
+    /// Option `tables` (relation OIDs, comma-separated): only their changes are written;
+    /// without it, every table's. In the decoding context's memory.
+    tables: *mut pg_sys::Oid,
+    ntables: usize,
+    filtered: bool,
+}
+
+impl Session {
+    /// Whether changes of `relid` are written.
+    unsafe fn wants(&self, relid: pg_sys::Oid) -> bool {
+        // SAFETY: `ntables` OIDs allocated in `startup`.
+        !self.filtered
+            || unsafe { std::slice::from_raw_parts(self.tables, self.ntables) }.contains(&relid)
+    }
 }
 
 unsafe fn session(ctx: *mut pg_sys::LogicalDecodingContext) -> *mut Session {
@@ -73,6 +87,50 @@ unsafe extern "C-unwind" fn startup(
             pg_sys::ALLOCSET_DEFAULT_MAXSIZE as usize,
         );
         (*ctx).output_plugin_private = state.cast();
+        read_options(ctx, state);
+    }
+}
+
+/// Reads the slot's options: `tables` names the relations whose changes are wanted, so the
+/// realtime worker pays nothing for tables without subscribers (messages always pass).
+unsafe fn read_options(ctx: *mut pg_sys::LogicalDecodingContext, state: *mut Session) {
+    // SAFETY: PostgreSQL's list of DefElem options, valid for the call; the OIDs go to the
+    // decoding context's memory, freed with it.
+    unsafe {
+        let list = (*ctx).output_plugin_options;
+        if list.is_null() {
+            return;
+        }
+        for i in 0..(*list).length as usize {
+            let elem = (*(*list).elements.add(i))
+                .ptr_value
+                .cast::<pg_sys::DefElem>();
+            let name = CStr::from_ptr((*elem).defname).to_bytes();
+            if name != b"tables" {
+                error!(
+                    "pg_rest decoding: unknown option \"{}\" (it takes \"tables\")",
+                    String::from_utf8_lossy(name)
+                );
+            }
+            let value = if (*elem).arg.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(pg_sys::defGetString(elem))
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let oids: Vec<pg_sys::Oid> = value
+                .split(',')
+                .filter_map(|t| t.trim().parse::<u32>().ok())
+                .map(pg_sys::Oid::from)
+                .collect();
+            let bytes = std::mem::size_of::<pg_sys::Oid>() * oids.len().max(1);
+            let tables = pg_sys::MemoryContextAlloc((*ctx).context, bytes).cast::<pg_sys::Oid>();
+            std::ptr::copy_nonoverlapping(oids.as_ptr(), tables, oids.len());
+            (*state).tables = tables;
+            (*state).ntables = oids.len();
+            (*state).filtered = true;
+        }
     }
 }
 
@@ -126,6 +184,9 @@ unsafe extern "C-unwind" fn change(
             REORDER_BUFFER_CHANGE_DELETE => "DELETE",
             _ => return,
         };
+        if !(*session(ctx)).wants((*relation).rd_id) {
+            return;
+        }
         let tp = &(*change).data.tp;
         let full_identity =
             (*(*relation).rd_rel).relreplident as u8 == pg_sys::REPLICA_IDENTITY_FULL;

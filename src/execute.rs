@@ -105,8 +105,7 @@ pub fn in_transaction<T>(
     }))
     .catch_others(|caught| {
         disarm_statement_timeout();
-        // SAFETY: after a caught ERROR the transaction must be aborted before anything else.
-        unsafe { pg_sys::AbortCurrentTransaction() };
+        abort_after_error();
         Err(api_error(caught, ctx.authenticated, errcode.last()))
     })
     .execute();
@@ -173,6 +172,8 @@ pub fn flush_wal(lsn: u64) -> Option<u64> {
         // SAFETY: outside any transaction or critical section; XLogFlush raises on failure.
         unsafe {
             pg_sys::XLogFlush(lsn);
+            // Commits the realtime worker may now decode (it reads flushed WAL only).
+            crate::realtime::wake_if_wanted();
             Some(pg_sys::GetFlushRecPtr(std::ptr::null_mut()).max(lsn))
         }
     }))
@@ -226,6 +227,22 @@ unsafe extern "C-unwind" fn capture_errcode(_arg: *mut std::ffi::c_void) {
     // SAFETY: geterrcode is meant for error context callbacks.
     let code = unsafe { pg_sys::geterrcode() };
     LAST_ERRCODE.store(code, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// What PostgreSQL's own error recovery does before the next transaction, for an ERROR
+/// caught in ours: abort the transaction, and release a replication slot the failed
+/// statement held (a slot function that raised; an abort alone leaves it acquired, and a
+/// half-created one behind).
+pub fn abort_after_error() {
+    // SAFETY: after a caught ERROR the transaction must be aborted before anything else; the
+    // slot calls are those of PostgresMain's error recovery.
+    unsafe {
+        pg_sys::AbortCurrentTransaction();
+        if !pg_sys::MyReplicationSlot.is_null() {
+            pg_sys::ReplicationSlotRelease();
+        }
+        pg_sys::ReplicationSlotCleanup();
+    }
 }
 
 /// Runs a closure that may raise, logging instead of propagating (configuration reloads).
@@ -532,7 +549,7 @@ fn api_error(caught: pg_sys::panic::CaughtError, authenticated: bool, raw_code: 
     }
 }
 
-fn describe(caught: &pg_sys::panic::CaughtError) -> String {
+pub(crate) fn describe(caught: &pg_sys::panic::CaughtError) -> String {
     use pg_sys::panic::CaughtError;
     match caught {
         CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r.message().to_string(),

@@ -14,6 +14,7 @@ pub mod app;
 pub mod decoding;
 pub mod execute;
 pub mod gucs;
+pub mod realtime;
 pub mod schema_cache;
 pub mod stats;
 pub mod transport;
@@ -40,6 +41,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe { PRELOADED = true };
     stats::init();
     schema_cache::init_shared();
+    realtime::init();
     // The listening sockets belong to the server, not to a worker (transport/listener.rs).
     let config = worker::config::Config::load_without_tls();
     transport::listener::open_at_preload(&config.listen_addresses, config.port);

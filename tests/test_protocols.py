@@ -153,7 +153,9 @@ def test_websocket_ping_pong_and_error_events(pg):
             return pong, err, bad, latency
     pong, err, bad, latency = asyncio.run(main())
     assert pong == {"op": "pong"}
-    assert err["op"] == "error" and err["id"] == "s1" and err["code"] == "not_available"
+    # This cluster's wal_level is replica: realtime says so, REST is unaffected.
+    assert err["op"] == "error" and err["id"] == "s1" and err["code"] == "unavailable"
+    assert "wal_level" in err["message"]
     assert bad["op"] == "error" and bad["code"] == "invalid_message"
     assert latency >= 0
 

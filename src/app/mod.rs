@@ -7,6 +7,7 @@
 mod call;
 mod faults;
 mod read;
+mod realtime;
 mod timing;
 mod write;
 
@@ -27,7 +28,7 @@ use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::request::{Reply, Request};
 use pg_rest_core::response::{error_response, Outcome, Overrides, Response};
 use pg_rest_core::schema_cache::{SchemaCache, Volatility};
-use pg_rest_core::{context, jsonp, plan, realtime, sql, websocket};
+use pg_rest_core::{context, jsonp, plan, sql};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Instant, SystemTime};
 
@@ -42,6 +43,11 @@ pub struct App {
     jwt_cache: JwtCache,
     defaults: RequestDefaults,
     cors: Cors,
+    /// This worker's realtime subscriptions and its feed from the realtime worker.
+    pub hub: crate::realtime::hub::Hub,
+    /// The event loop's key of the connection being served (realtime ties subscriptions to
+    /// it).
+    conn: usize,
 }
 
 /// What every request's transaction starts with, derived from the settings once per load.
@@ -77,7 +83,14 @@ impl App {
             slot,
             schema_cache: schema_cache::Holder::default(),
             plans: PlanCache::default(),
+            hub: Default::default(),
+            conn: 0,
         }
+    }
+
+    /// The connection the next requests and messages come from.
+    pub fn set_conn(&mut self, key: usize) {
+        self.conn = key;
     }
 
     pub fn config(&self) -> &Config {
@@ -101,11 +114,8 @@ impl App {
 
 impl Handler for App {
     fn handle(&mut self, request: &Request) -> Reply {
-        if websocket::wants_upgrade(request) && request.path() == REALTIME_PATH {
-            return match websocket::accept(request) {
-                Ok(r) => Reply::Upgrade(r),
-                Err(e) => Reply::Response(error_response(&e)),
-            };
+        if Self::is_realtime(request) {
+            return self.realtime_request(request);
         }
         let response = self.serve(request);
         match execute::take_unflushed_commit() {
@@ -117,13 +127,10 @@ impl Handler for App {
         }
     }
 
-    fn message(&mut self, text: &str) -> String {
-        realtime::answer(text)
+    fn message(&mut self, text: &str) -> Option<String> {
+        self.realtime_message(text)
     }
 }
-
-/// Where WebSocket clients connect (API.md "Realtime").
-const REALTIME_PATH: &str = "/realtime";
 
 impl App {
     /// Answers one HTTP request. Never panics and never raises: failures become error

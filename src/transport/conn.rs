@@ -22,8 +22,9 @@ pub trait Handler {
     /// Answers one request. Never panics and never raises: failures become error responses.
     fn handle(&mut self, request: &Request) -> Reply;
 
-    /// Answers one WebSocket text message (the realtime protocol's).
-    fn message(&mut self, text: &str) -> String;
+    /// Answers one WebSocket text message (the realtime protocol's): the reply to send now,
+    /// if any (events follow later, through `Conn::push_message`).
+    fn message(&mut self, text: &str) -> Option<String>;
 }
 
 /// What one `drive` call moved, for the worker's counters.
@@ -148,6 +149,14 @@ impl Conn {
             Protocol::Http1(h) => h.push_stream(id, piece),
             Protocol::Http2(h) => h.push_stream(id, piece),
             Protocol::WebSocket(_) => false,
+        }
+    }
+
+    /// Queues a WebSocket text frame; false when the connection is no (open) WebSocket.
+    pub fn push_message(&mut self, text: String, now: Instant) -> bool {
+        match &mut self.protocol {
+            Protocol::WebSocket(w) => w.push(text, now),
+            _ => false,
         }
     }
 
@@ -326,8 +335,8 @@ mod tests {
             }
         }
 
-        fn message(&mut self, text: &str) -> String {
-            text.to_string()
+        fn message(&mut self, text: &str) -> Option<String> {
+            Some(text.to_string())
         }
     }
 

@@ -11,6 +11,7 @@
 //! fast sender or a deep pipeline cannot hold the loop, and no edge is needed to resume it.
 
 use crate::app::App;
+use crate::realtime::hub::Push;
 use crate::stats::WorkerSlot;
 use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
 use crate::transport::io::Transport;
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 
 const WAKE: Token = Token(usize::MAX - 1);
 const POSTMASTER: Token = Token(usize::MAX - 2);
+/// The realtime feed (the socket from the realtime worker).
+const FEED: Token = Token(usize::MAX - 3);
 /// Tokens below this are listeners; connection `k` is `Token(CONN_BASE + k)`.
 const CONN_BASE: usize = 1 << 16;
 /// How often deadlines are checked when no event arrives.
@@ -80,6 +83,11 @@ pub struct EventLoop {
     read_buf: Box<[u8]>,
     wake: OwnedFd,
     slot: &'static WorkerSlot,
+    /// Connections removed whose realtime subscriptions are still to be dropped (before the
+    /// key is reused, see [`EventLoop::settle_removed`]).
+    removed: Vec<usize>,
+    /// Connections realtime pushed to this pass, to be driven (written).
+    pushed: Vec<usize>,
 }
 
 impl EventLoop {
@@ -114,6 +122,8 @@ impl EventLoop {
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             wake,
             slot,
+            removed: Vec::new(),
+            pushed: Vec::new(),
         })
     }
 
@@ -139,6 +149,7 @@ impl EventLoop {
                 let now = Instant::now();
                 match event.token() {
                     WAKE => signals::drain(&self.wake),
+                    FEED => app.process_feed(),
                     POSTMASTER => {
                         // The postmaster is gone: no one to answer to; exit without cleanup.
                         // SAFETY: ends the process.
@@ -161,6 +172,7 @@ impl EventLoop {
             }
             self.drive_ready(&mut app);
             self.group_flush(&mut app);
+            self.realtime(&mut app);
             if self.share_paused && !self.over_share() {
                 self.share_paused = false;
                 self.accept_paused = false;
@@ -187,6 +199,57 @@ impl EventLoop {
                     return;
                 }
             }
+        }
+    }
+
+    /// Realtime's part of a pass: what a subscription request read ahead of the feed is
+    /// delivered, a new feed is polled, and what was pushed to connections is written.
+    fn realtime(&mut self, app: &mut App) {
+        self.settle_removed(app);
+        if app.hub.backlog {
+            app.process_feed();
+        }
+        if let Some(fd) = app.hub.unregistered_feed() {
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), FEED, Interest::READABLE)
+            {
+                quiet_log!("pg_rest http worker: cannot poll the realtime feed: {e}");
+            }
+        }
+        let now = Instant::now();
+        for (key, push) in app.take_pushes() {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            match push {
+                Push::Frame(text) => {
+                    conn.push_message(text, now);
+                }
+                Push::Piece { stream, bytes } => {
+                    if !conn.push_stream(stream, &bytes) {
+                        app.hub.drop_stream(key, stream);
+                    }
+                }
+            }
+            self.pushed.push(key);
+        }
+        let mut pushed = std::mem::take(&mut self.pushed);
+        pushed.sort_unstable();
+        pushed.dedup();
+        for key in pushed.drain(..) {
+            self.drive(key, app, now);
+        }
+        self.pushed = pushed;
+        self.settle_removed(app);
+    }
+
+    /// Drops the realtime subscriptions of removed connections; before a new connection may
+    /// take a removed one's key.
+    fn settle_removed(&mut self, app: &mut App) {
+        for key in self.removed.drain(..) {
+            app.hub.drop_conn(key);
         }
     }
 
@@ -234,6 +297,7 @@ impl EventLoop {
     }
 
     fn open_conn(&mut self, stream: TcpStream, app: &mut App, now: Instant) {
+        self.settle_removed(app);
         let _ = stream.set_nodelay(true);
         let over = self.open >= self.max_open(app);
         let transport = match app.config().tls.mode() {
@@ -364,6 +428,7 @@ impl EventLoop {
             return;
         };
         let limits = app.config().limits;
+        app.set_conn(key);
         let scratch = &mut self.read_buf;
         let driven = PgTryBuilder::new(AssertUnwindSafe(|| {
             Some(conn.drive(app, &limits, now, scratch))
@@ -418,6 +483,7 @@ impl EventLoop {
 
     fn remove(&mut self, key: usize) {
         let conn = self.conns.remove(key);
+        self.removed.push(key);
         let _ = self
             .poll
             .registry()

@@ -695,8 +695,8 @@ mod tests {
     struct Echo;
 
     impl Handler for Echo {
-        fn message(&mut self, text: &str) -> String {
-            text.to_string()
+        fn message(&mut self, text: &str) -> Option<String> {
+            Some(text.to_string())
         }
 
         fn handle(&mut self, r: &Request) -> Reply {

@@ -67,9 +67,10 @@ impl WebSocket {
             match self.socket.read() {
                 Ok(Message::Text(text)) => {
                     driven.traffic.requests += 1;
-                    let reply = app.message(text.as_str());
-                    if let Err(e) = self.socket.write(Message::text(reply)) {
-                        self.fail(e, now);
+                    if let Some(reply) = app.message(text.as_str()) {
+                        if let Err(e) = self.socket.write(Message::text(reply)) {
+                            self.fail(e, now);
+                        }
                     }
                 }
                 Ok(Message::Binary(_)) => {
@@ -106,6 +107,23 @@ impl WebSocket {
             self.last_active = now;
         }
         driven
+    }
+
+    /// Queues a text frame the application pushes (a realtime event); written by the next
+    /// `drive`. False when the connection is closing or its client does not read (then it
+    /// is closed with 1008: a slow consumer does not hold memory).
+    pub fn push(&mut self, text: String, now: Instant) -> bool {
+        if self.phase != Phase::Open || self.closing_since.is_some() {
+            return false;
+        }
+        match self.socket.write(Message::text(text)) {
+            Ok(()) => true,
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => true,
+            Err(e) => {
+                self.fail(e, now);
+                false
+            }
+        }
     }
 
     /// Frames wait for the socket.

@@ -76,6 +76,8 @@ pub struct Config {
     /// `pg_rest.trace_header`, lower-case; None when empty.
     pub trace_header: Option<String>,
     pub cors_allowed_origins: String,
+    /// `pg_rest.channel_check`: who may use a realtime channel; None when empty.
+    pub channel_check: Option<String>,
     /// `pg_rest.tls_cert_file` / `tls_key_file`, loaded; carried over SIGHUPs by
     /// [`Config::reload`] so a bad file never takes TLS down.
     pub tls: TlsMaterial,
@@ -154,6 +156,7 @@ impl Config {
             trace_header: optional(string_value(&gucs::TRACE_HEADER))
                 .map(|h| h.to_ascii_lowercase()),
             cors_allowed_origins: string_value(&gucs::CORS_ALLOWED_ORIGINS),
+            channel_check: optional(string_value(&gucs::CHANNEL_CHECK)),
             tls: TlsMaterial::default(),
         }
     }

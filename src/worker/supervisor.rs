@@ -103,6 +103,8 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
 
 struct Supervisor {
     slots: Vec<Slot>,
+    /// The realtime worker (src/realtime/worker.rs), started once the database exists.
+    realtime: Slot,
     /// The last reason logged for not starting workers (database missing, wrong encoding).
     database_problem_logged: Option<String>,
 }
@@ -128,8 +130,20 @@ impl Supervisor {
                 }
             })
             .collect();
+        let (slot, generation) = crate::realtime::handle();
+        let realtime = Slot {
+            handle: (slot > 0).then(|| HandleRepr {
+                slot: (slot - 1) as c_int,
+                generation: generation as u64,
+            }),
+            stopping: false,
+            started_at: now,
+            not_before: now,
+            backoff: FIRST_BACKOFF,
+        };
         Supervisor {
             slots,
+            realtime,
             database_problem_logged: None,
         }
     }
@@ -163,6 +177,53 @@ impl Supervisor {
             if *may_start.get_or_insert_with(|| self.database_exists()) && !self.start(i, now) {
                 // No background worker slot left: the others would fail the same way.
                 may_start = Some(false);
+            }
+        }
+        if *may_start.get_or_insert_with(|| self.database_exists()) {
+            self.reconcile_realtime(now);
+        }
+    }
+
+    /// Keeps the realtime worker running (with the http workers' backoff); it connects to
+    /// the database, so it starts only once that exists.
+    fn reconcile_realtime(&mut self, now: Instant) {
+        let slot = &mut self.realtime;
+        if slot.handle.and_then(worker_pid).is_some() {
+            return;
+        }
+        if slot.handle.take().is_some() {
+            crate::realtime::set_handle(0, 0);
+            let uptime = now.duration_since(slot.started_at);
+            if uptime >= HEALTHY_UPTIME {
+                slot.backoff = FIRST_BACKOFF;
+                slot.not_before = now;
+            } else {
+                slot.not_before = now + slot.backoff;
+                slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+            }
+            quiet_log!("pg_rest: the realtime worker exited; restarting it");
+        }
+        if now < slot.not_before {
+            return;
+        }
+        match register_dynamic(
+            "pg_rest realtime",
+            "pg_rest realtime",
+            "pg_rest_realtime_main",
+            0,
+        ) {
+            Some(h) => {
+                crate::realtime::set_handle(h.slot as i64 + 1, h.generation as i64);
+                slot.handle = Some(h);
+                slot.started_at = now;
+            }
+            None => {
+                slot.not_before = now + slot.backoff;
+                slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
+                quiet_log!(
+                    "pg_rest: could not start the realtime worker: no free background worker \
+                     slot; raise max_worker_processes"
+                );
             }
         }
     }
@@ -202,22 +263,10 @@ impl Supervisor {
 
     /// Registers http worker `i`; false when PostgreSQL has no worker slot free.
     fn start(&mut self, i: usize, now: Instant) -> bool {
-        let builder = BackgroundWorkerBuilder::new(&format!("pg_rest http worker {i}"))
-            .set_type("pg_rest http")
-            .set_library("pg_rest")
-            .set_function("pg_rest_http_main")
-            .enable_spi_access()
-            .set_start_time(BgWorkerStartTime::ConsistentState)
-            .set_restart_time(None)
-            .set_argument(Some(pg_sys::Datum::from(i)))
-            // SAFETY: reading this process's pid.
-            .set_notify_pid(unsafe { pg_sys::MyProcPid });
-        let mut bgw: pg_sys::BackgroundWorker = (&builder).into();
-        let mut handle: *mut pg_sys::BackgroundWorkerHandle = std::ptr::null_mut();
-        // SAFETY: bgw is a complete registration; on success PostgreSQL sets `handle`.
-        let ok = unsafe { pg_sys::RegisterDynamicBackgroundWorker(&mut bgw, &mut handle) };
+        let name = format!("pg_rest http worker {i}");
+        let registered = register_dynamic(&name, "pg_rest http", "pg_rest_http_main", i);
         let slot = &mut self.slots[i];
-        if !ok || handle.is_null() {
+        let Some(h) = registered else {
             slot.not_before = now + slot.backoff;
             quiet_log!(
                 "pg_rest: could not register http worker {i}: no free background worker slot; \
@@ -225,13 +274,6 @@ impl Supervisor {
             );
             slot.backoff = (slot.backoff * 2).min(MAX_BACKOFF);
             return false;
-        }
-        // SAFETY: a BackgroundWorkerHandle is exactly this struct (bgworker.c); the palloc'd
-        // original is not needed once copied.
-        let h = unsafe {
-            let h = *handle.cast::<HandleRepr>();
-            pg_sys::pfree(handle.cast());
-            h
         };
         let shared = stats::slot(i);
         shared.handle_generation.store(h.generation as i64, Relaxed);
@@ -269,6 +311,35 @@ impl Supervisor {
         self.database_problem_logged = problem;
         servable
     }
+}
+
+/// Registers a dynamic background worker of pg_rest's that the supervisor restarts itself
+/// (never the postmaster); None when PostgreSQL has no worker slot free.
+fn register_dynamic(name: &str, kind: &str, function: &str, arg: usize) -> Option<HandleRepr> {
+    let builder = BackgroundWorkerBuilder::new(name)
+        .set_type(kind)
+        .set_library("pg_rest")
+        .set_function(function)
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::ConsistentState)
+        .set_restart_time(None)
+        .set_argument(Some(pg_sys::Datum::from(arg)))
+        // SAFETY: reading this process's pid.
+        .set_notify_pid(unsafe { pg_sys::MyProcPid });
+    let mut bgw: pg_sys::BackgroundWorker = (&builder).into();
+    let mut handle: *mut pg_sys::BackgroundWorkerHandle = std::ptr::null_mut();
+    // SAFETY: bgw is a complete registration; on success PostgreSQL sets `handle`.
+    let ok = unsafe { pg_sys::RegisterDynamicBackgroundWorker(&mut bgw, &mut handle) };
+    if !ok || handle.is_null() {
+        return None;
+    }
+    // SAFETY: a BackgroundWorkerHandle is exactly this struct (bgworker.c); the palloc'd
+    // original is not needed once copied.
+    Some(unsafe {
+        let h = *handle.cast::<HandleRepr>();
+        pg_sys::pfree(handle.cast());
+        h
+    })
 }
 
 /// A server encoding's name (`LATIN1`), for log lines.

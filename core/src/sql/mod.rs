@@ -4,10 +4,12 @@
 
 mod call;
 mod read;
+mod realtime;
 mod write;
 
 pub use call::call_statement;
 pub use read::{explain_statement, plan_rows, planned_count_statement, read_statement};
+pub use realtime::{channel_check_statement, subscribe_check_statement, visibility_statement};
 pub use write::write_statement;
 
 /// The columns every statement ends with, after rows, total and body: `response.headers`

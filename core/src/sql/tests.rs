@@ -230,3 +230,72 @@ fn inserts_parse_domain_columns_through_their_json_cast() {
         .sql
         .contains("FROM pg_catalog.json_populate_recordset(NULL::\"lib\".\"labels\", pg_catalog.json_build_array($1::json)) AS _pgrst_r"));
 }
+
+fn root(target: &str) -> crate::plan::Node {
+    let limits = Limits {
+        max_rows: None,
+        aggregates_enabled: false,
+    };
+    let req = parse("GET", target, []).unwrap();
+    read_plan(&req, &library_cache(), "lib", &limits)
+        .unwrap()
+        .root
+}
+
+#[test]
+fn realtime_visibility_judges_each_subscription_on_the_event_row() {
+    let table = crate::schema_cache::QualifiedName::new("lib", "books");
+    let (filtered, all) = (
+        root("/books?id=gt.2&or=(title.eq.x,title.is.null)"),
+        root("/books"),
+    );
+    let s = visibility_statement(&table, &["id".into()], &[&filtered, &all], "[]".into());
+    assert_eq!(
+        s.sql,
+        "SELECT e.ord::text || ' ' || s.i::text FROM pg_catalog.jsonb_array_elements($1::jsonb) \
+         WITH ORDINALITY AS e(j, ord) CROSS JOIN LATERAL pg_catalog.jsonb_populate_record(\
+         NULL::\"lib\".\"books\", e.j->'r') AS \"pgrst_0\" CROSS JOIN LATERAL (VALUES \
+         (0, (\"pgrst_0\".\"id\" > $2::integer) AND ((\"pgrst_0\".\"title\" = $3::text) OR \
+         (\"pgrst_0\".\"title\" IS NULL))), (1, TRUE)) AS s(i, ok) WHERE s.ok AND \
+         ((e.j->>'d') IS NOT NULL OR EXISTS (SELECT 1 FROM \"lib\".\"books\" AS pgrst_t WHERE \
+         \"pgrst_t\".\"id\" = \"pgrst_0\".\"id\")) ORDER BY e.ord, s.i"
+    );
+    assert_eq!(s.params, vec!["[]", "2", "x"]);
+    // No key: the row is looked up whole.
+    let s = visibility_statement(&table, &[], &[&all], "[]".into());
+    assert!(
+        s.sql.contains("WHERE pgrst_t::text = \"pgrst_0\"::text"),
+        "{}",
+        s.sql
+    );
+}
+
+#[test]
+fn realtime_subscribe_check_reads_the_filter_once_as_the_role() {
+    let table = crate::schema_cache::QualifiedName::new("lib", "books");
+    let s = subscribe_check_statement(&table, &root("/books?id=eq.1"));
+    assert!(s.sql.contains("has_column_privilege"), "{}", s.sql);
+    assert!(
+        s.sql.contains(
+            "NOT EXISTS (SELECT 1 FROM \"lib\".\"books\" AS \"pgrst_0\" WHERE (\"pgrst_0\".\"id\" = $2::integer) LIMIT 0)"
+        ),
+        "{}",
+        s.sql
+    );
+    assert_eq!(s.params, vec!["\"lib\".\"books\"", "1"]);
+}
+
+#[test]
+fn realtime_channel_check_calls_the_configured_function() {
+    let s = channel_check_statement(Some("auth.may"), "chat", "publish");
+    assert_eq!(
+        s.sql,
+        "SELECT (pg_catalog.has_function_privilege('pg_rest.publish(text, jsonb)', 'EXECUTE') \
+         AND coalesce(\"auth\".\"may\"($1::text, $2::text), false))::text"
+    );
+    assert_eq!(s.params, vec!["chat", "publish"]);
+    assert_eq!(
+        channel_check_statement(None, "chat", "subscribe").sql,
+        "SELECT (TRUE)::text"
+    );
+}

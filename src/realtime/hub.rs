@@ -1,0 +1,434 @@
+//! An http worker's side of realtime: its connection to the realtime worker (the feed), its
+//! subscriptions, and what is to be pushed to which client connection. The SQL it needs
+//! (subscription checks, visibility per group) is the application's (`app::realtime`).
+
+use pg_rest_core::auth::Authenticated;
+use pg_rest_core::plan::Node;
+use pg_rest_core::realtime::event::{Event, Kind};
+use pg_rest_core::realtime::feed::{self, Down, Up};
+use pg_rest_core::realtime::Events;
+use pg_rest_core::schema_cache::QualifiedName;
+use pg_rest_core::stream::Format;
+use slab::Slab;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a subscription request waits for the realtime worker's answer.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Feed bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// The local stream socket to the realtime worker.
+pub struct Feed {
+    stream: UnixStream,
+    lines: feed::Lines,
+    output: Vec<u8>,
+    /// Registered with the event loop's poller.
+    pub registered: bool,
+}
+
+impl Feed {
+    fn connect() -> io::Result<Feed> {
+        let stream = UnixStream::connect(super::SOCKET)?;
+        stream.set_nonblocking(true)?;
+        Ok(Feed {
+            stream,
+            lines: feed::Lines::default(),
+            output: Vec::new(),
+            registered: false,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// Sends one request and wakes the realtime worker; false once the feed is broken.
+    fn send(&mut self, up: &Up) -> bool {
+        up.encode(&mut self.output);
+        let ok = self.flush();
+        super::wake();
+        ok
+    }
+
+    fn flush(&mut self) -> bool {
+        while !self.output.is_empty() {
+            match self.stream.write(&self.output) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
+    }
+
+    /// Reads what has arrived; false at EOF or on an error (the feed is then lost).
+    fn read_available(&mut self) -> bool {
+        let mut buf = vec![0u8; READ_CHUNK];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => self.lines.push(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Waits until the answer to `token` has arrived (it stays unread, so that the lines
+    /// before it are taken first); false on timeout or a lost feed.
+    fn wait_for_ack(&mut self, token: u64) -> bool {
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        let wanted = format!("A{token} ");
+        loop {
+            if self.lines.any_line(|l| l.starts_with(&wanted)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !self.flush() {
+                return false;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(100) as i32) };
+            if !self.read_available() {
+                return false;
+            }
+        }
+    }
+}
+
+/// What a resuming subscription missed, from the ring; Err(since) when the ring does not
+/// reach back to `since`.
+pub type Missed = Result<Vec<Rc<Event>>, u64>;
+
+/// Where a subscription's events go.
+pub enum Sink {
+    /// A WebSocket connection: frames carry the subscription id.
+    Socket { id: String },
+    /// A streamed HTTP response (`Reply::Stream` id) in a line format or as SSE.
+    Stream { stream: u64, format: Format },
+}
+
+pub enum Target {
+    Table {
+        table: QualifiedName,
+        events: Events,
+        /// The read planned from the subscription's filter (its conditions are what count).
+        node: Box<Node>,
+        primary_key: Vec<String>,
+        /// Columns the role may read: the events' rows are cut to these.
+        columns: Vec<String>,
+    },
+    Channel(String),
+}
+
+pub struct Sub {
+    pub conn: usize,
+    pub sink: Sink,
+    pub target: Target,
+    pub who: Authenticated,
+    /// Becomes true at the realtime worker's answer to `token` in the feed.
+    pub live: bool,
+    pub token: u64,
+    /// Resume after this position: replayed from the ring when it goes live.
+    pub resume: Option<u64>,
+    pub sent: u64,
+    pub dropped: u64,
+    pub since: SystemTime,
+}
+
+impl Sub {
+    fn table(&self) -> Option<&QualifiedName> {
+        match &self.target {
+            Target::Table { table, .. } => Some(table),
+            Target::Channel(_) => None,
+        }
+    }
+
+    fn unsubscribe_line(&self) -> Up {
+        Up::Unsubscribe {
+            table: self.table().map(|t| (t.schema.clone(), t.name.clone())),
+        }
+    }
+
+    pub fn transport(&self) -> &'static str {
+        match &self.sink {
+            Sink::Socket { .. } => "websocket",
+            Sink::Stream {
+                format: Format::EventStream,
+                ..
+            } => "sse",
+            Sink::Stream {
+                format: Format::JsonpLines(_),
+                ..
+            } => "jsonp",
+            Sink::Stream { .. } => "ndjson",
+        }
+    }
+}
+
+/// What to send to a client connection.
+pub enum Push {
+    /// A WebSocket text frame.
+    Frame(String),
+    /// A piece of a streamed response.
+    Piece { stream: u64, bytes: Vec<u8> },
+}
+
+/// A WebSocket connection's identity, from its upgrade request or a later `access_token`.
+pub struct Session {
+    pub who: Authenticated,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    feed: Option<Feed>,
+    /// Events resuming subscriptions missed, by request token, until their answer.
+    replays: HashMap<u64, Vec<Rc<Event>>>,
+    pub subs: Slab<Sub>,
+    pub sessions: HashMap<usize, Session>,
+    next_token: u64,
+    next_stream: u64,
+    /// Feed lines were read but not yet taken (a subscription request read ahead).
+    pub backlog: bool,
+    /// What to push, by connection key.
+    pub pushes: Vec<(usize, Push)>,
+}
+
+impl Hub {
+    /// The feed's descriptor while it is connected but not yet polled.
+    pub fn unregistered_feed(&mut self) -> Option<RawFd> {
+        let feed = self.feed.as_mut().filter(|f| !f.registered)?;
+        feed.registered = true;
+        Some(feed.fd())
+    }
+
+    pub fn new_stream_id(&mut self) -> u64 {
+        self.next_stream += 1;
+        self.next_stream
+    }
+
+    /// Sends a subscription request and waits for its answer; the subscription (not yet
+    /// live) is added. Err with why when realtime cannot serve.
+    pub fn subscribe(&mut self, sub: Sub) -> Result<usize, String> {
+        if let Some(why) = super::unavailable() {
+            return Err(why.into());
+        }
+        if self.feed.is_none() {
+            let feed = Feed::connect()
+                .map_err(|e| format!("realtime worker unreachable ({e}); retry shortly"))?;
+            self.feed = Some(feed);
+        }
+        self.next_token += 1;
+        let token = self.next_token;
+        let table = sub.table().map(|t| (t.schema.clone(), t.name.clone()));
+        let feed = self.feed.as_mut().ok_or("realtime feed lost")?;
+        let request = Up::Subscribe {
+            token,
+            since: sub.resume,
+            table,
+        };
+        if !(feed.send(&request) && feed.wait_for_ack(token)) {
+            self.lose_feed();
+            return Err("the realtime worker did not answer; retry shortly".into());
+        }
+        self.backlog = true;
+        Ok(self.subs.insert(Sub {
+            token,
+            live: false,
+            ..sub
+        }))
+    }
+
+    pub fn unsubscribe(&mut self, key: usize) {
+        if !self.subs.contains(key) {
+            return;
+        }
+        let sub = self.subs.remove(key);
+        if let Some(feed) = &mut self.feed {
+            if !feed.send(&sub.unsubscribe_line()) {
+                self.lose_feed();
+            }
+        }
+    }
+
+    /// A WebSocket subscription by its client-chosen id.
+    pub fn socket_sub(&self, conn: usize, id: &str) -> Option<usize> {
+        self.subs
+            .iter()
+            .find(|(_, s)| s.conn == conn && matches!(&s.sink, Sink::Socket { id: i } if i == id))
+            .map(|(k, _)| k)
+    }
+
+    /// The connection is gone: its subscriptions and session with it.
+    pub fn drop_conn(&mut self, conn: usize) {
+        self.sessions.remove(&conn);
+        let keys: Vec<usize> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.conn == conn)
+            .map(|(k, _)| k)
+            .collect();
+        for k in keys {
+            self.unsubscribe(k);
+        }
+    }
+
+    /// A streamed response ended (the client left, or its buffer overflowed).
+    pub fn drop_stream(&mut self, conn: usize, stream: u64) {
+        let key = self.subs.iter().find(|(_, s)| {
+            s.conn == conn && matches!(s.sink, Sink::Stream { stream: id, .. } if id == stream)
+        });
+        if let Some((k, _)) = key {
+            self.unsubscribe(k);
+        }
+    }
+
+    /// The feed broke (the realtime worker restarted): every subscriber is told, WebSocket
+    /// subscriptions end and streams close; clients resubscribe.
+    fn lose_feed(&mut self) {
+        self.feed = None;
+        self.backlog = false;
+        self.replays.clear();
+        for sub in self.subs.drain() {
+            let message = "the realtime feed was interrupted (the realtime worker restarted); \
+                           subscribe again";
+            self.pushes
+                .push((sub.conn, error_push(&sub.sink, "feed_lost", message)));
+        }
+    }
+
+    /// Reads the feed and returns the next events in order, up to (not past) the next
+    /// subscription answer, whose token comes with them: the caller delivers the events, then
+    /// makes that subscription live ([`Hub::make_live`]). None when nothing is left.
+    pub fn next_batch(&mut self) -> Option<(Vec<Rc<Event>>, Option<(u64, bool)>)> {
+        let feed = self.feed.as_mut()?;
+        if !feed.read_available() {
+            self.lose_feed();
+            return None;
+        }
+        let mut events = Vec::new();
+        let mut acked = None;
+        while let Some(line) = feed.lines.next_line() {
+            match feed::parse_down(line) {
+                Some(Down::Event(json)) => events.extend(Event::parse(json).map(Rc::new)),
+                Some(Down::Replay { token, json }) => {
+                    if let Some(e) = Event::parse(json) {
+                        self.replays.entry(token).or_default().push(Rc::new(e));
+                    }
+                }
+                Some(Down::Ack { token, gap, .. }) => {
+                    acked = Some((token, gap));
+                    break;
+                }
+                None => {}
+            }
+        }
+        if acked.is_none() {
+            feed.lines.compact();
+        }
+        self.backlog = acked.is_some();
+        (acked.is_some() || !events.is_empty()).then_some((events, acked))
+    }
+
+    /// Makes the subscription asked for with `token` live. One that resumes gets its key
+    /// and the events it missed, or Err when they are no longer kept (`gap`).
+    pub fn make_live(&mut self, token: u64, gap: bool) -> Option<(usize, Missed)> {
+        let replayed = self.replays.remove(&token).unwrap_or_default();
+        let (key, sub) = self.subs.iter_mut().find(|(_, s)| s.token == token)?;
+        sub.live = true;
+        let since = sub.resume?;
+        Some((key, if gap { Err(since) } else { Ok(replayed) }))
+    }
+
+    /// Tells a subscriber it cannot be resumed: an explicit gap, never a silent one.
+    pub fn push_gap(&mut self, key: usize, since: u64) {
+        let Some(sub) = self.subs.get(key) else {
+            return;
+        };
+        let message = format!(
+            "cannot resume after {}: the events since are no longer kept; read the current \
+             state again (events from now on follow)",
+            pg_rest_core::realtime::event::format_lsn(since)
+        );
+        let push = error_push(&sub.sink, "resume_gap", &message);
+        self.pushes.push((sub.conn, push));
+    }
+
+    /// The live subscriptions an event may go to (visibility aside).
+    pub fn candidates<'a>(&'a self, e: &'a Event) -> impl Iterator<Item = usize> + 'a {
+        self.subs
+            .iter()
+            .filter(move |(_, s)| {
+                s.live
+                    && match (&s.target, e.kind) {
+                        (Target::Channel(c), Kind::Message) => *c == e.channel,
+                        (Target::Table { table, events, .. }, k) if k != Kind::Message => {
+                            events.contains(k.events())
+                                && table.schema == e.schema
+                                && table.name == e.table
+                        }
+                        _ => false,
+                    }
+            })
+            .map(|(k, _)| k)
+    }
+
+    /// Queues `e` for subscription `key`.
+    pub fn deliver(&mut self, key: usize, e: &Event) {
+        let Some(sub) = self.subs.get_mut(key) else {
+            return;
+        };
+        let columns = match &sub.target {
+            Target::Table { columns, .. } => Some(columns.as_slice()),
+            Target::Channel(_) => None,
+        };
+        let push = match &sub.sink {
+            Sink::Socket { id } => Push::Frame(e.to_client_json(Some(id), columns)),
+            Sink::Stream { stream, format } => {
+                let mut bytes = Vec::new();
+                format.event(
+                    &mut bytes,
+                    Some(&e.lsn_text),
+                    &e.to_client_json(None, columns),
+                );
+                Push::Piece {
+                    stream: *stream,
+                    bytes,
+                }
+            }
+        };
+        sub.sent += 1;
+        self.pushes.push((sub.conn, push));
+    }
+}
+
+/// An `error` event for a sink: a WebSocket frame naming the subscription, or a stream line.
+fn error_push(sink: &Sink, code: &str, message: &str) -> Push {
+    match sink {
+        Sink::Socket { id } => Push::Frame(pg_rest_core::realtime::error(Some(id), code, message)),
+        Sink::Stream { stream, format } => {
+            let mut bytes = Vec::new();
+            let json = pg_rest_core::realtime::error(None, code, message);
+            format.event(&mut bytes, None, &json);
+            Push::Piece {
+                stream: *stream,
+                bytes,
+            }
+        }
+    }
+}
