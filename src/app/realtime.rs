@@ -401,7 +401,7 @@ impl App {
     pub fn process_feed(&mut self) {
         while let Some((events, acked)) = self.hub.next_batch() {
             self.deliver_batch(&events, None);
-            match acked.and_then(|(token, gap)| self.hub.make_live(token, gap)) {
+            match acked.and_then(|a| self.hub.make_live(a.token, a.gap)) {
                 Some((key, Ok(missed))) => self.deliver_batch(&missed, Some(key)),
                 Some((key, Err(since))) => self.hub.push_gap(key, since),
                 None => {}

@@ -111,6 +111,13 @@ impl Feed {
     }
 }
 
+/// The realtime worker's answer to a subscription request: from here its subscription is
+/// live; `gap`: the events it asked to resume from are no longer kept.
+pub struct Answer {
+    pub token: u64,
+    pub gap: bool,
+}
+
 /// What a resuming subscription missed, from the ring; Err(since) when the ring does not
 /// reach back to `since`.
 pub type Missed = Result<Vec<Rc<Event>>, u64>;
@@ -315,7 +322,7 @@ impl Hub {
     /// Reads the feed and returns the next events in order, up to (not past) the next
     /// subscription answer, whose token comes with them: the caller delivers the events, then
     /// makes that subscription live ([`Hub::make_live`]). None when nothing is left.
-    pub fn next_batch(&mut self) -> Option<(Vec<Rc<Event>>, Option<(u64, bool)>)> {
+    pub fn next_batch(&mut self) -> Option<(Vec<Rc<Event>>, Option<Answer>)> {
         let feed = self.feed.as_mut()?;
         if !feed.read_available() {
             self.lose_feed();
@@ -332,7 +339,7 @@ impl Hub {
                     }
                 }
                 Some(Down::Ack { token, gap, .. }) => {
-                    acked = Some((token, gap));
+                    acked = Some(Answer { token, gap });
                     break;
                 }
                 None => {}
