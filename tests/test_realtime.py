@@ -323,3 +323,130 @@ def test_many_changes_in_one_transaction_arrive_in_order(rt):
     ids = run(main())
     sql(rt, "DELETE FROM public.items")
     assert ids == list(range(1, 501))
+
+
+def sse_events(lines, n: int) -> list[tuple[str, dict]]:
+    """The next `n` Server-Sent Events as (id, data)."""
+    got, event_id = [], None
+    for l in lines:
+        if l.startswith("id: "):
+            event_id = l[4:]
+        elif l.startswith("data: "):
+            got.append((event_id, json.loads(l[6:])))
+            if len(got) == n:
+                return got
+    return got
+
+
+def test_sse_resumes_after_a_disconnect_with_nothing_lost(rt):
+    with httpx.Client(base_url=rt.base_url, timeout=10) as client:
+        headers = {"Accept": "text/event-stream"}
+        with client.stream("GET", "/realtime/items?events=INSERT", headers=headers) as r:
+            lines = r.iter_lines()
+            sql(rt, "INSERT INTO public.items VALUES (60, 1, 'seen')")
+            [(last_id, seen)] = sse_events(lines, 1)
+        # Committed while no one listens.
+        sql(rt, "INSERT INTO public.items VALUES (61, 2, 'missed')")
+        sql(rt, "INSERT INTO public.items VALUES (62, 3, 'missed too')")
+        with client.stream("GET", "/realtime/items?events=INSERT",
+                           headers={**headers, "Last-Event-ID": last_id}) as r:
+            lines = r.iter_lines()
+            missed = sse_events(lines, 2)
+            sql(rt, "INSERT INTO public.items VALUES (63, 4, 'live')")
+            live = sse_events(lines, 1)
+        # `?since=` does the same.
+        with client.stream("GET", f"/realtime/items?events=INSERT&since={last_id}") as r:
+            lines = (l for l in r.iter_lines() if l.strip())
+            again = [json.loads(next(lines))["record"]["id"] for _ in range(3)]
+    sql(rt, "DELETE FROM public.items")
+    assert seen["record"]["id"] == 60
+    assert [d["record"]["id"] for _, d in missed] == [61, 62]
+    assert [d["record"]["id"] for _, d in live] == [63]
+    assert again == [61, 62, 63]
+
+
+def test_websocket_resume_with_since_and_an_explicit_gap(rt):
+    async def main():
+        async with websockets.connect(url(rt), open_timeout=5) as ws:
+            await subscribe(ws, id="r", table="items")
+            sql(rt, "INSERT INTO public.items VALUES (70, 1, 'a')")
+            last = await recv(ws)
+        sql(rt, "INSERT INTO public.items VALUES (71, 1, 'b')")
+        async with websockets.connect(url(rt), open_timeout=5) as ws:
+            ok = await subscribe(ws, id="r", table="items", since=last["lsn"])
+            missed = await recv(ws)
+            # From before anything was kept: told plainly, then live.
+            await ws.send(json.dumps({"op": "subscribe", "id": "old", "table": "items",
+                                      "since": "0/1"}))
+            old_ok, gap = await recv(ws), await recv(ws)
+            sql(rt, "INSERT INTO public.items VALUES (72, 1, 'c')")
+            live = sorted([await recv(ws), await recv(ws)], key=lambda e: e["id"])
+            return ok, missed, old_ok, gap, live
+    ok, missed, old_ok, gap, live = run(main())
+    sql(rt, "DELETE FROM public.items")
+    assert ok["op"] == "subscribed" and missed["record"]["id"] == 71 and missed["id"] == "r"
+    assert old_ok["op"] == "subscribed"
+    assert gap["op"] == "error" and gap["id"] == "old" and gap["code"] == "resume_gap"
+    assert [(e["id"], e["record"]["id"]) for e in live] == [("old", 72), ("r", 72)]
+
+
+def test_a_slow_consumer_is_closed_and_the_others_are_not(rt):
+    async def main():
+        async with websockets.connect(url(rt), open_timeout=5, max_queue=1) as slow, \
+                websockets.connect(url(rt), open_timeout=5) as fast:
+            await subscribe(slow, id="slow", table="items")
+            await subscribe(fast, id="fast", table="items", filter="id=eq.999999")
+            # Far more than the socket buffers and pg_rest's per-connection bound hold.
+            sql(rt, "INSERT INTO public.items SELECT g, g, repeat('x', 2000) "
+                    "FROM generate_series(1, 20000) g")
+            sql(rt, "INSERT INTO public.items VALUES (999999, 1, 'for fast')")
+            got = await recv(fast, timeout=30)
+            # The slow one was closed with 1008 (policy) rather than buffered without bound.
+            await asyncio.sleep(0.5)
+            code = None
+            try:
+                while True:
+                    await asyncio.wait_for(slow.recv(), 5)
+            except websockets.exceptions.ConnectionClosed as closed:
+                code = closed.rcvd.code if closed.rcvd else None
+            except asyncio.TimeoutError:
+                pass
+            return got, code
+    got, code = run(main())
+    sql(rt, "DELETE FROM public.items")
+    assert got.get("record", {}).get("id") == 999999, got
+    assert code == 1008
+
+
+def test_subscribers_of_a_killed_worker_reconnect_and_resume(rt):
+    with httpx.Client(base_url=rt.base_url, timeout=10) as client:
+        headers = {"Accept": "text/event-stream"}
+        with client.stream("GET", "/realtime/items?events=INSERT", headers=headers) as r:
+            lines = r.iter_lines()
+            sql(rt, "INSERT INTO public.items VALUES (80, 1, 'before')")
+            [(last_id, _)] = sse_events(lines, 1)
+            # The worker serving this stream dies.
+            pids = rt.http_pids()
+            rt.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE backend_type = 'pg_rest http'")
+            with pytest.raises(httpx.HTTPError):
+                sse_events(lines, 1)
+        sql(rt, "INSERT INTO public.items VALUES (81, 1, 'while down')")
+        wait_until(lambda: len(rt.http_pids() - pids) == 2, 30, what="restarted http workers")
+        rt.wait_http_ready("/items", timeout=30)
+        with client.stream("GET", "/realtime/items?events=INSERT",
+                           headers={**headers, "Last-Event-ID": last_id}) as r:
+            missed = sse_events(r.iter_lines(), 1)
+    sql(rt, "DELETE FROM public.items")
+    assert [d["record"]["id"] for _, d in missed] == [81]
+
+
+def test_streams_over_http2(rt):
+    with httpx.Client(base_url=rt.base_url, http1=False, http2=True, timeout=10) as client:
+        with client.stream("GET", "/realtime/items?events=INSERT") as r:
+            assert r.http_version == "HTTP/2"
+            lines = r.iter_lines()
+            sql(rt, "INSERT INTO public.items VALUES (90, 9, 'h2')")
+            line = next(l for l in lines if l.strip())
+    sql(rt, "DELETE FROM public.items")
+    assert json.loads(line)["record"]["id"] == 90

@@ -329,6 +329,7 @@ impl App {
             live: false,
             token: 0,
             resume,
+            after: 0,
             sent: 0,
             dropped: 0,
             since: SystemTime::now(),

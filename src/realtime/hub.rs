@@ -153,6 +153,9 @@ pub struct Sub {
     pub token: u64,
     /// Resume after this position: replayed from the ring when it goes live.
     pub resume: Option<u64>,
+    /// Only events committed after this position are its own: the resume position, or the
+    /// end of WAL when it was made (the feed may still bring older ones).
+    pub after: u64,
     pub sent: u64,
     pub dropped: u64,
     pub since: SystemTime,
@@ -254,9 +257,12 @@ impl Hub {
             return Err("the realtime worker did not answer; retry shortly".into());
         }
         self.backlog = true;
+        // SAFETY: reads a shared position.
+        let now = unsafe { pgrx::pg_sys::GetXLogInsertRecPtr() };
         Ok(self.subs.insert(Sub {
             token,
             live: false,
+            after: sub.resume.unwrap_or(now),
             ..sub
         }))
     }
@@ -382,6 +388,7 @@ impl Hub {
             .iter()
             .filter(move |(_, s)| {
                 s.live
+                    && e.lsn > s.after
                     && match (&s.target, e.kind) {
                         (Target::Channel(c), Kind::Message) => *c == e.channel,
                         (Target::Table { table, events, .. }, k) if k != Kind::Message => {

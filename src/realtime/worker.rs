@@ -35,9 +35,12 @@ const TICK: Duration = Duration::from_secs(1);
 const WRITE_RETRY: Duration = Duration::from_millis(5);
 /// Rows one peek may return; a bigger backlog is read over several cycles.
 const PEEK_ROWS: i32 = 5000;
-/// Output an http worker may leave unread before it is dropped (it reconnects, and its
-/// subscribers are told of the gap).
-const MAX_OUTPUT: usize = 32 * 1024 * 1024;
+/// Output an http worker may leave unread before the slot is read further (backpressure:
+/// the slot keeps the rest, nothing is lost).
+const PAUSE_OUTPUT: usize = 4 * 1024 * 1024;
+/// An http worker that takes nothing for this long is dropped (it reconnects; its
+/// subscribers are told).
+const STALL: Duration = Duration::from_secs(10);
 /// How long a table stays decoded after its last subscriber left, so that a client that
 /// reconnects within it can resume from its last event (the http workers' rings hold them).
 const LINGER: Duration = Duration::from_secs(120);
@@ -124,6 +127,8 @@ struct Worker {
     /// Subscription requests read this cycle (token, resume after, what), answered at its
     /// end.
     requests: Vec<(u64, Option<u64>, Option<Table>)>,
+    /// When its output last moved (or was empty).
+    progressed: Instant,
 }
 
 impl Worker {
@@ -174,20 +179,24 @@ impl Worker {
         true
     }
 
-    /// Writes what the socket takes; false once the worker is gone or too far behind.
+    /// Writes what the socket takes; false once the worker is gone or stalled.
     fn flush(&mut self) -> bool {
+        if self.output.is_empty() {
+            self.progressed = Instant::now();
+        }
         while !self.output.is_empty() {
             match self.stream.write(&self.output) {
                 Ok(0) => return false,
                 Ok(n) => {
                     self.output.drain(..n);
+                    self.progressed = Instant::now();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return false,
             }
         }
-        self.output.len() <= MAX_OUTPUT
+        self.progressed.elapsed() < STALL
     }
 }
 
@@ -321,7 +330,10 @@ impl Realtime {
         let wanted = !self.decoded.is_empty();
         SHARED.get().wanted.store(wanted as i64, Relaxed);
         if wanted {
-            self.hand_on();
+            // Backpressure: while an http worker is behind, the slot keeps the rest.
+            if self.workers.iter().all(|w| w.output.len() < PAUSE_OUTPUT) {
+                self.hand_on();
+            }
         } else if self.last_forward.elapsed() >= TICK {
             self.fast_forward();
         }
@@ -387,6 +399,7 @@ impl Realtime {
                     tables: HashMap::new(),
                     channels: 0,
                     requests: Vec::new(),
+                    progressed: Instant::now(),
                 });
             }
         }

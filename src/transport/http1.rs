@@ -26,7 +26,7 @@ pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// A streamed response's output may wait for the client up to this much; a piece beyond it
 /// closes the connection (a client that stopped reading gets no unbounded buffer).
-pub const STREAM_BUFFER_CAP: usize = 1 << 20;
+pub const STREAM_BUFFER_CAP: usize = 4 << 20;
 /// After the last response of a closing connection, unread client bytes are drained for this
 /// long before the socket closes, so the client reads the response instead of a reset.
 const LINGER: Duration = Duration::from_secs(2);

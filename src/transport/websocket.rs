@@ -7,6 +7,7 @@
 
 use crate::transport::conn::{Driven, Handler, Phase};
 use crate::transport::io::{Counters, Shared};
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 use tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
@@ -17,6 +18,9 @@ use tungstenite::Message;
 
 /// Output one connection may have waiting for a client that does not read: then 1008.
 pub const MAX_OUTPUT: usize = 256 * 1024;
+/// Pushed frames (realtime events) one connection may hold beyond what the socket took:
+/// past it the client is too slow, and is closed with 1008 (the close frame still fits).
+pub const MAX_BACKLOG: usize = 4 * 1024 * 1024;
 /// Messages one `drive` call may answer before the other connections get their turn.
 const MESSAGES_PER_DRIVE: usize = 64;
 /// How long a closing connection waits for the client's close frame.
@@ -29,6 +33,10 @@ pub struct WebSocket {
     pub last_active: Instant,
     /// When pg_rest sent its close frame.
     closing_since: Option<Instant>,
+    /// Pushed frames not yet handed to tungstenite (it takes them while the socket does),
+    /// and their bytes.
+    backlog: VecDeque<String>,
+    backlog_bytes: usize,
 }
 
 impl WebSocket {
@@ -51,6 +59,8 @@ impl WebSocket {
             phase: Phase::Open,
             last_active: now,
             closing_since: None,
+            backlog: VecDeque::new(),
+            backlog_bytes: 0,
         }
     }
 
@@ -99,6 +109,7 @@ impl WebSocket {
             if let Err(e) = self.socket.flush() {
                 self.fail(e, now);
             }
+            self.pump(now);
         }
         let (bytes_in, bytes_out) = self.counters.take_counts();
         driven.traffic.bytes_in += bytes_in;
@@ -109,26 +120,44 @@ impl WebSocket {
         driven
     }
 
-    /// Queues a text frame the application pushes (a realtime event); written by the next
-    /// `drive`. False when the connection is closing or its client does not read (then it
-    /// is closed with 1008: a slow consumer does not hold memory).
+    /// Queues a text frame the application pushes (a realtime event); what the socket does
+    /// not take now waits in the backlog. False when the connection is closing, or when the
+    /// backlog passes [`MAX_BACKLOG`]: a client that does not read is closed with 1008, and
+    /// memory stays bounded.
     pub fn push(&mut self, text: String, now: Instant) -> bool {
         if self.phase != Phase::Open || self.closing_since.is_some() {
             return false;
         }
-        match self.socket.write(Message::text(text)) {
-            Ok(()) => true,
-            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => true,
-            Err(e) => {
+        self.backlog_bytes += text.len();
+        self.backlog.push_back(text);
+        if self.backlog_bytes > MAX_BACKLOG {
+            self.backlog.clear();
+            self.backlog_bytes = 0;
+            self.close(CloseCode::Policy, "client does not read its messages", now);
+            return false;
+        }
+        self.pump(now);
+        true
+    }
+
+    /// Hands backlog frames to tungstenite while the socket takes them.
+    fn pump(&mut self, now: Instant) {
+        while !self.counters.write_blocked() && self.closing_since.is_none() {
+            let Some(text) = self.backlog.pop_front() else {
+                break;
+            };
+            self.backlog_bytes -= text.len();
+            // Taken by tungstenite even when the socket is full (then it waits in its
+            // buffer, and the next WRITABLE edge writes it).
+            if let Err(e) = self.socket.write(Message::text(text)) {
                 self.fail(e, now);
-                false
             }
         }
     }
 
     /// Frames wait for the socket.
     pub fn wants_write(&self) -> bool {
-        self.counters.write_blocked()
+        self.counters.write_blocked() || !self.backlog.is_empty()
     }
 
     /// Nothing is in flight on a WebSocket between messages.
