@@ -156,15 +156,70 @@ mod pg_rest {
             .collect();
         TableIterator::new(rows)
     }
+    /// Backs the `pg_rest.stat_subscriptions` view: one row per realtime subscription, as
+    /// each http worker last wrote them (within a tick, 250 ms).
+    #[pg_extern(volatile, parallel_unsafe)]
+    #[allow(clippy::type_complexity)]
+    fn stat_subscriptions_rows() -> TableIterator<
+        'static,
+        (
+            name!(worker, i32),
+            name!(pid, i32),
+            name!(role, String),
+            name!(subscribed_to, String),
+            name!(transport, String),
+            name!(events_sent, i64),
+            name!(dropped, i64),
+            name!(since, Option<pgrx::datum::TimestampWithTimeZone>),
+        ),
+    > {
+        if !is_initialized() {
+            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
+        }
+        let mut rows = Vec::new();
+        for (i, s) in SLOTS.get().iter().enumerate() {
+            let pid = s.pid.load(Relaxed) as i32;
+            if pid == 0 {
+                continue;
+            }
+            for line in crate::realtime::board::read(i).lines() {
+                let f: Vec<&str> = line.split('\t').collect();
+                let [role, what, transport, sent, dropped, since] = f[..] else {
+                    continue;
+                };
+                // µs since the Unix epoch → PostgreSQL's µs since 2000-01-01.
+                let since = since.parse::<i64>().ok().map(|us| us - 946_684_800_000_000);
+                rows.push((
+                    i as i32,
+                    pid,
+                    role.to_string(),
+                    what.to_string(),
+                    transport.to_string(),
+                    sent.parse().unwrap_or(0),
+                    dropped.parse().unwrap_or(0),
+                    // SAFETY: a TimestampTz value is a valid datum.
+                    since.and_then(|t| unsafe {
+                        <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
+                            pg_sys::Datum::from(t),
+                            false,
+                        )
+                    }),
+                ));
+            }
+        }
+        TableIterator::new(rows)
+    }
 }
 
 pgrx::extension_sql!(
     r#"
 CREATE VIEW pg_rest.stat_workers AS SELECT * FROM pg_rest.stat_workers_rows();
+CREATE VIEW pg_rest.stat_subscriptions AS SELECT * FROM pg_rest.stat_subscriptions_rows();
+COMMENT ON VIEW pg_rest.stat_subscriptions IS 'One row per realtime subscription: http worker, pid, role, table or channel, transport (websocket, ndjson, jsonp, sse), events sent, events dropped (slow client), since.';
 COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time.';
 "#,
     name = "stat_workers_view",
-    requires = [pg_rest::stat_workers_rows]
+    requires = [pg_rest::stat_workers_rows, pg_rest::stat_subscriptions_rows]
 );
 
 // DDL in any session reloads the workers' schema caches at its commit: relcache invalidations

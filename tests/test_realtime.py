@@ -450,3 +450,26 @@ def test_streams_over_http2(rt):
             line = next(l for l in lines if l.strip())
     sql(rt, "DELETE FROM public.items")
     assert json.loads(line)["record"]["id"] == 90
+
+
+def test_stat_subscriptions_lists_each_subscription(rt):
+    def rows():
+        return rt.sql("SELECT role, subscribed_to, transport, events_sent, dropped, "
+                      "since <= now(), pid > 0 FROM pg_rest.stat_subscriptions "
+                      "ORDER BY transport")
+
+    async def main():
+        async with websockets.connect(url(rt, f"/realtime?access_token={user(5)}"),
+                                      open_timeout=5) as ws:
+            await subscribe(ws, id="a", table="items")
+            await subscribe(ws, id="b", channel="news")
+            sql(rt, "INSERT INTO public.items VALUES (100, 1, 'counted')")
+            await recv(ws)
+            wait_until(lambda: ("web_user", "public.items", "websocket", 1, 0, True, True)
+                       in rows(), 5, what="the subscription's row")
+            return rows()
+    listed = run(main())
+    sql(rt, "DELETE FROM public.items")
+    assert ("web_user", "channel:news", "websocket", 0, 0, True, True) in listed
+    # Gone with its connection.
+    wait_until(lambda: rows() == [], 5, what="no subscriptions left")

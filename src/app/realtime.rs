@@ -500,7 +500,7 @@ impl App {
     }
 
     /// Hands the pushes queued by the hub to the event loop.
-    pub fn take_pushes(&mut self) -> Vec<(usize, Push)> {
+    pub fn take_pushes(&mut self) -> Vec<(usize, usize, Push)> {
         std::mem::take(&mut self.hub.pushes)
     }
 }

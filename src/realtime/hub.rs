@@ -215,8 +215,10 @@ pub struct Hub {
     next_stream: u64,
     /// Feed lines were read but not yet taken (a subscription request read ahead).
     pub backlog: bool,
-    /// What to push, by connection key.
-    pub pushes: Vec<(usize, Push)>,
+    /// What to push: connection key, subscription key, what.
+    pub pushes: Vec<(usize, usize, Push)>,
+    /// The subscriptions changed since they were last written to the board.
+    dirty: bool,
 }
 
 impl Hub {
@@ -257,6 +259,7 @@ impl Hub {
             return Err("the realtime worker did not answer; retry shortly".into());
         }
         self.backlog = true;
+        self.dirty = true;
         // SAFETY: reads a shared position.
         let now = unsafe { pgrx::pg_sys::GetXLogInsertRecPtr() };
         Ok(self.subs.insert(Sub {
@@ -272,6 +275,7 @@ impl Hub {
             return;
         }
         let sub = self.subs.remove(key);
+        self.dirty = true;
         if let Some(feed) = &mut self.feed {
             if !feed.send(&sub.unsubscribe_line()) {
                 self.lose_feed();
@@ -315,13 +319,17 @@ impl Hub {
     /// subscriptions end and streams close; clients resubscribe.
     fn lose_feed(&mut self) {
         self.feed = None;
+        self.dirty = true;
         self.backlog = false;
         self.replays.clear();
         for sub in self.subs.drain() {
             let message = "the realtime feed was interrupted (the realtime worker restarted); \
                            subscribe again";
-            self.pushes
-                .push((sub.conn, error_push(&sub.sink, "feed_lost", message)));
+            self.pushes.push((
+                sub.conn,
+                usize::MAX,
+                error_push(&sub.sink, "feed_lost", message),
+            ));
         }
     }
 
@@ -379,7 +387,7 @@ impl Hub {
             pg_rest_core::realtime::event::format_lsn(since)
         );
         let push = error_push(&sub.sink, "resume_gap", &message);
-        self.pushes.push((sub.conn, push));
+        self.pushes.push((sub.conn, key, push));
     }
 
     /// The live subscriptions an event may go to (visibility aside).
@@ -427,7 +435,8 @@ impl Hub {
             }
         };
         sub.sent += 1;
-        self.pushes.push((sub.conn, push));
+        self.dirty = true;
+        self.pushes.push((sub.conn, key, push));
     }
 }
 
@@ -444,5 +453,46 @@ fn error_push(sink: &Sink, code: &str, message: &str) -> Push {
                 bytes,
             }
         }
+    }
+}
+
+impl Hub {
+    /// A push to subscription `key` could not be queued (its client is too slow or gone).
+    pub fn note_dropped(&mut self, key: usize) {
+        if let Some(sub) = self.subs.get_mut(key) {
+            sub.dropped += 1;
+            self.dirty = true;
+        }
+    }
+
+    /// The subscriptions as `pg_rest.stat_subscriptions` lines, when they changed since the
+    /// last call: role, what, transport, events sent, dropped, since (µs since the epoch),
+    /// tab-separated.
+    pub fn board_text(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let clean = |s: &str| s.replace(['\t', '\n'], " ");
+        let mut out = String::new();
+        for (_, s) in &self.subs {
+            let what = match &s.target {
+                Target::Table { table, .. } => format!("{}.{}", table.schema, table.name),
+                Target::Channel(c) => format!("channel:{c}"),
+            };
+            let since = s
+                .since
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros());
+            out.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\n",
+                clean(&s.who.role),
+                clean(&what),
+                s.transport(),
+                s.sent,
+                s.dropped,
+                since
+            ));
+        }
+        Some(out)
     }
 }

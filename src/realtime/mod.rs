@@ -5,6 +5,7 @@
 //! This module holds what all processes share: the realtime worker's state and latch in
 //! shared memory, and the commit callback through which any backend wakes it.
 
+pub mod board;
 pub mod hub;
 pub mod worker;
 
@@ -53,6 +54,7 @@ static SHARED: PgAtomic<Shared> = unsafe { PgAtomic::new(c"pg_rest_realtime") };
 /// shared_preload_libraries only (every backend then inherits the callback).
 pub fn init() {
     pg_shmem_init!(SHARED);
+    board::init();
     // SAFETY: registering a callback that only reads and sets atomics and a latch.
     unsafe { pg_sys::RegisterXactCallback(Some(on_xact), std::ptr::null_mut()) };
 }

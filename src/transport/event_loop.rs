@@ -83,6 +83,8 @@ pub struct EventLoop {
     read_buf: Box<[u8]>,
     wake: OwnedFd,
     slot: &'static WorkerSlot,
+    /// This worker's index (its statistics slot and subscription board).
+    index: usize,
     /// Connections removed whose realtime subscriptions are still to be dropped (before the
     /// key is reused, see [`EventLoop::settle_removed`]).
     removed: Vec<usize>,
@@ -91,7 +93,8 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(wake: OwnedFd, slot: &'static WorkerSlot) -> io::Result<EventLoop> {
+    pub fn new(wake: OwnedFd, index: usize) -> io::Result<EventLoop> {
+        let slot = crate::stats::slot(index);
         let poll = Poll::new()?;
         let listeners: Vec<TcpListener> =
             listener::inherited()?.into_iter().map(|(_, l)| l).collect();
@@ -122,6 +125,7 @@ impl EventLoop {
             read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
             wake,
             slot,
+            index,
             removed: Vec::new(),
             pushed: Vec::new(),
         })
@@ -219,16 +223,19 @@ impl EventLoop {
             }
         }
         let now = Instant::now();
-        for (key, push) in app.take_pushes() {
+        for (key, sub, push) in app.take_pushes() {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
             match push {
                 Push::Frame(text) => {
-                    conn.push_message(text, now);
+                    if !conn.push_message(text, now) {
+                        app.hub.note_dropped(sub);
+                    }
                 }
                 Push::Piece { stream, bytes } => {
                     if !conn.push_stream(stream, &bytes) {
+                        app.hub.note_dropped(sub);
                         app.hub.drop_stream(key, stream);
                     }
                 }
@@ -257,6 +264,9 @@ impl EventLoop {
     /// background worker to flush itself (rate-limited by PostgreSQL to once a second).
     fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
         self.check_timeouts(app, now);
+        if let Some(text) = app.hub.board_text() {
+            crate::realtime::board::write(self.index, &text);
+        }
         if accepting && std::mem::take(&mut self.accept_paused) {
             self.listen();
         }

@@ -56,7 +56,7 @@ pub extern "C-unwind" fn pg_rest_http_main(arg: pg_sys::Datum) {
     unsafe { pg_sys::before_shmem_exit(Some(release_slot), pg_sys::Datum::from(index)) };
 
     let config = Config::load();
-    let event_loop = match EventLoop::new(wake, slot) {
+    let event_loop = match EventLoop::new(wake, index) {
         Ok(l) => l,
         Err(e) => exit_with(
             1,
