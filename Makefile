@@ -63,6 +63,7 @@ conformance-variants: install
 bench: up $(VENV)/.installed
 	benches/run.sh
 	benches/protocols.sh
+	benches/realtime.sh
 
 clean: down
 	cargo clean

@@ -33,6 +33,7 @@ shared_preload_libraries = 'pg_rest'
 pg_rest.port = $HTTP_PORT
 pg_rest.database = '$DB'
 pg_rest.anon_role = 'web_anon'
+wal_level = logical
 CONF
   fi
   if running; then
@@ -42,6 +43,11 @@ CONF
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null
   fi
   psql_() { as_pg "$BIN/psql" -h "$DATA" -p "$PGPORT" -U postgres -v ON_ERROR_STOP=1 -qX "$@"; }
+  # Realtime needs logical decoding (a cluster made before it had replica): set once, restart.
+  if [ "$(psql_ -d postgres -tAc 'SHOW wal_level')" != "logical" ]; then
+    psql_ -d postgres -c "ALTER SYSTEM SET wal_level = logical"
+    as_pg "$BIN/pg_ctl" -D "$DATA" -l "$LOG" -w restart -m fast >/dev/null
+  fi
   psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
     psql_ -d postgres -c "CREATE DATABASE $DB"
   psql_ -d "$DB" -f "$ROOT/sql/demo.sql" >/dev/null

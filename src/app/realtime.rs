@@ -16,7 +16,7 @@ use pg_rest_core::response::{error_response, Response};
 use pg_rest_core::schema_cache::{Isolation, QualifiedName};
 use pg_rest_core::stream::Format;
 use pg_rest_core::{jsonp, plan, sql, websocket};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::time::SystemTime;
 
@@ -29,6 +29,10 @@ const STREAM_PARAMS: [&str; 4] = ["events", "callback", "since", "access_token"]
 /// Subscriptions checked together: one table's, of one (role, claims): schema, table, role,
 /// claims.
 type GroupKey = (String, String, String, String);
+
+/// One group's subscriptions on the table (all of them, in key order) and the (event,
+/// subscription) pairs of a batch to check.
+type Group = (Vec<usize>, Vec<(usize, usize)>);
 
 /// What a subscription asks for, before it is checked.
 struct Wanted<'a> {
@@ -413,32 +417,47 @@ impl App {
     /// Delivers one batch in commit order: channel messages as they are; row changes after
     /// one visibility query per (table, role, claims) group.
     fn deliver_batch(&mut self, events: &[Rc<Event>], only: Option<usize>) {
-        // (event index, subscription) pairs to deliver, and the groups still to be checked.
+        let routes = self.hub.routes();
+        // (event index, subscription) pairs to deliver, and per group the pairs still to be
+        // checked with the group's whole subscription list (so its statement, and its plan,
+        // stay the same from batch to batch).
         let mut out: Vec<(usize, usize)> = Vec::new();
-        let mut groups: HashMap<GroupKey, Vec<(usize, usize)>> = HashMap::new();
+        let mut groups: HashMap<GroupKey, Group> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
-            for key in self
-                .hub
-                .candidates(e)
-                .filter(|k| only.is_none_or(|o| o == *k))
-            {
-                let sub = &self.hub.subs[key];
-                match &sub.target {
-                    Target::Channel(_) => out.push((i, key)),
-                    Target::Table { table, .. } => groups
-                        .entry((
-                            table.schema.clone(),
-                            table.name.clone(),
-                            sub.who.role.clone(),
-                            sub.who.claims.clone(),
-                        ))
-                        .or_default()
-                        .push((i, key)),
+            let listening = match e.kind {
+                Kind::Message => routes.channels.get(&e.channel),
+                _ => routes.tables.get(&(e.schema.clone(), e.table.clone())),
+            };
+            let wanting = listening
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|k| only.is_none_or(|o| o == *k) && self.hub.wants(*k, e));
+            for key in wanting {
+                if e.kind == Kind::Message {
+                    out.push((i, key));
+                    continue;
                 }
+                let who = &self.hub.subs[key].who;
+                let group = (
+                    e.schema.clone(),
+                    e.table.clone(),
+                    who.role.clone(),
+                    who.claims.clone(),
+                );
+                let (members, pairs) = groups.entry(group).or_insert_with_key(|g| {
+                    let members = listening.into_iter().flatten().copied().filter(|k| {
+                        let w = &self.hub.subs[*k].who;
+                        w.role == g.2 && w.claims == g.3
+                    });
+                    (members.collect(), Vec::new())
+                });
+                debug_assert!(members.contains(&key));
+                pairs.push((i, key));
             }
         }
-        for pairs in groups.into_values() {
-            out.extend(self.visible(events, &pairs));
+        for (members, pairs) in groups.into_values() {
+            out.extend(self.visible(events, &members, &pairs));
         }
         out.sort_unstable();
         for (i, key) in out {
@@ -446,14 +465,18 @@ impl App {
         }
     }
 
-    /// Which of `pairs` (event, subscription of one group and table) the group may see.
-    fn visible(&mut self, events: &[Rc<Event>], pairs: &[(usize, usize)]) -> Vec<(usize, usize)> {
+    /// Which of `pairs` (event, subscription of one group and table) the group may see,
+    /// asked in one statement over the group's `members` and the pairs' events.
+    fn visible(
+        &mut self,
+        events: &[Rc<Event>],
+        members: &[usize],
+        pairs: &[(usize, usize)],
+    ) -> Vec<(usize, usize)> {
         let mut event_ids: Vec<usize> = pairs.iter().map(|p| p.0).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
-        let mut sub_keys: Vec<usize> = pairs.iter().map(|p| p.1).collect();
-        sub_keys.sort_unstable();
-        sub_keys.dedup();
+        let sub_keys = members;
         let Some(Target::Table {
             table, primary_key, ..
         }) = sub_keys.first().map(|k| &self.hub.subs[*k].target)
@@ -487,6 +510,7 @@ impl App {
                 return Vec::new();
             }
         };
+        let wanted: HashSet<&(usize, usize)> = pairs.iter().collect();
         rows.into_iter()
             .flatten()
             .filter_map(|row| {
@@ -494,7 +518,7 @@ impl App {
                 let e = event_ids.get(ord.parse::<usize>().ok()?.checked_sub(1)?)?;
                 let key = sub_keys.get(i.parse::<usize>().ok()?)?;
                 // The pair was a candidate: the subscription wants this event's type.
-                pairs.contains(&(*e, *key)).then_some((*e, *key))
+                wanted.contains(&(*e, *key)).then_some((*e, *key))
             })
             .collect()
     }

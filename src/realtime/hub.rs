@@ -4,7 +4,7 @@
 
 use pg_rest_core::auth::Authenticated;
 use pg_rest_core::plan::Node;
-use pg_rest_core::realtime::event::{Event, Kind};
+use pg_rest_core::realtime::event::Event;
 use pg_rest_core::realtime::feed::{self, Down, Up};
 use pg_rest_core::realtime::Events;
 use pg_rest_core::schema_cache::QualifiedName;
@@ -189,6 +189,13 @@ impl Sub {
             Sink::Stream { .. } => "ndjson",
         }
     }
+}
+
+/// Live subscriptions by what they listen to (see [`Hub::routes`]).
+#[derive(Default)]
+pub struct Routes {
+    pub tables: HashMap<(String, String), Vec<usize>>,
+    pub channels: HashMap<String, Vec<usize>>,
 }
 
 /// What to send to a client connection.
@@ -390,24 +397,33 @@ impl Hub {
         self.pushes.push((sub.conn, key, push));
     }
 
-    /// The live subscriptions an event may go to (visibility aside).
-    pub fn candidates<'a>(&'a self, e: &'a Event) -> impl Iterator<Item = usize> + 'a {
-        self.subs
-            .iter()
-            .filter(move |(_, s)| {
-                s.live
-                    && e.lsn > s.after
-                    && match (&s.target, e.kind) {
-                        (Target::Channel(c), Kind::Message) => *c == e.channel,
-                        (Target::Table { table, events, .. }, k) if k != Kind::Message => {
-                            events.contains(k.events())
-                                && table.schema == e.schema
-                                && table.name == e.table
-                        }
-                        _ => false,
-                    }
-            })
-            .map(|(k, _)| k)
+    /// The live subscriptions by table and by channel, in key order: built once per batch,
+    /// so matching a batch costs one pass over the subscriptions, not one per event.
+    pub fn routes(&self) -> Routes {
+        let mut routes = Routes::default();
+        for (k, s) in self.subs.iter().filter(|(_, s)| s.live) {
+            match &s.target {
+                Target::Table { table, .. } => routes
+                    .tables
+                    .entry((table.schema.clone(), table.name.clone()))
+                    .or_default()
+                    .push(k),
+                Target::Channel(c) => routes.channels.entry(c.clone()).or_default().push(k),
+            }
+        }
+        routes
+    }
+
+    /// Whether live subscription `key` of the event's table or channel wants it: of its
+    /// types, and committed after the subscription began.
+    pub fn wants(&self, key: usize, e: &Event) -> bool {
+        self.subs.get(key).is_some_and(|s| {
+            e.lsn > s.after
+                && match &s.target {
+                    Target::Table { events, .. } => events.contains(e.kind.events()),
+                    Target::Channel(_) => true,
+                }
+        })
     }
 
     /// Queues `e` for subscription `key`.

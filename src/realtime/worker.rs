@@ -41,6 +41,9 @@ const PAUSE_OUTPUT: usize = 4 * 1024 * 1024;
 /// An http worker that takes nothing for this long is dropped (it reconnects; its
 /// subscribers are told).
 const STALL: Duration = Duration::from_secs(10);
+/// How often, while decoding, the running transactions are logged (see
+/// `Realtime::log_running_transactions`).
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 /// How long a table stays decoded after its last subscriber left, so that a client that
 /// reconnects within it can resume from its last event (the http workers' rings hold them).
 const LINGER: Duration = Duration::from_secs(120);
@@ -207,6 +210,8 @@ struct Realtime {
     /// The slot's confirmed position, once the slot is known to exist.
     confirmed: Option<u64>,
     last_forward: Instant,
+    /// When this worker last logged the running transactions.
+    last_snapshot: Instant,
     /// The slot failed (the log says why); retried on the tick.
     failed_at: Option<Instant>,
     /// What is decoded: tables (None: channel messages) with subscribers somewhere, or
@@ -284,6 +289,7 @@ impl Realtime {
             workers: Vec::new(),
             confirmed: None,
             last_forward: Instant::now(),
+            last_snapshot: Instant::now(),
             failed_at: None,
             decoded: HashMap::new(),
             ring: Ring::default(),
@@ -432,6 +438,7 @@ impl Realtime {
     /// Peeks the slot for the decoded tables, writes the events to every worker, and
     /// confirms what was handed on.
     fn hand_on(&mut self) {
+        self.log_running_transactions();
         let (schemas, names): (Vec<String>, Vec<String>) =
             self.decoded.keys().flatten().cloned().unzip();
         let slot = self.slot.clone();
@@ -475,6 +482,27 @@ impl Realtime {
         self.workers.retain_mut(Worker::flush);
         if let Some(lsn) = upto {
             self.confirm(lsn);
+        }
+    }
+
+    /// Each peek decodes from the slot's restart position, which moves only past a record of
+    /// the running transactions: PostgreSQL writes one every 15 s, so under load every peek
+    /// would decode 15 s of WAL again. One written at most every `SNAPSHOT_EVERY` bounds that
+    /// re-reading (a few dozen bytes of WAL each).
+    fn log_running_transactions(&mut self) {
+        if self.last_snapshot.elapsed() < SNAPSHOT_EVERY {
+            return;
+        }
+        self.last_snapshot = Instant::now();
+        let logged = PgTryBuilder::new(|| {
+            // SAFETY: what the background writer calls, outside any transaction.
+            unsafe { pg_sys::LogStandbySnapshot() };
+            true
+        })
+        .catch_others(|_| false)
+        .execute();
+        if !logged {
+            crate::execute::abort_after_error();
         }
     }
 
