@@ -108,7 +108,11 @@ async def latency_run(n: int, start_id: int) -> tuple[float, float, int, int]:
              for i in range(n)]
     await asyncio.wait_for(ready.wait(), 120)
     written = await asyncio.to_thread(write_at_rate, n, start_id)
-    await asyncio.sleep(2)
+    # Every change reaches one subscriber: wait (10 s at most) until all have arrived.
+    for _ in range(100):
+        if len(latencies) >= written:
+            break
+        await asyncio.sleep(0.1)
     stop.set()
     await asyncio.gather(*tasks)
     if not latencies:

@@ -53,12 +53,29 @@ struct Session {
 }
 
 impl Session {
-    /// Whether changes of `relid` are written.
+    /// Whether changes of `relid` are written: the process's live filter when one is set
+    /// ([`set_live_filter`]), else the `tables` option.
     unsafe fn wants(&self, relid: pg_sys::Oid) -> bool {
+        if let Some(wanted) = LIVE_FILTER.with(|f| f.borrow().as_ref().map(|t| t.contains(&relid)))
+        {
+            return wanted;
+        }
         // SAFETY: `ntables` OIDs allocated in `startup`.
         !self.filtered
             || unsafe { std::slice::from_raw_parts(self.tables, self.ntables) }.contains(&relid)
     }
+}
+
+thread_local! {
+    /// The tables a decoding context kept open in this process writes changes of (the
+    /// realtime worker's, whose subscribed tables change while it decodes).
+    static LIVE_FILTER: std::cell::RefCell<Option<Vec<pg_sys::Oid>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Sets (or, with None, clears) this process's live filter.
+pub fn set_live_filter(tables: Option<Vec<pg_sys::Oid>>) {
+    LIVE_FILTER.with(|f| *f.borrow_mut() = tables);
 }
 
 unsafe fn session(ctx: *mut pg_sys::LogicalDecodingContext) -> *mut Session {

@@ -45,6 +45,9 @@ pub struct App {
     cors: Cors,
     /// This worker's realtime subscriptions and its feed from the realtime worker.
     pub hub: crate::realtime::hub::Hub,
+    /// Realtime's visibility statements per group, valid for one generation of the hub's
+    /// subscriptions.
+    checks: (u64, std::collections::HashMap<u32, realtime::Check>),
     /// The event loop's key of the connection being served (realtime ties subscriptions to
     /// it).
     conn: usize,
@@ -84,6 +87,7 @@ impl App {
             schema_cache: schema_cache::Holder::default(),
             plans: PlanCache::default(),
             hub: Default::default(),
+            checks: Default::default(),
             conn: 0,
         }
     }

@@ -26,13 +26,12 @@ const CHANNEL_PATH: &str = "/realtime/channel/";
 /// Query parameters of a stream that are not filters.
 const STREAM_PARAMS: [&str; 4] = ["events", "callback", "since", "access_token"];
 
-/// Subscriptions checked together: one table's, of one (role, claims): schema, table, role,
-/// claims.
-type GroupKey = (String, String, String, String);
-
-/// One group's subscriptions on the table (all of them, in key order) and the (event,
-/// subscription) pairs of a batch to check.
-type Group = (Vec<usize>, Vec<(usize, usize)>);
+/// A group's visibility statement, with the subscriptions its rows number.
+pub(super) struct Check {
+    members: Vec<usize>,
+    stmt: sql::Statement,
+    who: Authenticated,
+}
 
 /// What a subscription asks for, before it is checked.
 struct Wanted<'a> {
@@ -334,6 +333,7 @@ impl App {
             token: 0,
             resume,
             after: 0,
+            group: 0,
             sent: 0,
             dropped: 0,
             since: SystemTime::now(),
@@ -418,46 +418,32 @@ impl App {
     /// one visibility query per (table, role, claims) group.
     fn deliver_batch(&mut self, events: &[Rc<Event>], only: Option<usize>) {
         let routes = self.hub.routes();
-        // (event index, subscription) pairs to deliver, and per group the pairs still to be
-        // checked with the group's whole subscription list (so its statement, and its plan,
-        // stay the same from batch to batch).
+        if self.checks.0 != self.hub.generation {
+            self.checks = (self.hub.generation, HashMap::new());
+        }
+        // (event index, subscription) pairs to deliver, and per group those still to check.
         let mut out: Vec<(usize, usize)> = Vec::new();
-        let mut groups: HashMap<GroupKey, Group> = HashMap::new();
+        let mut groups: HashMap<u32, Vec<(usize, usize)>> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             let listening = match e.kind {
                 Kind::Message => routes.channels.get(&e.channel),
                 _ => routes.tables.get(&(e.schema.clone(), e.table.clone())),
             };
-            let wanting = listening
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|k| only.is_none_or(|o| o == *k) && self.hub.wants(*k, e));
-            for key in wanting {
-                if e.kind == Kind::Message {
-                    out.push((i, key));
+            for &key in listening.into_iter().flatten() {
+                if only.is_some_and(|o| o != key) || !self.hub.wants(key, e) {
                     continue;
                 }
-                let who = &self.hub.subs[key].who;
-                let group = (
-                    e.schema.clone(),
-                    e.table.clone(),
-                    who.role.clone(),
-                    who.claims.clone(),
-                );
-                let (members, pairs) = groups.entry(group).or_insert_with_key(|g| {
-                    let members = listening.into_iter().flatten().copied().filter(|k| {
-                        let w = &self.hub.subs[*k].who;
-                        w.role == g.2 && w.claims == g.3
-                    });
-                    (members.collect(), Vec::new())
-                });
-                debug_assert!(members.contains(&key));
-                pairs.push((i, key));
+                match e.kind {
+                    Kind::Message => out.push((i, key)),
+                    _ => groups
+                        .entry(self.hub.subs[key].group)
+                        .or_default()
+                        .push((i, key)),
+                }
             }
         }
-        for (members, pairs) in groups.into_values() {
-            out.extend(self.visible(events, &members, &pairs));
+        for (group, pairs) in groups {
+            out.extend(self.visible(events, group, &pairs));
         }
         out.sort_unstable();
         for (i, key) in out {
@@ -465,34 +451,54 @@ impl App {
         }
     }
 
-    /// Which of `pairs` (event, subscription of one group and table) the group may see,
-    /// asked in one statement over the group's `members` and the pairs' events.
+    /// The visibility statement of `group` (its live subscriptions, in key order), built once
+    /// per change of the subscriptions, so its text — and its kept plan — stay the same from
+    /// batch to batch; its first parameter is the batch.
+    fn group_check(&mut self, group: u32, member: usize) -> Option<&Check> {
+        if !self.checks.1.contains_key(&group) {
+            let Target::Table {
+                table, primary_key, ..
+            } = &self.hub.subs.get(member)?.target
+            else {
+                return None;
+            };
+            let members: Vec<usize> = self
+                .hub
+                .subs
+                .iter()
+                .filter(|(_, s)| s.live && s.group == group)
+                .map(|(k, _)| k)
+                .collect();
+            let nodes: Vec<_> = members
+                .iter()
+                .filter_map(|k| match &self.hub.subs[*k].target {
+                    Target::Table { node, .. } => Some(&**node),
+                    Target::Channel(_) => None,
+                })
+                .collect();
+            let stmt = sql::visibility_statement(table, primary_key, &nodes, String::new());
+            let who = self.hub.subs[member].who.clone();
+            self.checks.1.insert(group, Check { members, stmt, who });
+        }
+        self.checks.1.get(&group)
+    }
+
+    /// Which of `pairs` (event, subscription of `group`) the group may see.
     fn visible(
         &mut self,
         events: &[Rc<Event>],
-        members: &[usize],
+        group: u32,
         pairs: &[(usize, usize)],
     ) -> Vec<(usize, usize)> {
         let mut event_ids: Vec<usize> = pairs.iter().map(|p| p.0).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
-        let sub_keys = members;
-        let Some(Target::Table {
-            table, primary_key, ..
-        }) = sub_keys.first().map(|k| &self.hub.subs[*k].target)
-        else {
+        let Some(check) = self.group_check(group, pairs[0].1) else {
             return Vec::new();
         };
-        let nodes: Vec<_> = sub_keys
-            .iter()
-            .filter_map(|k| match &self.hub.subs[*k].target {
-                Target::Table { node, .. } => Some(&**node),
-                Target::Channel(_) => None,
-            })
-            .collect();
-        let stmt =
-            sql::visibility_statement(table, primary_key, &nodes, events_json(events, &event_ids));
-        let who = self.hub.subs[sub_keys[0]].who.clone();
+        let mut stmt = check.stmt.clone();
+        stmt.params[0] = events_json(events, &event_ids);
+        let (members, who) = (check.members.clone(), check.who.clone());
         let ctx = context(&self.defaults, &who);
         let plans = &mut self.plans;
         let rows = execute::in_transaction(&ctx, |ctx| {
@@ -516,7 +522,7 @@ impl App {
             .filter_map(|row| {
                 let (ord, i) = row.split_once(' ')?;
                 let e = event_ids.get(ord.parse::<usize>().ok()?.checked_sub(1)?)?;
-                let key = sub_keys.get(i.parse::<usize>().ok()?)?;
+                let key = members.get(i.parse::<usize>().ok()?)?;
                 // The pair was a candidate: the subscription wants this event's type.
                 wanted.contains(&(*e, *key)).then_some((*e, *key))
             })

@@ -153,6 +153,9 @@ pub struct Sub {
     pub token: u64,
     /// Resume after this position: replayed from the ring when it goes live.
     pub resume: Option<u64>,
+    /// Its (table, role, claims) group's number: subscriptions of one group are checked in
+    /// one statement.
+    pub group: u32,
     /// Only events committed after this position are its own: the resume position, or the
     /// end of WAL when it was made (the feed may still bring older ones).
     pub after: u64,
@@ -226,6 +229,12 @@ pub struct Hub {
     pub pushes: Vec<(usize, usize, Push)>,
     /// The subscriptions changed since they were last written to the board.
     dirty: bool,
+    /// Moves whenever the set of live subscriptions changes (what is cached per batch
+    /// depends on it).
+    pub generation: u64,
+    routes: Option<(u64, Rc<Routes>)>,
+    /// (schema, table, role, claims) → the group number subscriptions are checked by.
+    group_ids: HashMap<(String, String, String, String), u32>,
 }
 
 impl Hub {
@@ -269,10 +278,24 @@ impl Hub {
         self.dirty = true;
         // SAFETY: reads a shared position.
         let now = unsafe { pgrx::pg_sys::GetXLogInsertRecPtr() };
+        let group = match sub.table() {
+            Some(t) => {
+                let next = self.group_ids.len() as u32;
+                let key = (
+                    t.schema.clone(),
+                    t.name.clone(),
+                    sub.who.role.clone(),
+                    sub.who.claims.clone(),
+                );
+                *self.group_ids.entry(key).or_insert(next)
+            }
+            None => u32::MAX,
+        };
         Ok(self.subs.insert(Sub {
             token,
             live: false,
             after: sub.resume.unwrap_or(now),
+            group,
             ..sub
         }))
     }
@@ -283,6 +306,7 @@ impl Hub {
         }
         let sub = self.subs.remove(key);
         self.dirty = true;
+        self.generation += 1;
         if let Some(feed) = &mut self.feed {
             if !feed.send(&sub.unsubscribe_line()) {
                 self.lose_feed();
@@ -327,6 +351,7 @@ impl Hub {
     fn lose_feed(&mut self) {
         self.feed = None;
         self.dirty = true;
+        self.generation += 1;
         self.backlog = false;
         self.replays.clear();
         for sub in self.subs.drain() {
@@ -379,6 +404,7 @@ impl Hub {
         let replayed = self.replays.remove(&token).unwrap_or_default();
         let (key, sub) = self.subs.iter_mut().find(|(_, s)| s.token == token)?;
         sub.live = true;
+        self.generation += 1;
         let since = sub.resume?;
         Some((key, if gap { Err(since) } else { Ok(replayed) }))
     }
@@ -399,7 +425,12 @@ impl Hub {
 
     /// The live subscriptions by table and by channel, in key order: built once per batch,
     /// so matching a batch costs one pass over the subscriptions, not one per event.
-    pub fn routes(&self) -> Routes {
+    pub fn routes(&mut self) -> Rc<Routes> {
+        if let Some((generation, routes)) = &self.routes {
+            if *generation == self.generation {
+                return routes.clone();
+            }
+        }
         let mut routes = Routes::default();
         for (k, s) in self.subs.iter().filter(|(_, s)| s.live) {
             match &s.target {
@@ -411,6 +442,8 @@ impl Hub {
                 Target::Channel(c) => routes.channels.entry(c.clone()).or_default().push(k),
             }
         }
+        let routes = Rc::new(routes);
+        self.routes = Some((self.generation, routes.clone()));
         routes
     }
 

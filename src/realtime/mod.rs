@@ -6,6 +6,7 @@
 //! shared memory, and the commit callback through which any backend wakes it.
 
 pub mod board;
+pub mod decoder;
 pub mod hub;
 pub mod worker;
 

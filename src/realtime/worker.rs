@@ -26,6 +26,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use super::decoder::Decoder;
 use super::{set_state, state, State, SHARED};
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -33,17 +34,16 @@ use std::sync::atomic::Ordering::Relaxed;
 const TICK: Duration = Duration::from_secs(1);
 /// How soon to retry writing to an http worker whose socket was full.
 const WRITE_RETRY: Duration = Duration::from_millis(5);
-/// Rows one peek may return; a bigger backlog is read over several cycles.
-const PEEK_ROWS: i32 = 5000;
+/// Events one cycle may decode (whole transactions); a bigger backlog takes several cycles.
+const DECODE_ROWS: usize = 5000;
+/// How often the decoded tables' OIDs are looked up again.
+const FILTER_REFRESH: Duration = Duration::from_secs(5);
 /// Output an http worker may leave unread before the slot is read further (backpressure:
 /// the slot keeps the rest, nothing is lost).
 const PAUSE_OUTPUT: usize = 4 * 1024 * 1024;
 /// An http worker that takes nothing for this long is dropped (it reconnects; its
 /// subscribers are told).
 const STALL: Duration = Duration::from_secs(10);
-/// How often, while decoding, the running transactions are logged (see
-/// `Realtime::log_running_transactions`).
-const SNAPSHOT_EVERY: Duration = Duration::from_millis(200);
 /// How long a table stays decoded after its last subscriber left, so that a client that
 /// reconnects within it can resume from its last event (the http workers' rings hold them).
 const LINGER: Duration = Duration::from_secs(120);
@@ -210,8 +210,10 @@ struct Realtime {
     /// The slot's confirmed position, once the slot is known to exist.
     confirmed: Option<u64>,
     last_forward: Instant,
-    /// When this worker last logged the running transactions.
-    last_snapshot: Instant,
+    /// The decoding context, open while something is decoded (it holds the slot).
+    decoder: Option<Decoder>,
+    /// The decoded tables the plugin's filter was last set for, and when.
+    filtered: (Vec<Table>, Instant),
     /// The slot failed (the log says why); retried on the tick.
     failed_at: Option<Instant>,
     /// What is decoded: tables (None: channel messages) with subscribers somewhere, or
@@ -289,7 +291,8 @@ impl Realtime {
             workers: Vec::new(),
             confirmed: None,
             last_forward: Instant::now(),
-            last_snapshot: Instant::now(),
+            decoder: None,
+            filtered: (Vec::new(), Instant::now()),
             failed_at: None,
             decoded: HashMap::new(),
             ring: Ring::default(),
@@ -437,28 +440,52 @@ impl Realtime {
 
     /// Peeks the slot for the decoded tables, writes the events to every worker, and
     /// confirms what was handed on.
+    /// Decodes what was flushed since the last cycle (the decoded tables' changes and the
+    /// messages), writes the events to every http worker with subscribers, and confirms
+    /// what was handed on. A decoding ERROR ends the process (the supervisor restarts it):
+    /// the context cannot be trusted after one.
     fn hand_on(&mut self) {
-        self.log_running_transactions();
-        let (schemas, names): (Vec<String>, Vec<String>) =
-            self.decoded.keys().flatten().cloned().unzip();
-        let slot = self.slot.clone();
-        let Some(Ok(peeked)) = in_transaction(|| peek(&slot, schemas, names)) else {
-            quiet_log!(
-                "pg_rest realtime: reading slot \"{}\" failed; retrying",
-                self.slot
-            );
-            self.confirmed = None;
-            self.failed_at = Some(Instant::now());
+        self.refresh_filter();
+        if self.decoder.is_none() {
+            let slot = self.slot.clone();
+            // SAFETY: outside any transaction, connected to the slot's database.
+            match PgTryBuilder::new(|| Some(unsafe { Decoder::open(&slot) }))
+                .catch_others(|e| {
+                    quiet_log!("pg_rest realtime: {}", crate::execute::describe(&e));
+                    crate::execute::abort_after_error();
+                    None
+                })
+                .execute()
+            {
+                Some(d) => self.decoder = Some(d),
+                None => {
+                    self.failed_at = Some(Instant::now());
+                    return;
+                }
+            }
+        }
+        let Some(decoder) = self.decoder.as_mut() else {
             return;
         };
-        let mut last_commit = None;
-        let whole_backlog = peeked.rows.len() < PEEK_ROWS as usize;
-        for data in peeked.rows {
+        // SAFETY: reads a shared position.
+        let end = unsafe { pg_sys::GetFlushRecPtr(std::ptr::null_mut()) };
+        // SAFETY: outside any transaction; the context of `open`.
+        let decoded = PgTryBuilder::new(AssertUnwindSafe(|| unsafe {
+            decoder.decode(end, DECODE_ROWS)
+        }))
+        .catch_others(|e| Err(crate::execute::describe(&e)))
+        .execute();
+        let (rows, read_to) = match decoded {
+            Ok(d) => d,
+            Err(why) => exit_with(&format!(
+                "pg_rest realtime: decoding failed: {why}; restarting"
+            )),
+        };
+        for data in rows {
             let Some(head) = head_of(&data) else {
                 continue;
             };
             if head.kind == "COMMIT" {
-                last_commit = Some(head.lsn);
                 continue;
             }
             for w in self.workers.iter_mut().filter(|w| w.has_subscribers()) {
@@ -470,43 +497,38 @@ impl Realtime {
                 json: data,
             });
         }
-        // A whole backlog read: everything flushed before the peek was decoded, and the peek
-        // may have read past that (it reads to the flush position at its own start).
-        let upto = if whole_backlog {
-            Some(last_commit.unwrap_or(0).max(peeked.flushed_before))
-        } else {
-            last_commit
-        };
         // Handed on before confirming: written to the sockets as far as they take it, the
-        // rest in this process's buffers, which a crash would lose — so flush first.
+        // rest in this process's buffers, which a crash would lose — so flush first. Every
+        // transaction that committed before `read_to` was written (a transaction's events
+        // come at its commit record).
         self.workers.retain_mut(Worker::flush);
-        if let Some(lsn) = upto {
-            self.confirm(lsn);
-        }
+        self.confirm(read_to);
     }
 
-    /// Each peek decodes from the slot's restart position, which moves only past a record of
-    /// the running transactions: PostgreSQL writes one every 15 s, so under load every peek
-    /// would decode 15 s of WAL again. One written at most every `SNAPSHOT_EVERY` bounds that
-    /// re-reading (a few dozen bytes of WAL each).
-    fn log_running_transactions(&mut self) {
-        if self.last_snapshot.elapsed() < SNAPSHOT_EVERY {
+    /// Points the plugin's live filter at the decoded tables, by OID: when they change, and
+    /// every few seconds (a table dropped and created again has a new one).
+    fn refresh_filter(&mut self) {
+        let mut tables: Vec<Table> = self.decoded.keys().flatten().cloned().collect();
+        tables.sort();
+        if tables == self.filtered.0 && self.filtered.1.elapsed() < FILTER_REFRESH {
             return;
         }
-        self.last_snapshot = Instant::now();
-        let logged = PgTryBuilder::new(|| {
-            // SAFETY: what the background writer calls, outside any transaction.
-            unsafe { pg_sys::LogStandbySnapshot() };
-            true
-        })
-        .catch_others(|_| false)
-        .execute();
-        if !logged {
-            crate::execute::abort_after_error();
+        let (schemas, names): (Vec<String>, Vec<String>) = tables.iter().cloned().unzip();
+        match in_transaction(|| table_oids(schemas, names)) {
+            Some(Ok(oids)) => {
+                crate::decoding::set_live_filter(Some(oids));
+                self.filtered = (tables, Instant::now());
+            }
+            _ => quiet_log!("pg_rest realtime: resolving the subscribed tables failed"),
         }
     }
 
+    /// With nothing to decode the context is closed, and the slot moved forward once a
+    /// second by PostgreSQL's fast-forward decoding (no output), so it holds no WAL back.
     fn fast_forward(&mut self) {
+        if let Some(d) = self.decoder.take() {
+            d.close();
+        }
         self.last_forward = Instant::now();
         // SAFETY: reads a shared position.
         let flushed = unsafe { pg_sys::GetFlushRecPtr(std::ptr::null_mut()) };
@@ -515,6 +537,11 @@ impl Realtime {
 
     fn confirm(&mut self, lsn: u64) {
         if self.confirmed.is_some_and(|c| lsn <= c) {
+            return;
+        }
+        if let Some(d) = &self.decoder {
+            d.confirm(lsn);
+            self.confirmed = Some(lsn);
             return;
         }
         let slot = self.slot.clone();
@@ -535,6 +562,9 @@ impl Realtime {
         self.close_socket();
         self.workers.clear();
         self.decoded.clear();
+        if let Some(d) = self.decoder.take() {
+            d.close();
+        }
         SHARED.get().wanted.store(0, Relaxed);
         let slot = self.slot.clone();
         if in_transaction(|| drop_slot(&slot)).is_none() {
@@ -553,13 +583,6 @@ impl Realtime {
             let _ = std::fs::remove_file(super::SOCKET);
         }
     }
-}
-
-/// What one peek read.
-struct Peeked {
-    rows: Vec<String>,
-    /// The WAL flush position just before the peek, which decodes at least that far.
-    flushed_before: u64,
 }
 
 /// The fields of an event the ring files it by.
@@ -664,38 +687,26 @@ const SLOT_SQL: &str = "SELECT plugin::text, confirmed_flush_lsn::text \
      FROM pg_catalog.pg_replication_slots WHERE slot_name = $1";
 const CREATE_SLOT_SQL: &str =
     "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pg_rest')";
-const QUIET_SQL: &str = "SELECT pg_catalog.set_config('log_min_messages', 'fatal', true)";
-const PEEK_SQL: &str = "SELECT data FROM pg_catalog.pg_logical_slot_peek_changes($1, NULL, $2, \
-     'tables', (SELECT coalesce(pg_catalog.string_agg(c.oid::text, ','), '') \
-     FROM ROWS FROM (pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::text[])) AS t(s, n) \
+const TABLE_OIDS_SQL: &str = "SELECT c.oid::int8 \
+     FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS t(s, n) \
      JOIN pg_catalog.pg_namespace ns ON ns.nspname = t.s \
-     JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n))";
+     JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n";
 
-fn peek(slot: &str, schemas: Vec<String>, names: Vec<String>) -> SpiResult<Peeked> {
-    // SAFETY: reads a shared position.
-    let flushed_before = unsafe { pg_sys::GetFlushRecPtr(std::ptr::null_mut()) };
+fn table_oids(schemas: Vec<String>, names: Vec<String>) -> SpiResult<Vec<pg_sys::Oid>> {
     Spi::connect(|client| {
-        // PostgreSQL logs the start of every decoding at LOG; once per peek would flood the
-        // log (the slot's own life is logged by this worker).
-        client.select(QUIET_SQL, None, &[])?;
-        let mut rows = Vec::new();
-        let args = [slot.into(), PEEK_ROWS.into(), schemas.into(), names.into()];
-        for row in client.select(PEEK_SQL, None, &args)? {
-            if let Some(data) = row.get::<String>(1)? {
-                rows.push(data);
+        let mut oids = Vec::new();
+        for row in client.select(TABLE_OIDS_SQL, None, &[schemas.into(), names.into()])? {
+            if let Some(oid) = row.get::<i64>(1)? {
+                oids.push(pg_sys::Oid::from(oid as u32));
             }
         }
-        Ok(Peeked {
-            rows,
-            flushed_before,
-        })
+        Ok(oids)
     })
 }
 
 fn advance(slot: &str, lsn: u64) -> SpiResult<()> {
     let target = pg_rest_core::realtime::event::format_lsn(lsn);
     Spi::connect(|client| {
-        client.select(QUIET_SQL, None, &[])?;
         client.select(
             "SELECT pg_catalog.pg_replication_slot_advance($1, $2::pg_lsn)",
             None,
