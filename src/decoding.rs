@@ -53,11 +53,15 @@ struct Session {
 }
 
 impl Session {
-    /// Whether changes of `relid` are written: the process's live filter when one is set
-    /// ([`set_live_filter`]), else the `tables` option.
-    unsafe fn wants(&self, relid: pg_sys::Oid) -> bool {
-        if let Some(wanted) = LIVE_FILTER.with(|f| f.borrow().as_ref().map(|t| t.contains(&relid)))
-        {
+    /// Whether changes of `relid` (`schema.table`) are written: the process's live filter
+    /// when one is set ([`set_live_filter`]), else the `tables` option.
+    unsafe fn wants(&self, relid: pg_sys::Oid, schema: &str, table: &str) -> bool {
+        let live = LIVE_FILTER.with(|f| {
+            f.borrow()
+                .as_ref()
+                .map(|t| t.iter().any(|(s, n)| s == schema && n == table))
+        });
+        if let Some(wanted) = live {
             return wanted;
         }
         // SAFETY: `ntables` OIDs allocated in `startup`.
@@ -67,14 +71,15 @@ impl Session {
 }
 
 thread_local! {
-    /// The tables a decoding context kept open in this process writes changes of (the
-    /// realtime worker's, whose subscribed tables change while it decodes).
-    static LIVE_FILTER: std::cell::RefCell<Option<Vec<pg_sys::Oid>>> =
+    /// The tables (schema, name) a decoding context kept open in this process writes changes
+    /// of: the realtime worker's, whose subscribed tables change while it decodes. By name,
+    /// so a table dropped and created again is still the subscribed one.
+    static LIVE_FILTER: std::cell::RefCell<Option<Vec<(String, String)>>> =
         const { std::cell::RefCell::new(None) };
 }
 
 /// Sets (or, with None, clears) this process's live filter.
-pub fn set_live_filter(tables: Option<Vec<pg_sys::Oid>>) {
+pub fn set_live_filter(tables: Option<Vec<(String, String)>>) {
     LIVE_FILTER.with(|f| *f.borrow_mut() = tables);
 }
 
@@ -201,7 +206,15 @@ unsafe extern "C-unwind" fn change(
             REORDER_BUFFER_CHANGE_DELETE => "DELETE",
             _ => return,
         };
-        if !(*session(ctx)).wants((*relation).rd_id) {
+        let state = session(ctx);
+        let previous = pg_sys::MemoryContextSwitchTo((*state).events);
+        let schema = name_of(pg_sys::get_namespace_name(
+            (*(*relation).rd_rel).relnamespace,
+        ));
+        pg_sys::MemoryContextSwitchTo(previous);
+        pg_sys::MemoryContextReset((*state).events);
+        let table = name_of((*(*relation).rd_rel).relname.data.as_ptr());
+        if !(*state).wants((*relation).rd_id, &schema, &table) {
             return;
         }
         let tp = &(*change).data.tp;
@@ -209,10 +222,6 @@ unsafe extern "C-unwind" fn change(
             (*(*relation).rd_rel).relreplident as u8 == pg_sys::REPLICA_IDENTITY_FULL;
         in_event_context(ctx, || {
             let mut out = String::with_capacity(256);
-            let schema = name_of(pg_sys::get_namespace_name(
-                (*(*relation).rd_rel).relnamespace,
-            ));
-            let table = name_of((*(*relation).rd_rel).relname.data.as_ptr());
             let _ = write!(
                 out,
                 r#"{{"type":"{kind}","lsn":"{}","xid":{},"schema":{},"table":{},"record":"#,

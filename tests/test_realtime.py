@@ -473,3 +473,20 @@ def test_stat_subscriptions_lists_each_subscription(rt):
     assert ("web_user", "channel:news", "websocket", 0, 0, True, True) in listed
     # Gone with its connection.
     wait_until(lambda: rows() == [], 5, what="no subscriptions left")
+
+
+def test_a_table_created_again_is_still_the_subscribed_one(rt):
+    sql(rt, "CREATE TABLE public.again (id int PRIMARY KEY); GRANT SELECT ON public.again TO web_anon")
+
+    async def once(n: int) -> dict:
+        async with websockets.connect(url(rt), open_timeout=5) as ws:
+            await subscribe(ws, id="a", table="again")
+            sql(rt, f"INSERT INTO public.again VALUES ({n})")
+            return await recv(ws)
+    first = run(once(1))
+    # Still decoded (it lingers for resuming clients) when it is dropped and made anew.
+    sql(rt, "DROP TABLE public.again; CREATE TABLE public.again (id int PRIMARY KEY); "
+            "GRANT SELECT ON public.again TO web_anon")
+    second = run(once(2))
+    sql(rt, "DROP TABLE public.again")
+    assert first["record"] == {"id": 1} and second["record"] == {"id": 2}

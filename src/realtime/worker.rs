@@ -1,15 +1,17 @@
-//! The realtime worker: a background worker the supervisor keeps running, connected to `pg_rest.database` as the
-//! bootstrap superuser, that owns the logical replication slot `pg_rest.realtime_slot`
-//! (decoded by pg_rest's own output plugin, src/decoding.rs) and hands its events to the http
-//! workers connected to its socket ([`super::SOCKET`]).
+//! The realtime worker: a background worker the supervisor keeps running, connected to
+//! `pg_rest.database` as the bootstrap superuser, that owns the logical replication slot
+//! `pg_rest.realtime_slot` (decoded by pg_rest's own output plugin, src/decoding.rs, through
+//! a context kept open: [`super::decoder`]) and hands its events to the http workers
+//! connected to its socket ([`super::SOCKET`]).
 //!
 //! One cycle, whenever its latch is set (a commit somewhere, a subscription request) or the
-//! slow fallback tick passes: accept http workers, read their requests, peek the slot for the
-//! tables that have subscribers, write the events to every connected http worker, then
-//! confirm the slot up to what was handed on, and answer the requests read (an answer is an
-//! ordering point: see core's `realtime::feed`). A crash between handing on and confirming
-//! re-sends a transaction; it never loses one. With no subscriber anywhere, the slot is only
-//! moved forward (PostgreSQL's fast-forward decoding, no output), so WAL is not retained.
+//! slow fallback tick passes: accept http workers, read their requests, decode what was
+//! flushed for the tables that have subscribers, write the events to every http worker with
+//! subscribers, then confirm the slot up to what was handed on, and answer the requests read
+//! (an answer is an ordering point: see core's `realtime::feed`). A crash between handing on
+//! and confirming re-sends a transaction; it never loses one. With no subscriber anywhere,
+//! the slot is only moved forward (PostgreSQL's fast-forward decoding, no output), so WAL is
+//! not retained.
 //!
 //! Its SQL runs through SPI as read-only statements: none writes, so none of its
 //! transactions takes a transaction id (creating a logical slot refuses one that has).
@@ -30,14 +32,14 @@ use super::decoder::Decoder;
 use super::{set_state, state, State, SHARED};
 use std::sync::atomic::Ordering::Relaxed;
 
+/// The shortest time between two cycles (see the main loop).
+const MIN_CYCLE: Duration = Duration::from_millis(4);
 /// The fallback: how often the slot is looked at when no latch is set.
 const TICK: Duration = Duration::from_secs(1);
 /// How soon to retry writing to an http worker whose socket was full.
 const WRITE_RETRY: Duration = Duration::from_millis(5);
 /// Events one cycle may decode (whole transactions); a bigger backlog takes several cycles.
 const DECODE_ROWS: usize = 5000;
-/// How often the decoded tables' OIDs are looked up again.
-const FILTER_REFRESH: Duration = Duration::from_secs(5);
 /// Output an http worker may leave unread before the slot is read further (backpressure:
 /// the slot keeps the rest, nothing is lost).
 const PAUSE_OUTPUT: usize = 4 * 1024 * 1024;
@@ -73,6 +75,7 @@ pub extern "C-unwind" fn pg_rest_realtime_main(_arg: pg_sys::Datum) {
         idle_until_terminated();
     }
     let mut realtime = Realtime::new(string_value(&gucs::REALTIME_SLOT));
+    let mut cycle_started = Instant::now();
     while !signals::terminating() {
         signals::absorb_interrupts();
         if signals::take_sighup() {
@@ -84,6 +87,13 @@ pub extern "C-unwind" fn pg_rest_realtime_main(_arg: pg_sys::Datum) {
             realtime.stop();
         }
         wait(realtime.next_wait());
+        // Commits that come in a stream are taken a few milliseconds at a time: one cycle,
+        // and one visibility query per group in each http worker, serves all of them.
+        let since = cycle_started.elapsed();
+        if since < MIN_CYCLE {
+            std::thread::sleep(MIN_CYCLE - since);
+        }
+        cycle_started = Instant::now();
     }
     realtime.close_socket();
     exit_with("pg_rest realtime shut down");
@@ -212,8 +222,8 @@ struct Realtime {
     last_forward: Instant,
     /// The decoding context, open while something is decoded (it holds the slot).
     decoder: Option<Decoder>,
-    /// The decoded tables the plugin's filter was last set for, and when.
-    filtered: (Vec<Table>, Instant),
+    /// The decoded tables the plugin's filter was last set for.
+    filtered: Vec<Table>,
     /// The slot failed (the log says why); retried on the tick.
     failed_at: Option<Instant>,
     /// What is decoded: tables (None: channel messages) with subscribers somewhere, or
@@ -292,7 +302,7 @@ impl Realtime {
             confirmed: None,
             last_forward: Instant::now(),
             decoder: None,
-            filtered: (Vec::new(), Instant::now()),
+            filtered: Vec::new(),
             failed_at: None,
             decoded: HashMap::new(),
             ring: Ring::default(),
@@ -481,8 +491,16 @@ impl Realtime {
                 "pg_rest realtime: decoding failed: {why}; restarting"
             )),
         };
-        for data in rows {
-            let Some(head) = head_of(&data) else {
+        let heads: Vec<Option<Head>> = rows.iter().map(|r| head_of(r)).collect();
+        wait_until_visible(
+            heads
+                .iter()
+                .flatten()
+                .filter(|h| h.kind == "COMMIT")
+                .map(|h| h.xid),
+        );
+        for (data, head) in rows.into_iter().zip(heads) {
+            let Some(head) = head else {
                 continue;
             };
             if head.kind == "COMMIT" {
@@ -505,21 +523,13 @@ impl Realtime {
         self.confirm(read_to);
     }
 
-    /// Points the plugin's live filter at the decoded tables, by OID: when they change, and
-    /// every few seconds (a table dropped and created again has a new one).
+    /// Points the plugin's live filter at the decoded tables.
     fn refresh_filter(&mut self) {
         let mut tables: Vec<Table> = self.decoded.keys().flatten().cloned().collect();
         tables.sort();
-        if tables == self.filtered.0 && self.filtered.1.elapsed() < FILTER_REFRESH {
-            return;
-        }
-        let (schemas, names): (Vec<String>, Vec<String>) = tables.iter().cloned().unzip();
-        match in_transaction(|| table_oids(schemas, names)) {
-            Some(Ok(oids)) => {
-                crate::decoding::set_live_filter(Some(oids));
-                self.filtered = (tables, Instant::now());
-            }
-            _ => quiet_log!("pg_rest realtime: resolving the subscribed tables failed"),
+        if tables != self.filtered {
+            crate::decoding::set_live_filter(Some(tables.clone()));
+            self.filtered = tables;
         }
     }
 
@@ -585,10 +595,33 @@ impl Realtime {
     }
 }
 
+/// Waits until the transactions `xids` are visible to new snapshots. A commit record is
+/// flushed (so decoded) a moment before its transaction leaves the proc array; an http
+/// worker's visibility query in that moment would not see the row and drop the event. With
+/// synchronous replication the moment lasts until a standby confirms; the wait is bounded.
+fn wait_until_visible(xids: impl Iterator<Item = u32>) {
+    const MAX_WAIT: Duration = Duration::from_secs(5);
+    let started = Instant::now();
+    for xid in xids {
+        let xid = pg_sys::TransactionId::from(xid);
+        loop {
+            // SAFETY: reads the proc array under its lock; raises nothing for a valid xid.
+            let running = PgTryBuilder::new(|| unsafe { pg_sys::TransactionIdIsInProgress(xid) })
+                .catch_others(|_| false)
+                .execute();
+            if !running || started.elapsed() >= MAX_WAIT {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+}
+
 /// The fields of an event the ring files it by.
 struct Head {
     kind: String,
     lsn: u64,
+    xid: u32,
     schema: String,
     table: String,
 }
@@ -606,6 +639,8 @@ fn head_of(json: &str) -> Option<Head> {
         kind: String,
         lsn: String,
         #[serde(default)]
+        xid: u32,
+        #[serde(default)]
         schema: String,
         #[serde(default)]
         table: String,
@@ -614,6 +649,7 @@ fn head_of(json: &str) -> Option<Head> {
     Some(Head {
         lsn: pg_rest_core::realtime::event::parse_lsn(&f.lsn)?,
         kind: f.kind,
+        xid: f.xid,
         schema: f.schema,
         table: f.table,
     })
@@ -687,26 +723,13 @@ const SLOT_SQL: &str = "SELECT plugin::text, confirmed_flush_lsn::text \
      FROM pg_catalog.pg_replication_slots WHERE slot_name = $1";
 const CREATE_SLOT_SQL: &str =
     "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, 'pg_rest')";
-const TABLE_OIDS_SQL: &str = "SELECT c.oid::int8 \
-     FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) AS t(s, n) \
-     JOIN pg_catalog.pg_namespace ns ON ns.nspname = t.s \
-     JOIN pg_catalog.pg_class c ON c.relnamespace = ns.oid AND c.relname = t.n";
-
-fn table_oids(schemas: Vec<String>, names: Vec<String>) -> SpiResult<Vec<pg_sys::Oid>> {
-    Spi::connect(|client| {
-        let mut oids = Vec::new();
-        for row in client.select(TABLE_OIDS_SQL, None, &[schemas.into(), names.into()])? {
-            if let Some(oid) = row.get::<i64>(1)? {
-                oids.push(pg_sys::Oid::from(oid as u32));
-            }
-        }
-        Ok(oids)
-    })
-}
-
+const QUIET_SQL: &str = "SELECT pg_catalog.set_config('log_min_messages', 'fatal', true)";
 fn advance(slot: &str, lsn: u64) -> SpiResult<()> {
     let target = pg_rest_core::realtime::event::format_lsn(lsn);
     Spi::connect(|client| {
+        // PostgreSQL logs the start of every decoding at LOG: once a second would flood the
+        // log.
+        client.select(QUIET_SQL, None, &[])?;
         client.select(
             "SELECT pg_catalog.pg_replication_slot_advance($1, $2::pg_lsn)",
             None,

@@ -95,6 +95,8 @@ pub struct EventLoop {
 impl EventLoop {
     pub fn new(wake: OwnedFd, index: usize) -> io::Result<EventLoop> {
         let slot = crate::stats::slot(index);
+        // A predecessor's subscriptions (it died) are not this worker's.
+        crate::realtime::board::write(index, "");
         let poll = Poll::new()?;
         let listeners: Vec<TcpListener> =
             listener::inherited()?.into_iter().map(|(_, l)| l).collect();
