@@ -278,3 +278,14 @@ def test_websocket_bad_handshakes(pg):
                                           "Sec-WebSocket-Version": "13"})
     assert old.status_code == 426 and old.json()["message"].startswith("Only WebSocket")
     assert no_key.status_code == 400
+
+
+def test_realtime_without_logical_wal_is_503_and_said_once(pg):
+    # This cluster runs wal_level = replica: realtime streams say why, REST is unaffected.
+    r = httpx.get(f"{pg.base_url}/realtime/public.books", timeout=5)
+    assert r.status_code == 503 and "wal_level" in r.json()["message"]
+    assert httpx.get(f"{pg.base_url}/books", timeout=5).status_code == 200
+    # Once per server start (other tests restart it), not once per request.
+    log = pg.log_text()
+    said = log.count("wal_level is below logical, so realtime is off")
+    assert 1 <= said <= log.count("database system is ready to accept connections")
