@@ -207,6 +207,8 @@ pub enum Push {
     Frame(String),
     /// A piece of a streamed response.
     Piece { stream: u64, bytes: Vec<u8> },
+    /// The end of a streamed response.
+    End { stream: u64 },
 }
 
 /// A WebSocket connection's identity, from its upgrade request or a later `access_token`.

@@ -86,7 +86,7 @@ pub extern "C-unwind" fn pg_rest_realtime_main(_arg: pg_sys::Datum) {
         } else {
             realtime.stop();
         }
-        wait(realtime.next_wait());
+        signals::wait(realtime.next_wait());
         // Commits that come in a stream are taken a few milliseconds at a time: one cycle,
         // and one visibility query per group in each http worker, serves all of them.
         let since = cycle_started.elapsed();
@@ -108,25 +108,10 @@ fn exit_with(message: &str) -> ! {
 fn idle_until_terminated() -> ! {
     while !signals::terminating() {
         signals::absorb_interrupts();
-        wait(Duration::from_secs(10));
+        signals::wait(Duration::from_secs(10));
     }
     // SAFETY: ends this process.
     unsafe { pg_sys::proc_exit(0) }
-}
-
-/// Sleeps on the latch (set by commits, subscription requests and signals).
-fn wait(timeout: Duration) {
-    let flags = pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH;
-    // SAFETY: plain latch calls on this process's own latch.
-    unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            flags as i32,
-            timeout.as_millis() as _,
-            pg_sys::PG_WAIT_EXTENSION,
-        );
-        pg_sys::ResetLatch(pg_sys::MyLatch);
-    }
 }
 
 /// One connected http worker.

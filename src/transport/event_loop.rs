@@ -241,6 +241,9 @@ impl EventLoop {
                         app.hub.drop_stream(key, stream);
                     }
                 }
+                Push::End { stream } => {
+                    conn.end_stream(stream);
+                }
             }
             self.pushed.push(key);
         }

@@ -143,3 +143,20 @@ unsafe extern "C-unwind" fn on_sighup(_signo: c_int) {
     // SAFETY: restoring errno.
     unsafe { *libc::__errno_location() = saved };
 }
+
+/// Sleeps on the process latch (set by our signal handlers, by the postmaster when a worker
+/// exits, and by whoever wakes the worker) without checking interrupts: nothing here may
+/// raise an ERROR outside a guard.
+pub fn wait(timeout: std::time::Duration) {
+    let flags = pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH;
+    // SAFETY: plain latch calls on this process's own latch.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            flags as i32,
+            timeout.as_millis() as _,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+}

@@ -91,7 +91,7 @@ pub extern "C-unwind" fn pg_rest_supervisor_main(_arg: pg_sys::Datum) {
                 None => unavailable.drain(Instant::now()),
             }
         }
-        wait(TICK);
+        signals::wait(TICK);
     }
     // Leave the http workers serving: in a server shutdown the postmaster stops them itself;
     // after pg_terminate_backend the restarted supervisor adopts them. Exit 1 so the
@@ -422,20 +422,4 @@ fn terminate(h: HandleRepr) {
 
 fn forget_handle(i: usize) {
     stats::slot(i).handle_slot.store(0, Relaxed);
-}
-
-/// Sleeps on the latch (set by our signal handlers and by the postmaster when a worker
-/// exits) without checking interrupts: nothing here may raise an ERROR outside a guard.
-fn wait(timeout: Duration) {
-    let flags = pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH;
-    // SAFETY: plain latch calls on this process's own latch.
-    unsafe {
-        pg_sys::WaitLatch(
-            pg_sys::MyLatch,
-            flags as i32,
-            timeout.as_millis() as _,
-            pg_sys::PG_WAIT_EXTENSION,
-        );
-        pg_sys::ResetLatch(pg_sys::MyLatch);
-    }
 }

@@ -52,6 +52,7 @@ impl Row {
         out.push('}');
     }
 
+    #[cfg(test)]
     pub fn get(&self, column: &str) -> Option<&RawValue> {
         self.0.iter().find(|(n, _)| n == column).map(|(_, v)| &**v)
     }

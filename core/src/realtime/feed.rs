@@ -181,11 +181,6 @@ impl Lines {
         self.buf.drain(..self.start);
         self.start = 0;
     }
-
-    /// Bytes held (read but not yet taken as lines).
-    pub fn pending(&self) -> usize {
-        self.buf.len() - self.start
-    }
 }
 
 #[cfg(test)]
@@ -233,7 +228,7 @@ mod tests {
         }
         assert_eq!(next(), None);
         lines.compact();
-        assert_eq!(lines.pending(), 0);
+        assert_eq!(lines.next_line(), None);
         assert_eq!(parse_down("A1"), None);
         assert_eq!(parse_down("A1 2 what"), None);
     }
