@@ -8,6 +8,10 @@ row n in slot n % N, owned by slot % 10, so every change reaches exactly one sub
 a visibility query of its (role, claims) group. Each row carries the writer's clock just before
 its INSERT; a subscriber's latency is its receive time minus that (both on this machine).
 
+Slow REST requests: the 100-subscriber run again while 4 clients call a 200 ms function back
+to back on both workers (requests run inline, so a worker running one delivers nothing
+meanwhile).
+
 Throughput: one subscriber, BURST rows inserted in transactions of 100 as fast as one
 connection commits them; events/s from the first to the last delivered.
 
@@ -52,6 +56,9 @@ ALTER TABLE public.bench_rt ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own ON public.bench_rt FOR SELECT TO bench_rt
   USING (owner = (current_setting('request.jwt.claims', true)::json->>'sub')::int);
 GRANT SELECT ON public.bench_rt TO bench_rt;
+CREATE OR REPLACE FUNCTION public.bench_rt_slow() RETURNS void LANGUAGE sql
+  AS $$ SELECT pg_catalog.pg_sleep(0.2) $$;
+GRANT EXECUTE ON FUNCTION public.bench_rt_slow() TO web_anon;
 """
 
 
@@ -106,14 +113,35 @@ def write_at_rate(n: int, start_id: int) -> int:
         return rows
 
 
-async def latency_run(n: int, start_id: int) -> tuple[float, float, int, int]:
+async def slow_requests(stop: asyncio.Event, connections: int) -> None:
+    """`connections` clients each calling a 200 ms function back to back (both workers get
+    some): a worker running one delivers nothing meanwhile."""
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
+        request = b"GET /rpc/bench_rt_slow HTTP/1.1\r\nHost: x\r\n\r\n"
+        while not stop.is_set():
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+            length = next((int(l.split(":", 1)[1]) for l in head.split("\r\n")
+                           if l.startswith("content-length:")), 0)
+            await reader.readexactly(length)
+        writer.close()
+    await asyncio.gather(*(client() for _ in range(connections)))
+
+
+async def latency_run(n: int, start_id: int, slow: int = 0) -> tuple[float, float, int, int]:
     latencies: list[float] = []
     ready, stop = asyncio.Event(), asyncio.Event()
     counter = [0]
     tasks = [asyncio.create_task(subscriber(i, n, latencies, ready, counter, stop))
              for i in range(n)]
     await asyncio.wait_for(ready.wait(), 120)
+    slow_stop = asyncio.Event()
+    slow_task = asyncio.create_task(slow_requests(slow_stop, slow)) if slow else None
     written = await asyncio.to_thread(write_at_rate, n, start_id)
+    slow_stop.set()
+    if slow_task:
+        await slow_task
     # Every change reaches one subscriber: wait (10 s at most) until all have arrived.
     for _ in range(100):
         if len(latencies) >= written:
@@ -185,6 +213,11 @@ def main() -> None:
             rows.append(f"| {n} subscribers, {RATE} changes/s, RLS | {p50:.1f} ms | "
                         f"{p99:.1f} ms ({', '.join(f'{r[1]:.0f}' for r in runs)}) | "
                         f"{delivered} of {written} |")
+        # What a slow REST request costs the deliveries of its worker.
+        p50, p99, delivered, written = asyncio.run(latency_run(100, start, slow=4))
+        start += written
+        rows.append(f"| 100 subscribers, {RATE} changes/s, RLS, 4 clients calling a 200 ms "
+                    f"function | {p50:.1f} ms | {p99:.1f} ms | {delivered} of {written} |")
         rate = asyncio.run(throughput_run(start))
     finally:
         with psycopg.connect(conninfo(), autocommit=True) as c:

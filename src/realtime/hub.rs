@@ -247,6 +247,11 @@ impl Hub {
         Some(feed.fd())
     }
 
+    /// Connected to the realtime worker.
+    pub fn has_feed(&self) -> bool {
+        self.feed.is_some()
+    }
+
     pub fn new_stream_id(&mut self) -> u64 {
         self.next_stream += 1;
         self.next_stream

@@ -90,6 +90,8 @@ pub struct EventLoop {
     removed: Vec<usize>,
     /// Connections realtime pushed to this pass, to be driven (written).
     pushed: Vec<usize>,
+    /// Inside [`EventLoop::realtime`] (whose drives must not start another).
+    delivering: bool,
 }
 
 impl EventLoop {
@@ -130,6 +132,7 @@ impl EventLoop {
             index,
             removed: Vec::new(),
             pushed: Vec::new(),
+            delivering: false,
         })
     }
 
@@ -208,11 +211,19 @@ impl EventLoop {
         }
     }
 
-    /// Realtime's part of a pass: what a subscription request read ahead of the feed is
-    /// delivered, a new feed is polled, and what was pushed to connections is written.
+    /// Realtime's part of a pass (and of a drive that served requests): what the feed
+    /// brought is delivered, a new feed is polled, and what was pushed to connections is
+    /// written. Not re-entered from the drives it makes.
     fn realtime(&mut self, app: &mut App) {
+        let nested = std::mem::replace(&mut self.delivering, true);
+        self.realtime_pass(app);
+        self.delivering = nested;
+    }
+
+    fn realtime_pass(&mut self, app: &mut App) {
         self.settle_removed(app);
-        if app.hub.backlog {
+        // Reads are non-blocking: what arrived (or was read ahead by a subscription) goes out.
+        if app.hub.has_feed() {
             app.process_feed();
         }
         if let Some(fd) = app.hub.unregistered_feed() {
@@ -453,11 +464,17 @@ impl EventLoop {
             None
         })
         .execute();
+        let served = driven.is_some_and(|t| t.requests > 0);
         match driven {
             Some(traffic) => self.count(traffic),
             None => conn.close(),
         }
         self.update(key);
+        // A request may have run for a while: what the realtime feed brought meanwhile goes
+        // out now, not after the rest of the pass (more requests, perhaps as long).
+        if served && app.hub.has_feed() && !self.delivering {
+            self.realtime(app);
+        }
     }
 
     /// Re-registers interest after a state change, queues a connection that has more to do,
