@@ -490,3 +490,33 @@ def test_a_table_created_again_is_still_the_subscribed_one(rt):
     second = run(once(2))
     sql(rt, "DROP TABLE public.again")
     assert first["record"] == {"id": 1} and second["record"] == {"id": 2}
+
+
+def test_an_expired_token_ends_its_subscriptions_and_a_fresh_one_keeps_them(rt):
+    def soon(sub: int, seconds: float, role: str = "web_user") -> str:
+        return token({"role": role, "sub": str(sub), "exp": int(time.time() + seconds)})
+
+    async def main():
+        async with websockets.connect(url(rt, f"/realtime?access_token={soon(1, 2)}"),
+                                      open_timeout=5) as short, \
+                websockets.connect(url(rt, f"/realtime?access_token={soon(1, 2)}"),
+                                   open_timeout=5) as refreshed:
+            await subscribe(short, id="s", table="todos")
+            await subscribe(refreshed, id="r", table="todos")
+            await refreshed.send(json.dumps({"op": "access_token",
+                                             "access_token": soon(1, 60)}))
+            renewed = await recv(refreshed)
+            await refreshed.send(json.dumps({"op": "access_token",
+                                             "access_token": soon(1, 60, role="web_anon")}))
+            other_role = await recv(refreshed)
+            expired = await recv(short, timeout=6)
+            sql(rt, "INSERT INTO public.todos VALUES (7, 1, 'after expiry')")
+            kept = await recv(refreshed)
+            await nothing_more(short)
+            return renewed, other_role, expired, kept
+    renewed, other_role, expired, kept = run(main())
+    sql(rt, "DELETE FROM public.todos")
+    assert renewed == {"op": "access_token", "id": None}
+    assert other_role["code"] == "role_changed"
+    assert expired["op"] == "error" and expired["id"] == "s" and expired["code"] == "token_expired"
+    assert kept["record"]["id"] == 7

@@ -402,7 +402,7 @@ fn context<'a>(
 }
 
 /// Seconds since the Unix epoch, for the token's time claims.
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

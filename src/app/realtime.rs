@@ -105,10 +105,13 @@ impl App {
             Op::Ping => protocol::pong(),
             Op::AccessToken(token) => {
                 match self.authenticate_header(Some(&format!("Bearer {token}"))) {
-                    Ok(who) => {
-                        self.hub.sessions.insert(conn, Session { who });
-                        protocol::done("access_token", None)
-                    }
+                    Ok(who) => match self.hub.reauthorize(conn, &who) {
+                        Ok(()) => {
+                            self.hub.sessions.insert(conn, Session { who });
+                            protocol::done("access_token", None)
+                        }
+                        Err(why) => protocol::error(None, "role_changed", &why),
+                    },
                     Err(e) => protocol::error(None, e.code.as_str(), &e.message),
                 }
             }
@@ -334,6 +337,7 @@ impl App {
             resume,
             after: 0,
             group: 0,
+            expires: None,
             sent: 0,
             dropped: 0,
             since: SystemTime::now(),

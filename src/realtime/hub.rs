@@ -156,6 +156,8 @@ pub struct Sub {
     /// Its (table, role, claims) group's number: subscriptions of one group are checked in
     /// one statement.
     pub group: u32,
+    /// When its token expires (`exp`, seconds since the epoch): then it ends.
+    pub expires: Option<i64>,
     /// Only events committed after this position are its own: the resume position, or the
     /// end of WAL when it was made (the feed may still bring older ones).
     pub after: u64,
@@ -285,26 +287,75 @@ impl Hub {
         self.dirty = true;
         // SAFETY: reads a shared position.
         let now = unsafe { pgrx::pg_sys::GetXLogInsertRecPtr() };
-        let group = match sub.table() {
-            Some(t) => {
-                let next = self.group_ids.len() as u32;
-                let key = (
-                    t.schema.clone(),
-                    t.name.clone(),
-                    sub.who.role.clone(),
-                    sub.who.claims.clone(),
-                );
-                *self.group_ids.entry(key).or_insert(next)
-            }
-            None => u32::MAX,
-        };
+        let group = self.group_of(sub.table(), &sub.who);
         Ok(self.subs.insert(Sub {
             token,
             live: false,
             after: sub.resume.unwrap_or(now),
             group,
+            expires: expiry(&sub.who),
             ..sub
         }))
+    }
+
+    /// The group number of a table subscription by `who` (channels have none).
+    fn group_of(&mut self, table: Option<&QualifiedName>, who: &Authenticated) -> u32 {
+        let Some(t) = table else {
+            return u32::MAX;
+        };
+        let next = self.group_ids.len() as u32;
+        let key = (
+            t.schema.clone(),
+            t.name.clone(),
+            who.role.clone(),
+            who.claims.clone(),
+        );
+        *self.group_ids.entry(key).or_insert(next)
+    }
+
+    /// A fresh token for connection `conn` (the `access_token` op): its subscriptions go on
+    /// with the new claims and expiry. Err when the role differs (what a subscription may
+    /// read was checked for its role: subscribe again).
+    pub fn reauthorize(&mut self, conn: usize, who: &Authenticated) -> Result<(), String> {
+        let keys: Vec<usize> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.conn == conn)
+            .map(|(k, _)| k)
+            .collect();
+        if keys.iter().any(|k| self.subs[*k].who.role != who.role) {
+            return Err("the token is for another role; subscribe again with it".into());
+        }
+        for k in keys {
+            let table = self.subs[k].table().cloned();
+            let group = self.group_of(table.as_ref(), who);
+            let sub = &mut self.subs[k];
+            sub.who = who.clone();
+            sub.expires = expiry(who);
+            sub.group = group;
+        }
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Ends the subscriptions whose token has expired, telling their clients.
+    pub fn expire(&mut self, now: i64) {
+        let expired: Vec<usize> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.expires.is_some_and(|e| e <= now))
+            .map(|(k, _)| k)
+            .collect();
+        for k in expired {
+            let sub = &self.subs[k];
+            let message = "the token expired; send a fresh one (access_token) and subscribe again";
+            self.pushes
+                .push((sub.conn, k, error_push(&sub.sink, "token_expired", message)));
+            if let Sink::Stream { stream, .. } = sub.sink {
+                self.pushes.push((sub.conn, k, Push::End { stream }));
+            }
+            self.unsubscribe(k);
+        }
     }
 
     pub fn unsubscribe(&mut self, key: usize) {
@@ -551,4 +602,10 @@ impl Hub {
         }
         Some(out)
     }
+}
+
+/// The `exp` claim of a verified token.
+fn expiry(who: &Authenticated) -> Option<i64> {
+    let claims: serde_json::Value = serde_json::from_str(&who.claims).ok()?;
+    claims.get("exp")?.as_f64().map(|e| e as i64)
 }

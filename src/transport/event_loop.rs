@@ -280,6 +280,7 @@ impl EventLoop {
     /// background worker to flush itself (rate-limited by PostgreSQL to once a second).
     fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
         self.check_timeouts(app, now);
+        app.hub.expire(crate::app::unix_now());
         if let Some(text) = app.hub.board_text() {
             crate::realtime::board::write(self.index, &text);
         }
