@@ -437,12 +437,10 @@ impl App {
                 if only.is_some_and(|o| o != key) || !self.hub.wants(key, e) {
                     continue;
                 }
-                match e.kind {
-                    Kind::Message => out.push((i, key)),
-                    _ => groups
-                        .entry(self.hub.subs[key].group)
-                        .or_default()
-                        .push((i, key)),
+                match (e.kind, self.hub.subs.get(key)) {
+                    (Kind::Message, _) => out.push((i, key)),
+                    (_, Some(sub)) => groups.entry(sub.group).or_default().push((i, key)),
+                    (_, None) => {}
                 }
             }
         }
@@ -475,13 +473,13 @@ impl App {
                 .collect();
             let nodes: Vec<_> = members
                 .iter()
-                .filter_map(|k| match &self.hub.subs[*k].target {
+                .filter_map(|k| match &self.hub.subs.get(*k)?.target {
                     Target::Table { node, .. } => Some(&**node),
                     Target::Channel(_) => None,
                 })
                 .collect();
             let stmt = sql::visibility_statement(table, primary_key, &nodes, String::new());
-            let who = self.hub.subs[member].who.clone();
+            let who = self.hub.subs.get(member)?.who.clone();
             self.checks.1.insert(group, Check { members, stmt, who });
         }
         self.checks.1.get(&group)

@@ -27,6 +27,8 @@ pub struct Feed {
     stream: UnixStream,
     lines: feed::Lines,
     output: Vec<u8>,
+    /// What each `read` fills (allocated once: the feed is read after every request).
+    scratch: Box<[u8]>,
     /// Registered with the event loop's poller.
     pub registered: bool,
 }
@@ -39,6 +41,7 @@ impl Feed {
             stream,
             lines: feed::Lines::default(),
             output: Vec::new(),
+            scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             registered: false,
         })
     }
@@ -72,11 +75,10 @@ impl Feed {
 
     /// Reads what has arrived; false at EOF or on an error (the feed is then lost).
     fn read_available(&mut self) -> bool {
-        let mut buf = vec![0u8; READ_CHUNK];
         loop {
-            match self.stream.read(&mut buf) {
+            match self.stream.read(&mut self.scratch) {
                 Ok(0) => return false,
-                Ok(n) => self.lines.push(&buf[..n]),
+                Ok(n) => self.lines.push(&self.scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return false,
@@ -317,22 +319,21 @@ impl Hub {
     /// with the new claims and expiry. Err when the role differs (what a subscription may
     /// read was checked for its role: subscribe again).
     pub fn reauthorize(&mut self, conn: usize, who: &Authenticated) -> Result<(), String> {
-        let keys: Vec<usize> = self
-            .subs
+        let keys = self.keys_where(|s| s.conn == conn);
+        if keys
             .iter()
-            .filter(|(_, s)| s.conn == conn)
-            .map(|(k, _)| k)
-            .collect();
-        if keys.iter().any(|k| self.subs[*k].who.role != who.role) {
+            .any(|k| self.subs.get(*k).is_some_and(|s| s.who.role != who.role))
+        {
             return Err("the token is for another role; subscribe again with it".into());
         }
         for k in keys {
-            let table = self.subs[k].table().cloned();
+            let table = self.subs.get(k).and_then(|s| s.table().cloned());
             let group = self.group_of(table.as_ref(), who);
-            let sub = &mut self.subs[k];
-            sub.who = who.clone();
-            sub.expires = expiry(who);
-            sub.group = group;
+            if let Some(sub) = self.subs.get_mut(k) {
+                sub.who = who.clone();
+                sub.expires = expiry(who);
+                sub.group = group;
+            }
         }
         self.generation += 1;
         Ok(())
@@ -340,14 +341,10 @@ impl Hub {
 
     /// Ends the subscriptions whose token has expired, telling their clients.
     pub fn expire(&mut self, now: i64) {
-        let expired: Vec<usize> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| s.expires.is_some_and(|e| e <= now))
-            .map(|(k, _)| k)
-            .collect();
-        for k in expired {
-            let sub = &self.subs[k];
+        for k in self.keys_where(|s| s.expires.is_some_and(|e| e <= now)) {
+            let Some(sub) = self.subs.get(k) else {
+                continue;
+            };
             let message = "the token expired; send a fresh one (access_token) and subscribe again";
             self.pushes
                 .push((sub.conn, k, error_push(&sub.sink, "token_expired", message)));
@@ -356,6 +353,14 @@ impl Hub {
             }
             self.unsubscribe(k);
         }
+    }
+
+    fn keys_where(&self, pred: impl Fn(&Sub) -> bool) -> Vec<usize> {
+        self.subs
+            .iter()
+            .filter(|(_, s)| pred(s))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     pub fn unsubscribe(&mut self, key: usize) {
@@ -383,13 +388,7 @@ impl Hub {
     /// The connection is gone: its subscriptions and session with it.
     pub fn drop_conn(&mut self, conn: usize) {
         self.sessions.remove(&conn);
-        let keys: Vec<usize> = self
-            .subs
-            .iter()
-            .filter(|(_, s)| s.conn == conn)
-            .map(|(k, _)| k)
-            .collect();
-        for k in keys {
+        for k in self.keys_where(|s| s.conn == conn) {
             self.unsubscribe(k);
         }
     }

@@ -158,7 +158,7 @@ impl EventLoop {
                 let now = Instant::now();
                 match event.token() {
                     WAKE => signals::drain(&self.wake),
-                    FEED => app.process_feed(),
+                    FEED => deliver_feed(&mut app),
                     POSTMASTER => {
                         // The postmaster is gone: no one to answer to; exit without cleanup.
                         // SAFETY: ends the process.
@@ -224,7 +224,7 @@ impl EventLoop {
         self.settle_removed(app);
         // Reads are non-blocking: what arrived (or was read ahead by a subscription) goes out.
         if app.hub.has_feed() {
-            app.process_feed();
+            deliver_feed(app);
         }
         if let Some(fd) = app.hub.unregistered_feed() {
             if let Err(e) =
@@ -587,6 +587,15 @@ impl EventLoop {
             self.remove(key);
         }
     }
+}
+
+/// Delivers what the realtime feed brought. Its SQL runs in request boundaries of its own; a
+/// bug (a panic, an ERROR outside them) is logged and the worker goes on, as for a
+/// connection.
+fn deliver_feed(app: &mut App) {
+    PgTryBuilder::new(AssertUnwindSafe(|| app.process_feed()))
+        .catch_others(|e| quiet_log!("pg_rest http worker: realtime delivery failed: {e:?}"))
+        .execute();
 }
 
 /// `own` connections against `total` over `live` workers: more than the even share, rounded
