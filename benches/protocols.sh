@@ -4,7 +4,8 @@
 # HTTP/2 (ALPN), all with h2load at 100 requests in flight, beside pgbench running the same
 # SQL (target/bench-single.sql, written by run.sh) with 100 clients; then the RSS of each
 # http worker with 10,000 idle connections open. TLS is switched on for the run with a
-# certificate made here, and off again. Writes target/bench-protocols.md.
+# certificate made here, and off again, in ROUNDS rounds (medians). Writes
+# target/bench-protocols.md.
 set -euo pipefail
 
 # shellcheck source=benches/common.sh
@@ -24,6 +25,9 @@ h2load_rps() {
   timeout $((DURATION + 30)) h2load -D "$DURATION" -t 2 "$@" "$url" > "$WORK/$name.txt" 2>&1 \
     || die "h2load ($name) failed: $(cat "$WORK/$name.txt")"
   grep -q " 0 failed, 0 errored" "$WORK/$name.txt" || die "h2load ($name): failures: $(cat "$WORK/$name.txt")"
+  # A refused connection is no failed request: none done is a failure too.
+  awk '/^requests:/ && $8 > 0 {ok = 1} END {exit !ok}' "$WORK/$name.txt" \
+    || die "h2load ($name): no request succeeded: $(cat "$WORK/$name.txt")"
   awk '/^finished in/ {gsub(/,/, "", $4); print $4}' "$WORK/$name.txt"
 }
 
@@ -37,26 +41,45 @@ trap 'tls_off; rm -rf "$WORK"' EXIT
 PLAIN="http://127.0.0.1:$PGREST_PORT$PATH_Q"
 TLS="https://127.0.0.1:$PGREST_PORT$PATH_Q"
 
-H1_RPS="$(h2load_rps h1 "$PLAIN" --h1 -c 100)"
-H2_RPS="$(h2load_rps h2 "$PLAIN" -c 10 -m 10)"
-log "pgbench -M prepared -c100 (pg_rest's SQL)"
-timeout $((DURATION + 30)) "$PGBIN/pgbench" -n -M prepared -c 100 -j 2 -T "$DURATION" -f "$SQL" \
-  > "$WORK/pgbench.txt" 2>&1 || die "pgbench failed: $(cat "$WORK/pgbench.txt")"
-PGBENCH_TPS="$(awk '/^tps = / {print $3; exit}' "$WORK/pgbench.txt")"
-
 # TLS: a throwaway certificate the server (user postgres) can read.
 CERTS="$REPO/target/dev-pg/tls"
 mkdir -p "$CERTS"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=pg-rest-bench \
   -keyout "$CERTS/bench.key" -out "$CERTS/bench.crt" 2>/dev/null
 chown -R postgres:postgres "$CERTS" && chmod 600 "$CERTS"/bench.*
-psql_q -c "ALTER SYSTEM SET pg_rest.tls_cert_file = '$CERTS/bench.crt'" \
-  -c "ALTER SYSTEM SET pg_rest.tls_key_file = '$CERTS/bench.key'" -c "SELECT pg_reload_conf()" >/dev/null
-sleep 1
-TLS_H1_RPS="$(h2load_rps tls-h1 "$TLS" --h1 -c 100)"
-TLS_H2_RPS="$(h2load_rps tls-h2 "$TLS" -c 10 -m 10)"
+tls_on() {
+  psql_q -c "ALTER SYSTEM SET pg_rest.tls_cert_file = '$CERTS/bench.crt'" \
+    -c "ALTER SYSTEM SET pg_rest.tls_key_file = '$CERTS/bench.key'" -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 1
+}
+
 tls_off
-sleep 1
+# ROUNDS rounds, each: pgbench, plain HTTP/1.1 and h2c, then (TLS switched on by reload) TLS
+# HTTP/1.1 and HTTP/2. Each ratio is the median of the rounds' ratios, each round's figures
+# taken within a minute of each other, so the machine's drift weighs less than in one pass.
+PG_ALL=() H1_ALL=() H2_ALL=() T1_ALL=() T2_ALL=() R_H2=() R_T1=() R_T2=() R_PG=()
+for r in $(seq 1 "$ROUNDS"); do
+  log "round $r: pgbench -M prepared -c100 (pg_rest's SQL)"
+  timeout $((DURATION + 30)) "$PGBIN/pgbench" -n -M prepared -c 100 -j 2 -T "$DURATION" -f "$SQL" \
+    > "$WORK/pgbench.txt" 2>&1 || die "pgbench failed: $(cat "$WORK/pgbench.txt")"
+  pg="$(awk '/^tps = / {print $3; exit}' "$WORK/pgbench.txt")"
+  h1="$(h2load_rps h1 "$PLAIN" --h1 -c 100)"
+  h2="$(h2load_rps h2 "$PLAIN" -c 10 -m 10)"
+  tls_on
+  t1="$(h2load_rps tls-h1 "$TLS" --h1 -c 100)"
+  t2="$(h2load_rps tls-h2 "$TLS" -c 10 -m 10)"
+  tls_off
+  sleep 1
+  PG_ALL+=("$pg") H1_ALL+=("$h1") H2_ALL+=("$h2") T1_ALL+=("$t1") T2_ALL+=("$t2")
+  R_PG+=("$(ratio "$h1" "$pg")") R_H2+=("$(ratio "$h2" "$h1")")
+  R_T1+=("$(ratio "$t1" "$h1")") R_T2+=("$(ratio "$t2" "$h1")")
+  log "round $r: pgbench $(fmt "$pg"), h1 $(fmt "$h1"), h2 $(fmt "$h2") (${R_H2[-1]}x), tls h1 $(fmt "$t1") (${R_T1[-1]}x), tls h2 $(fmt "$t2") (${R_T2[-1]}x)"
+done
+PGBENCH_TPS="$(median "${PG_ALL[@]}")"
+H1_RPS="$(median "${H1_ALL[@]}")"
+H2_RPS="$(median "${H2_ALL[@]}")"
+TLS_H1_RPS="$(median "${T1_ALL[@]}")"
+TLS_H2_RPS="$(median "${T2_ALL[@]}")"
 
 # RSS with IDLE idle connections: opened, held while RSS is read, closed.
 log "RSS with $IDLE idle connections"
@@ -84,15 +107,15 @@ PY
 REPORT="$(cat <<MD
 # pg_rest protocol benchmark
 
-$(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 100 requests in flight · commit $(git -C "$REPO" rev-parse -q --verify --short HEAD 2>/dev/null || echo none)
+$(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · ${ROUNDS} rounds, medians (each round's ratios in brackets) · 100 requests in flight · commit $(git -C "$REPO" rev-parse -q --verify --short HEAD 2>/dev/null || echo none)
 
 | GET ${PATH_Q} | req/s | × plain HTTP/1.1 | × pgbench |
 |---|---|---|---|
 | pgbench -M prepared, 100 clients (same SQL) | $(fmt "$PGBENCH_TPS") | | 1.00 |
-| plain HTTP/1.1 keep-alive (100 connections) | $(fmt "$H1_RPS") | 1.00 | $(ratio "$H1_RPS" "$PGBENCH_TPS") |
-| HTTP/2 h2c (10 connections × 10 streams) | $(fmt "$H2_RPS") | $(ratio "$H2_RPS" "$H1_RPS") | $(ratio "$H2_RPS" "$PGBENCH_TPS") |
-| TLS HTTP/1.1 (100 connections) | $(fmt "$TLS_H1_RPS") | $(ratio "$TLS_H1_RPS" "$H1_RPS") | $(ratio "$TLS_H1_RPS" "$PGBENCH_TPS") |
-| TLS HTTP/2 by ALPN (10 × 10) | $(fmt "$TLS_H2_RPS") | $(ratio "$TLS_H2_RPS" "$H1_RPS") | $(ratio "$TLS_H2_RPS" "$PGBENCH_TPS") |
+| plain HTTP/1.1 keep-alive (100 connections) | $(fmt "$H1_RPS") | 1.00 | $(median "${R_PG[@]}") |
+| HTTP/2 h2c (10 connections × 10 streams) | $(fmt "$H2_RPS") | $(median "${R_H2[@]}") ($(IFS=,; echo "${R_H2[*]}")) | |
+| TLS HTTP/1.1 (100 connections) | $(fmt "$TLS_H1_RPS") | $(median "${R_T1[@]}") ($(IFS=,; echo "${R_T1[*]}")) | |
+| TLS HTTP/2 by ALPN (10 × 10) | $(fmt "$TLS_H2_RPS") | $(median "${R_T2[@]}") ($(IFS=,; echo "${R_T2[*]}")) | |
 
 Memory per http worker with ${IDLE} idle connections open: ${RSS}
 MD

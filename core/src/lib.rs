@@ -16,6 +16,7 @@ pub mod http1;
 pub mod jsonp;
 pub mod lru;
 pub mod openapi;
+pub mod pgwire;
 pub mod plan;
 pub mod preferences;
 pub mod range;

@@ -31,6 +31,8 @@ pub enum State {
     Off = 3,
     /// The slot could not be created or read (the log says why).
     Failed = 4,
+    /// The server is a hot standby: PostgreSQL 15 decodes only on a primary.
+    Standby = 5,
 }
 
 #[derive(Default)]
@@ -81,6 +83,7 @@ pub fn state() -> State {
         2 => State::NoLogicalWal,
         3 => State::Off,
         4 => State::Failed,
+        5 => State::Standby,
         _ => State::Starting,
     }
 }
@@ -101,6 +104,10 @@ pub fn unavailable() -> Option<&'static str> {
         State::Failed => {
             Some("realtime could not read its replication slot; the server log says why")
         }
+        State::Standby => Some(
+            "this server is a hot standby: realtime is served by the primary (and here once \
+             this server is promoted)",
+        ),
     }
 }
 

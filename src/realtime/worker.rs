@@ -99,6 +99,23 @@ pub extern "C-unwind" fn pg_rest_realtime_main(_arg: pg_sys::Datum) {
     exit_with("pg_rest realtime shut down");
 }
 
+/// True on a hot standby, said once in the log when it becomes so: the worker then waits for
+/// a promotion, which it sees at its next tick (no slot exists or is created meanwhile).
+fn in_recovery() -> bool {
+    // SAFETY: reads the shared recovery state; callable in any backend.
+    if !unsafe { pg_sys::RecoveryInProgress() } {
+        return false;
+    }
+    if state() != State::Standby {
+        quiet_log!(
+            "pg_rest realtime: this server is a hot standby, so realtime waits for a promotion \
+             (PostgreSQL 15 decodes only on a primary; clients subscribe there)"
+        );
+        set_state(State::Standby);
+    }
+    true
+}
+
 fn exit_with(message: &str) -> ! {
     quiet_log!("{message}");
     // SAFETY: ends this process; the supervisor restarts it.
@@ -304,6 +321,9 @@ impl Realtime {
 
     fn cycle(&mut self) {
         if self.failed_at.is_some_and(|t| t.elapsed() < TICK * 5) {
+            return;
+        }
+        if in_recovery() {
             return;
         }
         if self.confirmed.is_none() {

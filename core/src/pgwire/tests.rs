@@ -1,0 +1,396 @@
+use super::*;
+
+/// A backend message: tag, length, body.
+fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![tag];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn auth(code: i32, rest: &[u8]) -> Vec<u8> {
+    let mut body = code.to_be_bytes().to_vec();
+    body.extend_from_slice(rest);
+    msg(b'R', &body)
+}
+
+fn ready(status: u8) -> Vec<u8> {
+    msg(b'Z', &[status])
+}
+
+fn row_description(columns: usize) -> Vec<u8> {
+    let mut body = (columns as i16).to_be_bytes().to_vec();
+    for i in 0..columns {
+        body.extend_from_slice(format!("c{i}\0").as_bytes());
+        body.extend_from_slice(&0i32.to_be_bytes()); // table
+        body.extend_from_slice(&0i16.to_be_bytes()); // column
+        body.extend_from_slice(&25i32.to_be_bytes()); // type
+        body.extend_from_slice(&(-1i16).to_be_bytes()); // size
+        body.extend_from_slice(&(-1i32).to_be_bytes()); // modifier
+        body.extend_from_slice(&1i16.to_be_bytes()); // format
+    }
+    msg(b'T', &body)
+}
+
+fn data_row(values: &[Option<&[u8]>]) -> Vec<u8> {
+    let mut body = (values.len() as i16).to_be_bytes().to_vec();
+    for v in values {
+        match v {
+            Some(v) => {
+                body.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                body.extend_from_slice(v);
+            }
+            None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+        }
+    }
+    msg(b'D', &body)
+}
+
+fn error(fields: &[(u8, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (t, v) in fields {
+        body.push(*t);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    msg(b'E', &body)
+}
+
+fn complete(tag: &str) -> Vec<u8> {
+    msg(b'C', format!("{tag}\0").as_bytes())
+}
+
+/// The tags of the frontend messages in `out` (after the startup message, which has none).
+fn tags(out: &[u8]) -> Vec<u8> {
+    let mut tags = Vec::new();
+    let mut rest = out;
+    while rest.len() >= 5 {
+        let len = i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        tags.push(rest[0]);
+        rest = &rest[1 + len..];
+    }
+    tags
+}
+
+fn params() -> Params {
+    Params {
+        user: "authenticator".into(),
+        password: Some("secret".into()),
+        database: "app".into(),
+        application_name: "pg_rest forward".into(),
+    }
+}
+
+/// A client past a trust startup, its output taken.
+fn ready_client() -> Client {
+    let mut c = Client::new(&params());
+    let n = c.output().len();
+    c.wrote(n);
+    let events = c.received(&[auth(0, &[]), ready(b'I')].concat());
+    assert_eq!(events, vec![Event::Ready]);
+    c
+}
+
+#[test]
+fn the_startup_message_names_user_database_and_application() {
+    let c = Client::new(&params());
+    let out = c.output();
+    let len = i32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+    assert_eq!(len, out.len());
+    assert_eq!(&out[4..8], &196608i32.to_be_bytes(), "protocol 3.0");
+    let text = String::from_utf8_lossy(&out[8..]);
+    for part in [
+        "user\0authenticator\0",
+        "database\0app\0",
+        "application_name\0pg_rest forward\0",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text:?}");
+    }
+    assert!(!c.is_idle());
+}
+
+#[test]
+fn trust_startup_is_ready_and_keeps_the_cancel_key() {
+    let mut c = Client::new(&params());
+    let mut key = 4242i32.to_be_bytes().to_vec();
+    key.extend_from_slice(&7i32.to_be_bytes());
+    let status = msg(b'S', b"server_version\x0015.20\x00");
+    let bytes = [auth(0, &[]), status, msg(b'K', &key), ready(b'I')].concat();
+    assert_eq!(c.received(&bytes), vec![Event::Ready]);
+    assert!(c.is_idle());
+    assert_eq!(c.cancel_key, Some((4242, 7)));
+}
+
+#[test]
+fn md5_authentication_answers_the_salted_hash() {
+    let mut c = Client::new(&params());
+    let n = c.output().len();
+    c.wrote(n);
+    assert!(c.received(&auth(5, &[1, 2, 3, 4])).is_empty());
+    let out = c.output().to_vec();
+    assert_eq!(tags(&out), vec![b'p']);
+    let expected = md5_hash(b"authenticator", b"secret", [1, 2, 3, 4]);
+    assert!(expected.starts_with("md5"));
+    assert_eq!(&out[5..out.len() - 1], expected.as_bytes());
+    assert_eq!(out[out.len() - 1], 0);
+}
+
+#[test]
+fn cleartext_authentication_sends_the_password() {
+    let mut c = Client::new(&params());
+    let n = c.output().len();
+    c.wrote(n);
+    assert!(c.received(&auth(3, &[])).is_empty());
+    assert_eq!(c.output(), &msg(b'p', b"secret\0")[..]);
+}
+
+#[test]
+fn scram_starts_with_a_client_first_message() {
+    let mut c = Client::new(&params());
+    let n = c.output().len();
+    c.wrote(n);
+    assert!(c.received(&auth(10, b"SCRAM-SHA-256\0\0")).is_empty());
+    let out = c.output().to_vec();
+    assert_eq!(tags(&out), vec![b'p']);
+    let text = String::from_utf8_lossy(&out[5..]);
+    assert!(text.starts_with("SCRAM-SHA-256\0"), "{text:?}");
+    assert!(
+        text.contains("n,,n=,r="),
+        "a GS2 header without channel binding: {text:?}"
+    );
+}
+
+#[test]
+fn a_sasl_server_without_scram_sha_256_breaks_the_connection() {
+    let mut c = Client::new(&params());
+    let events = c.received(&auth(10, b"SCRAM-SHA-256-PLUS\0\0"));
+    assert!(matches!(&events[..], [Event::Broken(why)] if why.contains("SCRAM-SHA-256")));
+    assert!(c.is_broken());
+}
+
+#[test]
+fn gss_authentication_is_refused_by_name() {
+    let mut c = Client::new(&params());
+    let events = c.received(&auth(7, &[]));
+    assert!(matches!(&events[..], [Event::Broken(why)] if why.contains("GSSAPI")));
+}
+
+#[test]
+fn a_refused_login_breaks_with_the_servers_words() {
+    let mut c = Client::new(&params());
+    let refusal = error(&[
+        (b'S', "FATAL"),
+        (b'C', "28P01"),
+        (
+            b'M',
+            "password authentication failed for user \"authenticator\"",
+        ),
+    ]);
+    let events = c.received(&refusal);
+    assert!(
+        matches!(&events[..], [Event::Broken(why)] if why.contains("password authentication failed") && why.contains("28P01")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_run_is_parse_bind_describe_execute_per_statement_then_one_sync() {
+    let mut c = ready_client();
+    let run = [
+        Query::new("BEGIN", vec![]),
+        Query::new("SELECT $1, $2", vec![Some("a".into()), None]),
+        Query::new("COMMIT", vec![]),
+    ];
+    assert!(c.run(&run));
+    let out = c.output().to_vec();
+    assert_eq!(tags(&out), b"PBDEPBDEPBDES".to_vec());
+    // The second Parse types both parameters text (oid 25).
+    let parse = out.windows(13).any(|w| w == b"SELECT $1, $2");
+    assert!(parse);
+    let text_twice = [
+        &2i16.to_be_bytes()[..],
+        &25u32.to_be_bytes(),
+        &25u32.to_be_bytes(),
+    ]
+    .concat();
+    assert!(out.windows(text_twice.len()).any(|w| w == text_twice));
+    // Its Bind sends "a" and a NULL (-1), and asks for binary results.
+    let bound = [
+        &1i32.to_be_bytes()[..],
+        b"a",
+        &(-1i32).to_be_bytes(),
+        &1i16.to_be_bytes(),
+        &1i16.to_be_bytes(),
+    ]
+    .concat();
+    assert!(
+        out.windows(bound.len()).any(|w| w == bound),
+        "Bind values and result format"
+    );
+    assert!(!c.run(&run), "one run at a time");
+}
+
+#[test]
+fn a_run_answers_every_statements_rows_in_order() {
+    let mut c = ready_client();
+    let run = [
+        Query::new("BEGIN", vec![]),
+        Query::new("SELECT x", vec![]),
+        Query::new("COMMIT", vec![]),
+    ];
+    assert!(c.run(&run));
+    let reply = [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        complete("BEGIN"),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        row_description(2),
+        data_row(&[Some(b"one"), None]),
+        data_row(&[Some(b""), Some(b"\x00\x01")]),
+        complete("SELECT 2"),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        complete("COMMIT"),
+        ready(b'I'),
+    ]
+    .concat();
+    // Byte by byte: a message may come in any number of reads.
+    let mut events = Vec::new();
+    for b in &reply {
+        events.extend(c.received(std::slice::from_ref(b)));
+    }
+    let rows: Vec<Row> = vec![
+        vec![Some(b"one".to_vec()), None],
+        vec![Some(Vec::new()), Some(vec![0, 1])],
+    ];
+    assert_eq!(events, vec![Event::Done(Ok(vec![vec![], rows, vec![]]))]);
+    assert!(c.is_idle());
+}
+
+#[test]
+fn an_error_ends_the_run_with_the_servers_fields_and_rolls_back() {
+    let mut c = ready_client();
+    assert!(c.run(&[
+        Query::new("BEGIN", vec![]),
+        Query::new("INSERT", vec![]),
+        Query::new("COMMIT", vec![])
+    ]));
+    let n = c.output().len();
+    c.wrote(n);
+    let violation = error(&[
+        (b'S', "ERROR"),
+        (b'C', "23505"),
+        (
+            b'M',
+            "duplicate key value violates unique constraint \"t_pkey\"",
+        ),
+        (b'D', "Key (id)=(1) already exists."),
+        (b'H', "a hint"),
+    ]);
+    let reply = [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        complete("BEGIN"),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        violation,
+        ready(b'E'),
+    ]
+    .concat();
+    assert!(
+        c.received(&reply).is_empty(),
+        "not done before the rollback is answered"
+    );
+    assert_eq!(c.output(), &msg(b'Q', b"ROLLBACK\0")[..]);
+    assert!(!c.is_idle());
+    let events = c.received(&[complete("ROLLBACK"), ready(b'I')].concat());
+    let expected = DbError {
+        code: "23505".into(),
+        message: "duplicate key value violates unique constraint \"t_pkey\"".into(),
+        detail: Some("Key (id)=(1) already exists.".into()),
+        hint: Some("a hint".into()),
+    };
+    assert_eq!(events, vec![Event::Done(Err(expected))]);
+    assert!(c.is_idle());
+}
+
+#[test]
+fn a_run_that_leaves_its_transaction_open_is_rolled_back_and_an_error() {
+    let mut c = ready_client();
+    assert!(c.run(&[Query::new("BEGIN", vec![])]));
+    let events = c.received(
+        &[
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            msg(b'n', &[]),
+            complete("BEGIN"),
+            ready(b'T'),
+        ]
+        .concat(),
+    );
+    assert!(events.is_empty());
+    let events = c.received(&[complete("ROLLBACK"), ready(b'I')].concat());
+    assert!(
+        matches!(&events[..], [Event::Done(Err(e))] if e.code == "25000"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn an_implicit_transactions_commit_failure_is_the_runs_error() {
+    // A deferred constraint fails at the Sync's commit: after the last CommandComplete.
+    let mut c = ready_client();
+    assert!(c.run(&[Query::new("INSERT", vec![])]));
+    let reply = [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        complete("INSERT 0 1"),
+        error(&[(b'C', "23503"), (b'M', "violates foreign key")]),
+        ready(b'I'),
+    ]
+    .concat();
+    let events = c.received(&reply);
+    assert!(
+        matches!(&events[..], [Event::Done(Err(e))] if e.code == "23503"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn notices_and_notifications_are_ignored_anywhere() {
+    let mut c = ready_client();
+    let notice = msg(b'N', b"SNOTICE\0Mhello\0\0");
+    assert!(c.received(&notice).is_empty());
+    assert!(c.is_idle());
+}
+
+#[test]
+fn a_message_while_idle_or_garbage_breaks_the_connection() {
+    let mut c = ready_client();
+    assert!(matches!(
+        &c.received(&data_row(&[]))[..],
+        [Event::Broken(_)]
+    ));
+    let mut c = ready_client();
+    // A length below 4 is no message.
+    assert!(matches!(
+        &c.received(&[b'Z', 0, 0, 0, 1])[..],
+        [Event::Broken(_)]
+    ));
+    assert!(!c.run(&[Query::new("SELECT 1", vec![])]));
+}
+
+#[test]
+fn a_nul_in_a_statement_queues_nothing() {
+    let mut c = ready_client();
+    assert!(!c.run(&[Query::new("SELECT '\0'", vec![])]));
+    assert!(c.output().is_empty());
+    assert!(c.is_idle());
+}
