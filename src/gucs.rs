@@ -343,7 +343,7 @@ pub fn init() {
         &PRIMARY_CONNINFO,
         Sighup,
         none,
-        None,
+        Some(check_primary_conninfo),
     );
 
     bool_(
@@ -494,6 +494,7 @@ string_check_hook!(check_database, settings::check_database);
 string_check_hook!(check_optional_name, settings::check_optional_name);
 string_check_hook!(check_function_name, settings::check_function_name);
 string_check_hook!(check_origins, settings::check_origins);
+string_check_hook!(check_primary_conninfo, settings::check_primary_conninfo);
 
 /// The current value of a string setting, `""` when unset.
 pub fn string_value(s: &GucSetting<Option<CString>>) -> String {

@@ -140,6 +140,9 @@ def test_cluster_values_applied(pg):
     ("listen_addresses", "not an address!", "pg_rest.listen_addresses"),
     ("port", "70000", "pg_rest.port"),
     ("workers", "0", "pg_rest.workers"),
+    ("primary_conninfo", "host=db sslmode=require", "without TLS"),
+    ("primary_conninfo", "hots=db", "invalid connection option \"hots\""),
+    ("primary_conninfo", "port=5432", "no host"),
 ])
 def test_check_hooks_refuse_bad_values(pg, name, value, must_mention):
     try:

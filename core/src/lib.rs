@@ -9,9 +9,11 @@
 
 pub mod api_request;
 pub mod auth;
+pub mod conninfo;
 pub mod context;
 pub mod cors;
 pub mod error;
+pub mod forward;
 pub mod http1;
 pub mod jsonp;
 pub mod lru;

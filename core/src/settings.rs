@@ -112,6 +112,17 @@ pub fn check_slot_name(value: &str) -> Result<(), String> {
     }
 }
 
+/// `pg_rest.primary_conninfo`: empty (derived from the server's `primary_conninfo`) or a libpq
+/// connection string naming a host, without demanding TLS.
+pub fn check_primary_conninfo(value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Ok(());
+    }
+    let info = crate::conninfo::Conninfo::parse(value)?;
+    info.endpoint()?;
+    info.check_supported()
+}
+
 /// The bound on one request's SQL, in milliseconds (0: none): the shorter of
 /// `pg_rest.statement_timeout` and the server's `statement_timeout`, each ignored when 0. So
 /// pg_rest's own bound never loosens a tighter one set for the server, database or role.
@@ -216,6 +227,15 @@ mod tests {
         ] {
             assert!(check_origins(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn primary_conninfo_is_empty_or_a_usable_connection_string() {
+        assert!(check_primary_conninfo("").is_ok());
+        assert!(check_primary_conninfo("host=/run/postgresql port=5432").is_ok());
+        assert!(check_primary_conninfo("postgresql://primary/app").is_ok());
+        assert!(check_primary_conninfo("port=5432").is_err());
+        assert!(check_primary_conninfo("host=x sslmode=verify-full").is_err());
     }
 
     #[test]

@@ -394,3 +394,136 @@ fn a_nul_in_a_statement_queues_nothing() {
     assert!(c.output().is_empty());
     assert!(c.is_idle());
 }
+
+/// The server side of SCRAM-SHA-256 (RFC 5802/7677), enough to check the client's proof.
+mod scram_server {
+    use base64::Engine;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::{Digest, Sha256};
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// PBKDF2-HMAC-SHA256 of one block: SCRAM's Hi().
+    fn hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
+        let mut u = hmac(password, &[salt, &1u32.to_be_bytes()].concat());
+        let mut out = u.clone();
+        for _ in 1..iterations {
+            u = hmac(password, &u);
+            out.iter_mut().zip(&u).for_each(|(o, b)| *o ^= b);
+        }
+        out
+    }
+
+    pub struct Server {
+        pub client_first_bare: String,
+        pub server_first: String,
+        salted: Vec<u8>,
+    }
+
+    impl Server {
+        /// Answers the client-first message (`n,,n=,r=<nonce>`).
+        pub fn first(client_first: &str, password: &str) -> Server {
+            let bare = client_first
+                .strip_prefix("n,,")
+                .expect("no channel binding")
+                .to_string();
+            let nonce = bare.split("r=").nth(1).expect("a nonce");
+            let salt = b"pg_rest salt";
+            let server_first = format!("r={nonce}server,s={},i=4096", B64.encode(salt));
+            Server {
+                client_first_bare: bare,
+                server_first,
+                salted: hi(password.as_bytes(), salt, 4096),
+            }
+        }
+
+        /// Checks the client-final message's proof; returns the server-final message.
+        pub fn last(&self, client_final: &str) -> Result<String, String> {
+            let (without_proof, proof) = client_final.split_once(",p=").ok_or("no proof")?;
+            let auth = format!(
+                "{},{},{without_proof}",
+                self.client_first_bare, self.server_first
+            );
+            let client_key = hmac(&self.salted, b"Client Key");
+            let stored = Sha256::digest(&client_key);
+            let signature = hmac(&stored, auth.as_bytes());
+            let proof = B64.decode(proof).map_err(|e| e.to_string())?;
+            let recovered: Vec<u8> = proof.iter().zip(&signature).map(|(p, s)| p ^ s).collect();
+            if Sha256::digest(&recovered)[..] != stored[..] {
+                return Err("wrong password".into());
+            }
+            let server_key = hmac(&self.salted, b"Server Key");
+            Ok(format!(
+                "v={}",
+                B64.encode(hmac(&server_key, auth.as_bytes()))
+            ))
+        }
+    }
+}
+
+/// The client's SASL message body after the mechanism name (initial) or whole (response).
+fn sasl_payload(out: &[u8], initial: bool) -> String {
+    let body = &out[5..];
+    if !initial {
+        return String::from_utf8(body.to_vec()).unwrap();
+    }
+    let after_name = body.iter().position(|&b| b == 0).unwrap() + 1;
+    String::from_utf8(body[after_name + 4..].to_vec()).unwrap()
+}
+
+fn scram_exchange(client_password: &str, tamper_final: bool) -> Vec<Event> {
+    let mut c = Client::new(&Params {
+        password: Some(client_password.into()),
+        ..params()
+    });
+    let n = c.output().len();
+    c.wrote(n);
+    assert!(c.received(&auth(10, b"SCRAM-SHA-256\0\0")).is_empty());
+    let server = scram_server::Server::first(&sasl_payload(c.output(), true), "secret");
+    let n = c.output().len();
+    c.wrote(n);
+    assert!(c
+        .received(&auth(11, server.server_first.as_bytes()))
+        .is_empty());
+    let client_final = sasl_payload(c.output(), false);
+    let n = c.output().len();
+    c.wrote(n);
+    let server_final = match server.last(&client_final) {
+        Ok(v) if tamper_final => v.replace("v=", "v=AAAA"),
+        Ok(v) => v,
+        Err(why) => {
+            let refusal = error(&[(b'C', "28P01"), (b'M', &why)]);
+            return c.received(&refusal);
+        }
+    };
+    c.received(&[auth(12, server_final.as_bytes()), auth(0, &[]), ready(b'I')].concat())
+}
+
+#[test]
+fn scram_sha_256_proves_the_password_and_checks_the_server() {
+    assert_eq!(scram_exchange("secret", false), vec![Event::Ready]);
+}
+
+#[test]
+fn scram_with_a_wrong_password_is_refused_by_the_server() {
+    let events = scram_exchange("not the secret", false);
+    assert!(
+        matches!(&events[..], [Event::Broken(why)] if why.contains("wrong password")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_server_that_cannot_prove_the_password_is_not_trusted() {
+    let events = scram_exchange("secret", true);
+    assert!(
+        matches!(&events[..], [Event::Broken(why)] if why.contains("SCRAM")),
+        "{events:?}"
+    );
+}
