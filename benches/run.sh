@@ -231,6 +231,49 @@ RPC_PATH="/rpc/bench_add?a=1&b=2"
 pg_rest_sql "$RPC_PATH" 1 2 > "$WORK/rpc.sql"
 read -r RPC_RPS RPC_TPS RPC_RATIO <<<"$(URL="$BASE$RPC_PATH" paired rpc "$WORK/rpc.sql" "")"
 
+# --- (2d) where the call's CPU goes: per request, on the server and in the client ---------------
+# One more run of each, counted from /proc: pg_rest's http workers (they live on) and wrk
+# (bash's own child accounting), then pgbench's backends (reaped by the postmaster, so they
+# add to its children's time) and pgbench itself. The ratio above follows from these sums.
+HZ="$(getconf CLK_TCK)"
+DATA_DIR="$(psql_q -At -c "SHOW data_directory")"
+PM_PID="$(head -1 "$DATA_DIR/postmaster.pid")"
+# proc_ticks FIELDS PID...: the sum of /proc/PID/stat's fields (14+15: own user+system time,
+# 16+17: waited-for children's), in clock ticks.
+proc_ticks() {
+  local fields=$1 sum=0 p; shift
+  for p in "$@"; do
+    [ -r "/proc/$p/stat" ] || continue
+    sum=$((sum + $(sed 's/.*) //' "/proc/$p/stat" | awk -v f="$fields" '{split(f, i, "+"); print $(i[1] - 2) + $(i[2] - 2)}')))
+  done
+  echo "$sum"
+}
+# client_cpu CMD...: runs CMD, prints its own CPU seconds (user + system, its children's).
+client_cpu() {
+  local TIMEFORMAT='%U %S' t
+  t="$( { time "$@" > "$WORK/cpu-run.txt" 2>&1; } 2>&1 )" || die "$1 failed: $(cat "$WORK/cpu-run.txt")"
+  awk '{print $1 + $2}' <<<"$t"
+}
+per_request_us() { awk -v s="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", s * 1e6 / n; else print "n/a" }'; }
+log "CPU per request: wrk on $RPC_PATH"
+WORKER_PIDS="$(psql_q -At -c "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_rest http'")"
+# shellcheck disable=SC2086
+W0="$(proc_ticks 14+15 $WORKER_PIDS)"
+WRK_CPU="$(client_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$BASE$RPC_PATH")"
+# shellcheck disable=SC2086
+W1="$(proc_ticks 14+15 $WORKER_PIDS)"
+WRK_REQS="$(awk '/requests in/ {print $1}' "$WORK/cpu-run.txt")"
+log "CPU per request: pgbench on the same SQL"
+B0="$(proc_ticks 16+17 "$PM_PID")"
+PGB_CPU="$(client_cpu "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T"$DURATION" -f "$WORK/rpc.sql")"
+sleep 1  # the backends are reaped
+B1="$(proc_ticks 16+17 "$PM_PID")"
+PGB_TXNS="$(awk '/^number of transactions actually processed:/ {print $NF}' "$WORK/cpu-run.txt")"
+CPU_PG_REST="$(per_request_us "$(awk -v d=$((W1 - W0)) -v hz="$HZ" 'BEGIN {print d / hz}')" "$WRK_REQS")"
+CPU_WRK="$(per_request_us "$WRK_CPU" "$WRK_REQS")"
+CPU_BACKENDS="$(per_request_us "$(awk -v d=$((B1 - B0)) -v hz="$HZ" 'BEGIN {print d / hz}')" "$PGB_TXNS")"
+CPU_PGBENCH="$(per_request_us "$PGB_CPU" "$PGB_TXNS")"
+
 # --- (3) wrk, pipelined ----------------------------------------------------------------------
 log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
 timeout "$RUN_TIMEOUT" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" \
@@ -273,6 +316,7 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | single-row POST (return=minimal) req/s · pgbench tps · ratio | $(fmt "$POST_RPS") · $(fmt "$POST_TPS") · ${POST_RATIO} |
 | 100-row bulk POST req/s · pgbench tps · ratio | $(fmt "$BULK_RPS") · $(fmt "$BULK_TPS") · ${BULK_RATIO} |
 | scalar call (GET ${RPC_PATH}) req/s · pgbench tps · ratio | $(fmt "$RPC_RPS") · $(fmt "$RPC_TPS") · ${RPC_RATIO} |
+| scalar call CPU per request, µs: pg_rest workers + wrk · pgbench backends + pgbench | ${CPU_PG_REST} + ${CPU_WRK} · ${CPU_BACKENDS} + ${CPU_PGBENCH} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |
 MD
