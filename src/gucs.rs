@@ -17,7 +17,7 @@ pub static LISTEN_ADDRESSES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"localhost"));
 /// HTTP port.
 pub static PORT: GucSetting<i32> = GucSetting::<i32>::new(3000);
-/// HTTP worker processes.
+/// HTTP worker processes (default: two per CPU within the server's worker slots; `_PG_init`).
 pub static WORKERS: GucSetting<i32> = GucSetting::<i32>::new(2);
 /// Client connections per worker.
 pub static MAX_CONNECTIONS: GucSetting<i32> = GucSetting::<i32>::new(10000);
@@ -105,9 +105,13 @@ pub static TEST_FAULTS: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Registers every setting and reserves the `pg_rest.` prefix.
 pub fn init() {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as i32;
-    // SAFETY: _PG_init runs single-threaded before the setting is defined; the boot value of
-    // an int GUC is read from the setting's storage at definition time.
-    unsafe { WORKERS.as_ptr().write(cpus.clamp(1, MAX_WORKERS)) };
+    // SAFETY: _PG_init (shared_preload_libraries) runs single-threaded after the server's
+    // configuration is read, so max_worker_processes is set, and before this setting is
+    // defined; the boot value of an int GUC is read from its storage at definition time.
+    unsafe {
+        let workers = settings::default_workers(cpus, pg_sys::max_worker_processes, MAX_WORKERS);
+        WORKERS.as_ptr().write(workers);
+    }
 
     use GucContext::{Postmaster, Sighup};
     let none = GucFlags::default();

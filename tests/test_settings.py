@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 from psycopg import sql as pgsql
@@ -125,6 +127,26 @@ def test_compiled_in_defaults(settings, name, expected):
     # (NULL for a string setting whose built-in default is empty).
     boot_val = settings[f"pg_rest.{name}"][2]
     assert (boot_val if boot_val is not None else "") == expected
+
+
+def test_default_workers_are_two_per_cpu_within_the_worker_slots(pg, settings):
+    # Two per CPU, leaving 4 of max_worker_processes to the supervisor, the realtime worker,
+    # the logical replication launcher and parallel query (docs/benchmarks.md).
+    slots = int(pg.sql("SHOW max_worker_processes")[0][0])
+    expected = max(1, min(2 * usable_cpus(), max(1, slots - 4), 64))
+    assert settings["pg_rest.workers"][2] == str(expected)
+
+
+def usable_cpus() -> int:
+    """What Rust's available_parallelism counts: the affinity, or a lower cgroup v2 quota."""
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cpus = min(cpus, max(1, int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return cpus
 
 
 def test_cluster_values_applied(pg):

@@ -123,6 +123,19 @@ pub fn check_primary_conninfo(value: &str) -> Result<(), String> {
     info.check_supported()
 }
 
+/// Background worker slots `pg_rest.workers`' default leaves to others: pg_rest's supervisor
+/// and realtime worker, PostgreSQL's logical replication launcher, and one for parallel query.
+const WORKER_SLOTS_KEPT: i32 = 4;
+
+/// `pg_rest.workers`' default: two per CPU, so one whose request is in its SQL (or that waits
+/// for its clients' next requests) leaves the CPU to another rather than idle (PostgreSQL's
+/// own rule of thumb for pool sizes; docs/benchmarks.md measured it), at most what
+/// `max_worker_processes` leaves room for, at least one.
+pub fn default_workers(cpus: i32, max_worker_processes: i32, max_workers: i32) -> i32 {
+    let room = (max_worker_processes - WORKER_SLOTS_KEPT).max(1);
+    (cpus.saturating_mul(2)).min(room).clamp(1, max_workers)
+}
+
 /// The bound on one request's SQL, in milliseconds (0: none): the shorter of
 /// `pg_rest.statement_timeout` and the server's `statement_timeout`, each ignored when 0. So
 /// pg_rest's own bound never loosens a tighter one set for the server, database or role.
@@ -236,6 +249,16 @@ mod tests {
         assert!(check_primary_conninfo("postgresql://primary/app").is_ok());
         assert!(check_primary_conninfo("port=5432").is_err());
         assert!(check_primary_conninfo("host=x sslmode=verify-full").is_err());
+    }
+
+    #[test]
+    fn default_workers_are_two_per_cpu_within_the_servers_worker_slots() {
+        assert_eq!(default_workers(2, 8, 64), 4);
+        assert_eq!(default_workers(1, 8, 64), 2);
+        assert_eq!(default_workers(4, 8, 64), 4, "8 slots keep 4 for others");
+        assert_eq!(default_workers(16, 40, 64), 32);
+        assert_eq!(default_workers(64, 1000, 64), 64);
+        assert_eq!(default_workers(8, 2, 64), 1, "never none");
     }
 
     #[test]
