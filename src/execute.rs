@@ -390,21 +390,12 @@ pub fn run_statement(plans: &mut PlanCache, stmt: &Statement, read_only: bool) -
     unsafe {
         pg_sys::SPI_connect();
         let (tuple, desc) = execute_one_row(plans, stmt, read_only);
-        let int = |n: c_int| {
+        let int8 = |n: usize| {
             let mut is_null = false;
-            let v = pg_sys::SPI_getbinval(tuple, desc, n, &mut is_null).value() as i64;
-            (!is_null).then_some(v)
+            let v = pg_sys::SPI_getbinval(tuple, desc, n as c_int, &mut is_null).value() as i64;
+            Ok::<_, std::convert::Infallible>((!is_null).then_some(v))
         };
-        let text = |n: c_int| text_column(tuple, desc, n).and_then(|t| String::from_utf8(t).ok());
-        let outcome = Outcome {
-            rows: int(1).unwrap_or(0),
-            total: int(2),
-            body: text_column(tuple, desc, 3),
-            response_headers: text(4),
-            response_status: text(5),
-            location: text(6),
-            inserted: int(7),
-        };
+        let Ok(outcome) = Outcome::from_tail(int8, |n| text_column(tuple, desc, n as c_int));
         pg_sys::SPI_finish();
         outcome
     }

@@ -92,38 +92,23 @@ pub fn outcome(results: &[Vec<Row>], pre_request: bool) -> Result<(Outcome, Opti
     let lsn = results
         .last()
         .and_then(|rows| rows.first())
-        .and_then(|row| text(row, 0))
-        .and_then(|t| crate::realtime::event::parse_lsn(&t));
-    let outcome = Outcome {
-        rows: int8(row, 0)?.unwrap_or(0),
-        total: int8(row, 1)?,
-        body: row.get(2).cloned().flatten(),
-        response_headers: text(row, 3),
-        response_status: text(row, 4),
-        location: text(row, 5),
-        inserted: int8(row, 6)?,
-    };
+        .and_then(|row| row.first().cloned().flatten())
+        .and_then(|t| crate::realtime::event::parse_lsn(&String::from_utf8_lossy(&t)));
+    let column = |n: usize| row.get(n - 1).cloned().flatten();
+    let outcome = Outcome::from_tail(|n| int8(column(n), n), column)?;
     Ok((outcome, lsn))
 }
 
-/// A binary `int8` column.
-fn int8(row: &Row, i: usize) -> Result<Option<i64>, String> {
-    match row.get(i).and_then(Option::as_ref) {
-        None => Ok(None),
-        Some(bytes) => {
+/// A binary `int8` column (`n`: its position, for the error).
+fn int8(value: Option<Vec<u8>>, n: usize) -> Result<Option<i64>, String> {
+    value
+        .map(|bytes| {
             let bytes: [u8; 8] = bytes[..]
                 .try_into()
-                .map_err(|_| format!("column {} is not an int8", i + 1))?;
-            Ok(Some(i64::from_be_bytes(bytes)))
-        }
-    }
-}
-
-/// A binary `text` column (its bytes are the text).
-fn text(row: &Row, i: usize) -> Option<String> {
-    row.get(i)
-        .and_then(Option::as_ref)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
+                .map_err(|_| format!("column {n} is not an int8"))?;
+            Ok(i64::from_be_bytes(bytes))
+        })
+        .transpose()
 }
 
 #[cfg(test)]

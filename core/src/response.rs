@@ -66,6 +66,27 @@ pub struct Outcome {
     pub inserted: Option<i64>,
 }
 
+impl Outcome {
+    /// The outcome from the columns `sql::push_tail` ends a statement with, by their 1-based
+    /// position, however the row was read (SPI locally, the wire protocol when a standby
+    /// forwards): `int8` reads an `int8` column, `bytes` a text one (NULL: `None`).
+    pub fn from_tail<E>(
+        int8: impl Fn(usize) -> Result<Option<i64>, E>,
+        bytes: impl Fn(usize) -> Option<Vec<u8>>,
+    ) -> Result<Outcome, E> {
+        let text = |n| bytes(n).and_then(|t| String::from_utf8(t).ok());
+        Ok(Outcome {
+            rows: int8(1)?.unwrap_or(0),
+            total: int8(2)?,
+            body: bytes(3),
+            response_headers: text(4),
+            response_status: text(5),
+            location: text(6),
+            inserted: int8(7)?,
+        })
+    }
+}
+
 /// `response.status` and `response.headers` set by SQL, checked: PostgREST's PGRST112 and
 /// PGRST111 for values it cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -96,7 +96,8 @@ pub struct Client {
     out: BytesMut,
     inp: BytesMut,
     user: String,
-    password: Option<String>,
+    /// Empty when none is known (a server that asks for one then refuses the login itself).
+    password: String,
     scram: Option<sasl::ScramSha256>,
     /// The server's cancel key (process id, secret), for a cancel request on a timeout.
     pub cancel_key: Option<(i32, i32)>,
@@ -123,7 +124,7 @@ impl Client {
             out,
             inp: BytesMut::with_capacity(8192),
             user: params.user.clone(),
-            password: params.password.clone(),
+            password: params.password.clone().unwrap_or_default(),
             scram: None,
             cancel_key: None,
         }
@@ -219,12 +220,11 @@ impl Client {
         let sent = match message {
             Message::AuthenticationOk => return None,
             Message::AuthenticationCleartextPassword => {
-                let password = self.password.clone().unwrap_or_default();
-                frontend::password_message(password.as_bytes(), &mut self.out)
+                frontend::password_message(self.password.as_bytes(), &mut self.out)
             }
             Message::AuthenticationMd5Password(body) => {
-                let password = self.password.clone().unwrap_or_default();
-                let hash = md5_hash(self.user.as_bytes(), password.as_bytes(), body.salt());
+                let password = self.password.as_bytes();
+                let hash = md5_hash(self.user.as_bytes(), password, body.salt());
                 frontend::password_message(hash.as_bytes(), &mut self.out)
             }
             Message::AuthenticationSasl(body) => {
@@ -237,9 +237,8 @@ impl Client {
                         "the server asks for a SASL mechanism other than SCRAM-SHA-256".into(),
                     ));
                 }
-                let password = self.password.clone().unwrap_or_default();
                 let scram = sasl::ScramSha256::new(
-                    password.as_bytes(),
+                    self.password.as_bytes(),
                     sasl::ChannelBinding::unsupported(),
                 );
                 let sent = frontend::sasl_initial_response(

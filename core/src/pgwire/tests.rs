@@ -82,11 +82,17 @@ fn params() -> Params {
     }
 }
 
+/// Takes what the client has queued, as a socket write would.
+fn drain(c: &mut Client) -> Vec<u8> {
+    let out = c.output().to_vec();
+    c.wrote(out.len());
+    out
+}
+
 /// A client past a trust startup, its output taken.
 fn ready_client() -> Client {
     let mut c = Client::new(&params());
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     let events = c.received(&[auth(0, &[]), ready(b'I')].concat());
     assert_eq!(events, vec![Event::Ready]);
     c
@@ -125,8 +131,7 @@ fn trust_startup_is_ready_and_keeps_the_cancel_key() {
 #[test]
 fn md5_authentication_answers_the_salted_hash() {
     let mut c = Client::new(&params());
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     assert!(c.received(&auth(5, &[1, 2, 3, 4])).is_empty());
     let out = c.output().to_vec();
     assert_eq!(tags(&out), vec![b'p']);
@@ -139,8 +144,7 @@ fn md5_authentication_answers_the_salted_hash() {
 #[test]
 fn cleartext_authentication_sends_the_password() {
     let mut c = Client::new(&params());
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     assert!(c.received(&auth(3, &[])).is_empty());
     assert_eq!(c.output(), &msg(b'p', b"secret\0")[..]);
 }
@@ -148,8 +152,7 @@ fn cleartext_authentication_sends_the_password() {
 #[test]
 fn scram_starts_with_a_client_first_message() {
     let mut c = Client::new(&params());
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     assert!(c.received(&auth(10, b"SCRAM-SHA-256\0\0")).is_empty());
     let out = c.output().to_vec();
     assert_eq!(tags(&out), vec![b'p']);
@@ -279,8 +282,7 @@ fn an_error_ends_the_run_with_the_servers_fields_and_rolls_back() {
         Query::new("INSERT", vec![]),
         Query::new("COMMIT", vec![])
     ]));
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     let violation = error(&[
         (b'S', "ERROR"),
         (b'C', "23505"),
@@ -482,18 +484,15 @@ fn scram_exchange(client_password: &str, tamper_final: bool) -> Vec<Event> {
         password: Some(client_password.into()),
         ..params()
     });
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     assert!(c.received(&auth(10, b"SCRAM-SHA-256\0\0")).is_empty());
     let server = scram_server::Server::first(&sasl_payload(c.output(), true), "secret");
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     assert!(c
         .received(&auth(11, server.server_first.as_bytes()))
         .is_empty());
     let client_final = sasl_payload(c.output(), false);
-    let n = c.output().len();
-    c.wrote(n);
+    drain(&mut c);
     let server_final = match server.last(&client_final) {
         Ok(v) if tamper_final => v.replace("v=", "v=AAAA"),
         Ok(v) => v,
