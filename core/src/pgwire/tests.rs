@@ -61,6 +61,17 @@ fn complete(tag: &str) -> Vec<u8> {
     msg(b'C', format!("{tag}\0").as_bytes())
 }
 
+/// A statement without rows answered: ParseComplete, BindComplete, NoData, CommandComplete.
+fn no_rows(tag: &str) -> Vec<u8> {
+    [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        msg(b'n', &[]),
+        complete(tag),
+    ]
+    .concat()
+}
+
 /// The tags of the frontend messages in `out` (after the startup message, which has none).
 fn tags(out: &[u8]) -> Vec<u8> {
     let mut tags = Vec::new();
@@ -244,20 +255,14 @@ fn a_run_answers_every_statements_rows_in_order() {
     ];
     assert!(c.run(&run));
     let reply = [
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        msg(b'n', &[]),
-        complete("BEGIN"),
+        no_rows("BEGIN"),
         msg(b'1', &[]),
         msg(b'2', &[]),
         row_description(2),
         data_row(&[Some(b"one"), None]),
         data_row(&[Some(b""), Some(b"\x00\x01")]),
         complete("SELECT 2"),
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        msg(b'n', &[]),
-        complete("COMMIT"),
+        no_rows("COMMIT"),
         ready(b'I'),
     ]
     .concat();
@@ -294,10 +299,7 @@ fn an_error_ends_the_run_with_the_servers_fields_and_rolls_back() {
         (b'H', "a hint"),
     ]);
     let reply = [
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        msg(b'n', &[]),
-        complete("BEGIN"),
+        no_rows("BEGIN"),
         msg(b'1', &[]),
         msg(b'2', &[]),
         msg(b'n', &[]),
@@ -326,16 +328,7 @@ fn an_error_ends_the_run_with_the_servers_fields_and_rolls_back() {
 fn a_run_that_leaves_its_transaction_open_is_rolled_back_and_an_error() {
     let mut c = ready_client();
     assert!(c.run(&[Query::new("BEGIN", vec![])]));
-    let events = c.received(
-        &[
-            msg(b'1', &[]),
-            msg(b'2', &[]),
-            msg(b'n', &[]),
-            complete("BEGIN"),
-            ready(b'T'),
-        ]
-        .concat(),
-    );
+    let events = c.received(&[no_rows("BEGIN"), ready(b'T')].concat());
     assert!(events.is_empty());
     let events = c.received(&[complete("ROLLBACK"), ready(b'I')].concat());
     assert!(
@@ -350,10 +343,7 @@ fn an_implicit_transactions_commit_failure_is_the_runs_error() {
     let mut c = ready_client();
     assert!(c.run(&[Query::new("INSERT", vec![])]));
     let reply = [
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        msg(b'n', &[]),
-        complete("INSERT 0 1"),
+        no_rows("INSERT 0 1"),
         error(&[(b'C', "23503"), (b'M', "violates foreign key")]),
         ready(b'I'),
     ]
