@@ -27,6 +27,20 @@ pub fn run(
     pre_request: Option<&str>,
     statement: &Statement,
 ) -> Vec<Query> {
+    let mut run = open_run(tx, settings, pre_request, statement);
+    run.extend(end_run(tx.end));
+    run
+}
+
+/// The run up to and with the statement, the transaction left open: for a request whose
+/// row decides whether it commits (a singular response, `max-affected`), ended by
+/// [`end_run`] in a second round trip.
+pub fn open_run(
+    tx: TxMode,
+    settings: &[(&str, &str)],
+    pre_request: Option<&str>,
+    statement: &Statement,
+) -> Vec<Query> {
     let mut run = Vec::with_capacity(6);
     run.push(Query::new(begin(tx), vec![]));
     run.push(set_config(settings));
@@ -35,18 +49,24 @@ pub fn run(
     }
     let params = statement.params.iter().cloned().map(Some).collect();
     run.push(Query::new(statement.sql.clone(), params));
-    let end = match tx.end {
+    run
+}
+
+/// COMMIT or ROLLBACK, then the WAL position. After the COMMIT, in a transaction of its own:
+/// the insert position is at or past the commit record, so a node that has replayed to it has
+/// the request's writes.
+pub fn end_run(end: TxEnd) -> [Query; 2] {
+    let end = match end {
         TxEnd::Commit => "COMMIT",
         TxEnd::Rollback => "ROLLBACK",
     };
-    run.push(Query::new(end, vec![]));
-    // After the COMMIT, in a transaction of its own: the insert position is at or past the
-    // commit record, so a node that has replayed to it has the request's writes.
-    run.push(Query::new(
-        "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
-        vec![],
-    ));
-    run
+    [
+        Query::new(end, vec![]),
+        Query::new(
+            "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
+            vec![],
+        ),
+    ]
 }
 
 fn begin(tx: TxMode) -> String {
@@ -82,21 +102,21 @@ fn set_config(settings: &[(&str, &str)]) -> Query {
     Query::new(sql, params)
 }
 
-/// The statement's outcome and the WAL position after the commit, from a run's results.
-pub fn outcome(results: &[Vec<Row>], pre_request: bool) -> Result<(Outcome, Option<u64>), String> {
-    let index = statement_index(pre_request);
+/// The statement's outcome from a run's results (whole or open).
+pub fn outcome(results: &[Vec<Row>], pre_request: bool) -> Result<Outcome, String> {
     let row = results
-        .get(index)
+        .get(statement_index(pre_request))
         .and_then(|rows| rows.first())
         .ok_or("the forwarded statement returned no row")?;
-    let lsn = results
-        .last()
-        .and_then(|rows| rows.first())
-        .and_then(|row| row.first().cloned().flatten())
-        .and_then(|t| crate::realtime::event::parse_lsn(&String::from_utf8_lossy(&t)));
     let column = |n: usize| row.get(n - 1).cloned().flatten();
-    let outcome = Outcome::from_tail(|n| int8(column(n), n), column)?;
-    Ok((outcome, lsn))
+    Outcome::from_tail(|n| int8(column(n), n), column)
+}
+
+/// The WAL position after the commit: the last statement's value of a run that ended with
+/// [`end_run`].
+pub fn lsn(results: &[Vec<Row>]) -> Option<u64> {
+    let text = results.last()?.first()?.first()?.as_ref()?;
+    crate::realtime::event::parse_lsn(std::str::from_utf8(text).ok()?)
 }
 
 /// A binary `int8` column (`n`: its position, for the error).
@@ -202,7 +222,7 @@ mod tests {
             vec![],
             vec![vec![Some(b"0/16B3748".to_vec())]],
         ];
-        let (outcome, lsn) = outcome(&results, false).unwrap();
+        let (outcome, lsn) = (outcome(&results, false).unwrap(), lsn(&results));
         assert_eq!(
             outcome,
             Outcome {
@@ -224,5 +244,16 @@ mod tests {
         let bad: Row = vec![Some(vec![1, 2, 3])];
         let results = vec![vec![], vec![], vec![], vec![bad]];
         assert!(outcome(&results, true).unwrap_err().contains("int8"));
+    }
+
+    #[test]
+    fn an_open_run_stops_at_the_statement_and_the_end_run_finishes_it() {
+        let open = open_run(tx(Access::ReadWrite, TxEnd::Commit), &[], None, &insert());
+        let whole = run(tx(Access::ReadWrite, TxEnd::Commit), &[], None, &insert());
+        assert_eq!(open.len(), 3);
+        assert_eq!(&whole[..3], &open[..]);
+        assert_eq!(&whole[3..], &end_run(TxEnd::Commit)[..]);
+        assert_eq!(end_run(TxEnd::Rollback)[0].sql, "ROLLBACK");
+        assert_eq!(lsn(&[vec![vec![None]]]), None);
     }
 }

@@ -50,6 +50,12 @@ pub enum Reply {
         response: crate::response::Response,
         flush_lsn: u64,
     },
+    /// An answer that comes later, through `Conn::complete(id, …)`: the request is out of the
+    /// worker (forwarded to the primary) and the worker serves its other clients meanwhile.
+    /// On HTTP/1.1 nothing more is answered on the connection until it comes, so later
+    /// pipelined answers keep their order; on HTTP/2 the other streams go on. `id` is the
+    /// application's, unique over the worker's life (a connection key may be reused).
+    Deferred { id: u64 },
     /// A streamed response: `head`'s status and headers (its body, if any, is the first
     /// piece) now, pieces later through the connection (`Conn::push_stream(id, …)`) until
     /// `Conn::end_stream(id)`: chunks on HTTP/1.1 (nothing else is answered on the connection

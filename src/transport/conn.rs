@@ -11,6 +11,7 @@ use crate::transport::websocket::WebSocket;
 use mio::Interest;
 use pg_rest_core::http1::Limits;
 use pg_rest_core::request::{Reply, Request};
+use pg_rest_core::response::Response;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
@@ -169,6 +170,19 @@ impl Conn {
         }
     }
 
+    /// The deferred answer `id` (`Reply::Deferred`) has come; written by the next `drive`.
+    /// Its request is counted in the returned traffic; nothing when the connection awaits no
+    /// such answer (it was closed, and its key given to another).
+    pub fn complete(&mut self, id: u64, response: Response) -> Traffic {
+        let mut traffic = Traffic::default();
+        match &mut self.protocol {
+            Protocol::Http1(h) => h.complete(id, response, &mut traffic),
+            Protocol::Http2(h) => h.complete(id, response, &mut traffic),
+            Protocol::WebSocket(_) => false,
+        };
+        traffic
+    }
+
     /// The poller saw the peer close (or the socket fail): reads go on until `WouldBlock`.
     pub fn peer_closing(&mut self) {
         self.io.peer_closing();
@@ -316,7 +330,9 @@ mod tests {
                 body: format!("{} {}", r.method, r.target).into_bytes(),
                 ..Default::default()
             };
-            if r.method == "POST" {
+            if r.target == "/deferred" {
+                Reply::Deferred { id: 9 }
+            } else if r.method == "POST" {
                 Reply::Pending {
                     response,
                     flush_lsn: 100,
@@ -388,6 +404,32 @@ mod tests {
         let post = rest.find("POST /w").expect("the POST's answer");
         let get = rest.find("GET /b").expect("the GET's answer");
         assert!(post < get, "in order: {rest:?}");
+    }
+
+    #[test]
+    fn a_deferred_answer_holds_later_pipelined_ones_until_it_comes() {
+        let (mut conn, mut client) = pair();
+        client
+            .write_all(b"GET /deferred HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\n")
+            .expect("write");
+        drive(&mut conn);
+        assert_eq!(received(&mut client), "");
+        assert!(!conn.is_quiet(), "an answer is awaited");
+        let wrong = Response::default();
+        assert_eq!(conn.complete(8, wrong).requests, 0, "not this connection's");
+        let later = Response {
+            status: 503,
+            body: b"later".to_vec(),
+            ..Default::default()
+        };
+        let traffic = conn.complete(9, later);
+        assert_eq!((traffic.requests, traffic.errors), (1, 1));
+        drive(&mut conn);
+        let rest = received(&mut client);
+        let deferred = rest.find("503").expect("the deferred answer");
+        let next = rest.find("200 OK").expect("the HEAD's answer");
+        assert!(deferred < next, "in order: {rest:?}");
+        assert!(rest.contains("\r\n\r\nlater"), "{rest:?}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use crate::transport::conn::{Driven, Handler, Phase, Switch, Traffic};
 use crate::transport::io::Shared;
 use pg_rest_core::error::ApiError;
-use pg_rest_core::http1::{self, DecodeProgress, Decoded, Limits};
+use pg_rest_core::http1::{self, DecodeProgress, Decoded, Framing, Limits};
 use pg_rest_core::request::Reply;
 use pg_rest_core::response::{error_response, Response};
 use pg_rest_core::stream;
@@ -66,6 +66,13 @@ enum Sniff {
     Undecided,
 }
 
+/// The request whose answer is deferred: what queuing it needs.
+struct Deferred {
+    id: u64,
+    head_only: bool,
+    framing: Framing,
+}
+
 pub struct Http1 {
     io: Shared,
     pub phase: Phase,
@@ -91,6 +98,8 @@ pub struct Http1 {
     stream: Option<u64>,
     /// The streamed request asked to close: close once the stream ends.
     close_after_stream: bool,
+    /// An answer comes later (`Reply::Deferred`): no other request is answered until it does.
+    deferred: Option<Deferred>,
     /// The peer closed its write side.
     read_eof: bool,
     /// When the first byte of the request being received arrived.
@@ -114,6 +123,7 @@ impl Http1 {
             held: VecDeque::new(),
             stream: None,
             close_after_stream: false,
+            deferred: None,
             read_eof: false,
             request_started: None,
             continue_sent: false,
@@ -232,7 +242,11 @@ impl Http1 {
                         self.flush(now, &mut traffic);
                         self.advance_phase(now);
                     }
-                } else if self.unread().is_empty() && self.stream.is_none() && quiet_for >= idle {
+                } else if self.unread().is_empty()
+                    && self.stream.is_none()
+                    && self.deferred.is_none()
+                    && quiet_for >= idle
+                {
                     // An open stream is not idle: its producer decides when it has news.
                     self.phase = Phase::Closed;
                 }
@@ -248,7 +262,10 @@ impl Http1 {
 
     /// Nothing buffered either way: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
-        self.unread().is_empty() && self.pending_output() == 0 && self.request_started.is_none()
+        self.unread().is_empty()
+            && self.pending_output() == 0
+            && self.request_started.is_none()
+            && self.deferred.is_none()
     }
 
     /// Received bytes not yet answered.
@@ -331,6 +348,7 @@ impl Http1 {
         while self.phase == Phase::Open
             && !self.upgrading
             && self.stream.is_none()
+            && self.deferred.is_none()
             && self.pending_output() < OUT_HIGH_WATER
             && budget.requests > 0
         {
@@ -352,11 +370,20 @@ impl Http1 {
                     self.in_pos += consumed;
                     self.request_started = None;
                     self.continue_sent = false;
-                    let mut response = match app.handle(&request) {
+                    let head_only = request.method == "HEAD";
+                    let response = match app.handle(&request) {
                         Reply::Stream { head, id } => {
                             traffic.requests += 1;
-                            let head_only = request.method == "HEAD";
                             self.open_stream(&head, id, head_only, framing.keep_alive);
+                            progressed = true;
+                            continue;
+                        }
+                        Reply::Deferred { id } => {
+                            self.deferred = Some(Deferred {
+                                id,
+                                head_only,
+                                framing,
+                            });
                             progressed = true;
                             continue;
                         }
@@ -373,20 +400,7 @@ impl Http1 {
                             response
                         }
                     };
-                    traffic.requests += 1;
-                    if response.status >= 400 {
-                        traffic.errors += 1;
-                    }
-                    if framing.keep_alive && framing.minor_version == 0 {
-                        // HTTP/1.0 clients keep the connection only when told so.
-                        response
-                            .headers
-                            .push(("Connection", "keep-alive".to_string()));
-                    }
-                    self.queue(&response, request.method == "HEAD", framing.keep_alive);
-                    if !framing.keep_alive {
-                        self.phase = Phase::CloseAfterFlush;
-                    }
+                    self.queue_answer(response, head_only, framing, traffic);
                     progressed = true;
                 }
                 Ok(Decoded::Incomplete { send_continue, .. }) => {
@@ -443,6 +457,42 @@ impl Http1 {
 
     /// Starts a streamed response: the head, and its body as the first chunk. A HEAD gets
     /// the head alone, and no stream.
+    /// Queues a request's answer with the framing its request asked for.
+    fn queue_answer(
+        &mut self,
+        mut response: Response,
+        head_only: bool,
+        framing: Framing,
+        traffic: &mut Traffic,
+    ) {
+        traffic.requests += 1;
+        if response.status >= 400 {
+            traffic.errors += 1;
+        }
+        if framing.keep_alive && framing.minor_version == 0 {
+            // HTTP/1.0 clients keep the connection only when told so.
+            response
+                .headers
+                .push(("Connection", "keep-alive".to_string()));
+        }
+        self.queue(&response, head_only, framing.keep_alive);
+        if !framing.keep_alive {
+            self.phase = Phase::CloseAfterFlush;
+        }
+    }
+
+    /// The deferred answer `id` (`Reply::Deferred`) has come: it is queued, and the requests
+    /// behind it are answered again. False when the connection awaits no such answer.
+    pub fn complete(&mut self, id: u64, response: Response, traffic: &mut Traffic) -> bool {
+        match self.deferred.take_if(|d| d.id == id) {
+            Some(d) => {
+                self.queue_answer(response, d.head_only, d.framing, traffic);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn open_stream(&mut self, head: &Response, id: u64, head_only: bool, keep_alive: bool) {
         http1::encode_stream_head(
             &mut self.outbuf,

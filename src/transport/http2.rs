@@ -55,6 +55,8 @@ pub struct Http2 {
     held: Vec<Held>,
     /// Streamed responses being sent (`Reply::Stream`).
     streams: Vec<OpenStream>,
+    /// Streams whose answers come later (`Reply::Deferred`).
+    deferred: Vec<Deferred>,
     waker: Waker,
     woken: Arc<Flag>,
     pub phase: Phase,
@@ -75,6 +77,13 @@ struct Held {
     response: Response,
     head_only: bool,
     lsn: u64,
+}
+
+/// A stream whose answer comes later, through [`Http2::complete`].
+struct Deferred {
+    id: u64,
+    respond: SendResponse<Bytes>,
+    head_only: bool,
 }
 
 /// A streamed response: pieces wait here until the peer's flow-control windows take them,
@@ -164,6 +173,7 @@ impl Http2 {
             io: io_state,
             exchanges: VecDeque::new(),
             held: Vec::new(),
+            deferred: Vec::new(),
             streams: Vec::new(),
             waker: Waker::from(woken.clone()),
             woken,
@@ -213,7 +223,10 @@ impl Http2 {
 
     /// No request in flight: safe to close at shutdown.
     pub fn is_quiet(&self) -> bool {
-        self.exchanges.is_empty() && self.held.is_empty() && !self.wants_write()
+        self.exchanges.is_empty()
+            && self.held.is_empty()
+            && self.deferred.is_empty()
+            && !self.wants_write()
     }
 
     /// Queues a piece of the open stream `id`; false when there is no such stream, or when
@@ -268,6 +281,18 @@ impl Http2 {
         }
     }
 
+    /// The deferred answer `id` (`Reply::Deferred`) has come: it is sent on its stream
+    /// (written by the next drive). False when the connection awaits no such answer.
+    pub fn complete(&mut self, id: u64, response: Response, traffic: &mut Traffic) -> bool {
+        let Some(i) = self.deferred.iter().position(|d| d.id == id) else {
+            return false;
+        };
+        let mut d = self.deferred.swap_remove(i);
+        count(traffic, &response);
+        send(&mut d.respond, response, d.head_only);
+        true
+    }
+
     /// Sends GOAWAY: requests already received are answered, new ones refused, then the
     /// connection closes.
     pub fn shut_down(&mut self) {
@@ -281,7 +306,8 @@ impl Http2 {
 
     /// Applies the idle and request deadlines.
     pub fn check_timeouts(&mut self, now: Instant, idle: Duration, request: Duration) {
-        let idle_now = self.exchanges.is_empty() && self.streams.is_empty();
+        let idle_now =
+            self.exchanges.is_empty() && self.streams.is_empty() && self.deferred.is_empty();
         if idle_now && now.duration_since(self.last_active) >= idle {
             self.close();
             return;
@@ -414,6 +440,14 @@ impl Http2 {
                         if let Some(s) = open_stream(&mut ex.respond, head, id, head_only) {
                             self.streams.push(s);
                         }
+                        continue;
+                    }
+                    Reply::Deferred { id } => {
+                        self.deferred.push(Deferred {
+                            id,
+                            respond: ex.respond,
+                            head_only,
+                        });
                         continue;
                     }
                     Reply::Pending {
@@ -700,6 +734,9 @@ mod tests {
         }
 
         fn handle(&mut self, r: &Request) -> Reply {
+            if r.target == "/deferred" {
+                return Reply::Deferred { id: 9 };
+            }
             if r.target == "/stream" {
                 return Reply::Stream {
                     head: Response {
@@ -843,6 +880,46 @@ mod tests {
             assert_eq!(length, Some(expected.len().to_string()));
             assert_eq!(body, expected);
         }
+    }
+
+    #[test]
+    fn a_deferred_answer_is_sent_when_it_comes_and_other_streams_go_on_meanwhile() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let other_answered = Arc::new(AtomicBool::new(false));
+        let flag = other_answered.clone();
+        let mut completed = false;
+        let (answers, _) = serve_with(
+            move |stream| {
+                runtime().block_on(async move {
+                    let client = connect(stream).await;
+                    let mut c = client.clone();
+                    let deferred = tokio::spawn(async move {
+                        fetch(&mut c, "POST", "/deferred", Vec::new()).await
+                    });
+                    let mut c = client.clone();
+                    let other = fetch(&mut c, "GET", "/other", Vec::new()).await;
+                    flag.store(true, Ordering::SeqCst);
+                    (other, deferred.await.expect("task"))
+                })
+            },
+            |conn| {
+                // Completed only after the other stream was answered: had the deferred one
+                // held it, neither would ever be.
+                if !completed && other_answered.load(Ordering::SeqCst) {
+                    let done = Response {
+                        status: 201,
+                        body: b"later".to_vec(),
+                        ..Default::default()
+                    };
+                    completed = conn.complete(9, done).requests == 1;
+                }
+            },
+        );
+        let (other, deferred) = answers;
+        assert_eq!(other.2, b"GET /other ");
+        assert_eq!((deferred.0, deferred.2), (201, b"later".to_vec()));
+        assert!(completed);
     }
 
     #[test]

@@ -78,10 +78,14 @@ enum Phase {
     Startup,
     /// Idle, outside a transaction.
     Idle,
-    /// A run is out: its results so far.
+    /// Idle inside the transaction an open run ([`Client::run_open`]) left: only the run
+    /// that ends it may follow.
+    InTransaction,
+    /// A run is out: its results so far; `open`: it may leave its transaction open.
     Running {
         results: Vec<Vec<Row>>,
         error: Option<DbError>,
+        open: bool,
     },
     /// A run ended inside a transaction; the ROLLBACK sent for it is answered.
     RollingBack {
@@ -140,19 +144,36 @@ impl Client {
         let _ = self.out.split_to(n.min(self.out.len()));
     }
 
-    /// True when idle: a run may be sent.
+    /// True when idle outside a transaction: a new transaction's run may be sent.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Idle)
+    }
+
+    /// True when an open run left its transaction open: the run that ends it is awaited.
+    pub fn in_transaction(&self) -> bool {
+        matches!(self.phase, Phase::InTransaction)
     }
 
     pub fn is_broken(&self) -> bool {
         matches!(self.phase, Phase::Broken)
     }
 
-    /// Queues a run; false (nothing queued) unless idle or when a statement cannot be
-    /// encoded (a NUL byte in its text).
+    /// Queues a run that must end outside a transaction (one left open is rolled back and
+    /// is the run's error); false (nothing queued) unless idle, or after an open run, or when
+    /// a statement cannot be encoded (a NUL byte in its text).
     pub fn run(&mut self, queries: &[Query]) -> bool {
-        if !self.is_idle() {
+        self.start_run(queries, false)
+    }
+
+    /// Queues a run that may leave its transaction open (a request whose result decides
+    /// between COMMIT and ROLLBACK); the next [`Client::run`] ends it. A failed transaction
+    /// is still rolled back. False as for [`Client::run`].
+    pub fn run_open(&mut self, queries: &[Query]) -> bool {
+        self.start_run(queries, true)
+    }
+
+    fn start_run(&mut self, queries: &[Query], open: bool) -> bool {
+        if !matches!(self.phase, Phase::Idle | Phase::InTransaction) {
             return false;
         }
         let start = self.out.len();
@@ -163,6 +184,7 @@ impl Client {
         self.phase = Phase::Running {
             results: Vec::with_capacity(queries.len()),
             error: None,
+            open,
         };
         true
     }
@@ -208,7 +230,7 @@ impl Client {
                 Phase::Startup => self.startup_step(message),
                 Phase::Running { .. } => self.run_step(message),
                 Phase::RollingBack { .. } => self.rollback_step(message),
-                Phase::Idle | Phase::Broken => Some(self.broken(format!(
+                Phase::Idle | Phase::InTransaction | Phase::Broken => Some(self.broken(format!(
                     "an unexpected message from the server ({})",
                     tag_of(&message)
                 ))),
@@ -286,7 +308,12 @@ impl Client {
     }
 
     fn run_step(&mut self, message: Message) -> Option<Event> {
-        let Phase::Running { results, error } = &mut self.phase else {
+        let Phase::Running {
+            results,
+            error,
+            open,
+        } = &mut self.phase
+        else {
             return None;
         };
         match message {
@@ -311,11 +338,12 @@ impl Client {
                 }
             }
             Message::ReadyForQuery(body) => {
+                let open = *open;
                 let outcome = match error.take() {
                     Some(e) => Err(e),
                     None => Ok(std::mem::take(results)),
                 };
-                return self.run_ended(body.status(), outcome);
+                return self.run_ended(body.status(), outcome, open);
             }
             other => {
                 return Some(self.broken(format!(
@@ -327,12 +355,22 @@ impl Client {
         None
     }
 
-    /// A run's ReadyForQuery: idle ('I') ends it; inside a transaction ('T', left open) or a
-    /// failed one ('E') it is rolled back first, so the next run starts outside one.
-    fn run_ended(&mut self, status: u8, outcome: Result<Vec<Vec<Row>>, DbError>) -> Option<Event> {
+    /// A run's ReadyForQuery: idle ('I') ends it, as does an open transaction ('T') after an
+    /// open run; otherwise a transaction left open ('T') or failed ('E') is rolled back first,
+    /// so a new transaction's run always starts outside one.
+    fn run_ended(
+        &mut self,
+        status: u8,
+        outcome: Result<Vec<Vec<Row>>, DbError>,
+        open: bool,
+    ) -> Option<Event> {
         match status {
             b'I' => {
                 self.phase = Phase::Idle;
+                Some(Event::Done(outcome))
+            }
+            b'T' if open && outcome.is_ok() => {
+                self.phase = Phase::InTransaction;
                 Some(Event::Done(outcome))
             }
             b'T' | b'E' => {

@@ -338,6 +338,36 @@ fn a_run_that_leaves_its_transaction_open_is_rolled_back_and_an_error() {
 }
 
 #[test]
+fn an_open_run_keeps_its_transaction_for_the_run_that_ends_it() {
+    let mut c = ready_client();
+    assert!(c.run_open(&[Query::new("BEGIN", vec![])]));
+    let events = c.received(&[no_rows("BEGIN"), ready(b'T')].concat());
+    assert_eq!(events, vec![Event::Done(Ok(vec![vec![]]))]);
+    assert!(c.in_transaction() && !c.is_idle());
+    drain(&mut c);
+    assert!(c.run(&[Query::new("COMMIT", vec![])]));
+    assert_eq!(tags(&drain(&mut c)), b"PBDES");
+    let events = c.received(&[no_rows("COMMIT"), ready(b'I')].concat());
+    assert_eq!(events, vec![Event::Done(Ok(vec![vec![]]))]);
+    assert!(c.is_idle());
+}
+
+#[test]
+fn an_open_run_that_fails_is_still_rolled_back() {
+    let mut c = ready_client();
+    assert!(c.run_open(&[Query::new("BEGIN", vec![]), Query::new("x", vec![])]));
+    drain(&mut c);
+    let reply = [no_rows("BEGIN"), error(&[(b'C', "42601")]), ready(b'E')].concat();
+    assert!(c.received(&reply).is_empty());
+    assert_eq!(tags(&drain(&mut c)), b"Q");
+    let events = c.received(&[complete("ROLLBACK"), ready(b'I')].concat());
+    assert!(
+        matches!(&events[..], [Event::Done(Err(e))] if e.code == "42601"),
+        "{events:?}"
+    );
+}
+
+#[test]
 fn an_implicit_transactions_commit_failure_is_the_runs_error() {
     // A deferred constraint fails at the Sync's commit: after the last CommandComplete.
     let mut c = ready_client();
