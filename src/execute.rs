@@ -60,6 +60,7 @@ pub fn in_transaction<T>(
     body: impl FnOnce(&RequestContext) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     signals::clear_cancel();
+    LAST_COMMIT.with(|c| c.set(0));
     let errcode = ErrcodeCapture::push();
     let result = PgTryBuilder::new(AssertUnwindSafe(|| {
         // SAFETY: the start of a transaction in a worker connected to a database; inside the
@@ -119,6 +120,8 @@ pub fn in_transaction<T>(
 thread_local! {
     /// The commit of the request just run, when its WAL flush is left to `flush_wal`.
     static UNFLUSHED_COMMIT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// Where the last read-write request's commit record ended (0: it wrote none).
+    static LAST_COMMIT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// Commits the request's transaction. A read-write one whose commit would wait for its own
@@ -136,6 +139,8 @@ unsafe fn commit(access: Access) {
     let defer = access == Access::ReadWrite && unsafe { flush_is_local_and_awaited() };
     if defer {
         set_local("synchronous_commit", "off");
+    }
+    if access == Access::ReadWrite {
         // SAFETY: cleared so that a transaction that writes no commit record (no XID) leaves
         // 0; RecordTransactionCommit sets it when it writes one.
         unsafe { pg_sys::XactLastCommitEnd = 0 };
@@ -144,6 +149,9 @@ unsafe fn commit(access: Access) {
     unsafe { pg_sys::CommitTransactionCommand() };
     // SAFETY: set by the commit just made.
     let lsn = unsafe { pg_sys::XactLastCommitEnd };
+    if access == Access::ReadWrite {
+        LAST_COMMIT.with(|c| c.set(lsn));
+    }
     if defer && lsn != 0 {
         UNFLUSHED_COMMIT.with(|c| c.set(Some(lsn)));
     }
@@ -158,6 +166,12 @@ unsafe fn flush_is_local_and_awaited() -> bool {
     let no_standbys = standbys.is_null() || unsafe { *standbys } == 0;
     level != pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_OFF
         && (no_standbys || level == pg_sys::SyncCommitLevel::SYNCHRONOUS_COMMIT_LOCAL_FLUSH)
+}
+
+/// Where the last read-write request's commit record ended, once; None when it wrote no
+/// commit record (nothing changed, or it rolled back). For `Pg-Rest-Lsn`.
+pub fn take_commit_lsn() -> Option<u64> {
+    Some(LAST_COMMIT.with(|c| c.take())).filter(|&lsn| lsn != 0)
 }
 
 /// The commit position the last request left unflushed (see [`commit`]), once.
@@ -252,34 +266,59 @@ pub fn guarded_void(f: impl FnOnce()) {
         .execute();
 }
 
-/// Starts the request's own SQL, in PostgREST's order: `search_path`, the settings the
-/// database keeps for the role, the role, `request.jwt.claims`, `request.method`,
-/// `request.path`, `request.headers`, `request.cookies` — all transaction-local, through the C
-/// API (~1 µs, against ~10 µs for SQL `set_config`) — then arms the statement timer (so a
-/// role's `statement_timeout` counts) and calls `pg_rest.pre_request`. After the schema-cache
-/// work, so a small timeout cannot starve a cache reload.
+/// Starts the request's own SQL: its settings ([`request_settings`]), all transaction-local,
+/// through the C API (~1 µs, against ~10 µs for SQL `set_config`), then arms the statement
+/// timer (so a role's `statement_timeout` counts) and calls `pg_rest.pre_request`. After the
+/// schema-cache work, so a small timeout cannot starve a cache reload.
 pub fn begin_request_sql(
     ctx: &RequestContext,
     role_settings: Option<&RoleSettings>,
     plans: &mut PlanCache,
 ) {
-    set_local("search_path", ctx.search_path);
-    for (name, value) in role_settings.map_or(&[][..], |r| &r.settings) {
-        set_local(name, value);
-    }
-    if let Some(tz) = ctx.timezone {
-        set_local("timezone", tz);
-    }
-    set_local("role", ctx.role);
-    set_local("request.jwt.claims", ctx.claims);
-    set_local("request.method", ctx.method);
-    set_local("request.path", ctx.path);
-    set_local("request.headers", ctx.headers);
-    set_local("request.cookies", ctx.cookies);
+    request_settings(ctx, role_settings, set_local);
     arm_statement_timeout(ctx.statement_timeout_ms);
     if let Some(call) = ctx.pre_request {
         run_for_effects(plans, call);
     }
+}
+
+/// The settings a request's transaction starts with, in PostgREST's order: `search_path`, the
+/// settings the database keeps for the role, the time zone asked for, the role,
+/// `request.jwt.claims`, `request.method`, `request.path`, `request.headers`,
+/// `request.cookies`. One list for the local path and the forwarded one.
+pub fn request_settings<'a>(
+    ctx: &RequestContext<'a>,
+    role_settings: Option<&'a RoleSettings>,
+    mut each: impl FnMut(&'a str, &'a str),
+) {
+    each("search_path", ctx.search_path);
+    for (name, value) in role_settings.map_or(&[][..], |r| &r.settings) {
+        each(name, value);
+    }
+    if let Some(tz) = ctx.timezone {
+        each("timezone", tz);
+    }
+    each("role", ctx.role);
+    each("request.jwt.claims", ctx.claims);
+    each("request.method", ctx.method);
+    each("request.path", ctx.path);
+    each("request.headers", ctx.headers);
+    each("request.cookies", ctx.cookies);
+}
+
+/// The statement timeout a request runs under, in milliseconds (0: none): the shorter of
+/// `pg_rest.statement_timeout` and the server's `statement_timeout`.
+pub fn statement_timeout_ms(pg_rest_ms: i32) -> i32 {
+    // SAFETY: reading the current value of a GUC variable.
+    let server_ms = unsafe { pg_sys::StatementTimeout };
+    pg_rest_core::settings::effective_statement_timeout(pg_rest_ms, server_ms)
+}
+
+/// True on a hot standby (writes are forwarded to the primary). Cheap: after recovery has
+/// ended PostgreSQL answers from a local flag.
+pub fn in_recovery() -> bool {
+    // SAFETY: reads the shared recovery state; callable in any backend.
+    unsafe { pg_sys::RecoveryInProgress() }
 }
 
 fn set_local(name: &str, value: &str) {
@@ -489,9 +528,7 @@ unsafe fn text_column(
 /// with the shorter of `pg_rest.statement_timeout` and the server's `statement_timeout`
 /// (database and authenticator-role defaults included).
 fn arm_statement_timeout(pg_rest_ms: i32) {
-    // SAFETY: reading the current value of a GUC variable.
-    let server_ms = unsafe { pg_sys::StatementTimeout };
-    let ms = pg_rest_core::settings::effective_statement_timeout(pg_rest_ms, server_ms);
+    let ms = statement_timeout_ms(pg_rest_ms);
     if ms > 0 {
         // SAFETY: a plain timer call; the SIGALRM handler sets QueryCancelPending.
         unsafe { enable_timeout_after(STATEMENT_TIMEOUT, ms) };

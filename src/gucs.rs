@@ -58,6 +58,7 @@ pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 /// wins); 0: no bound of pg_rest's own. Finite by default: a request's SQL blocks the other
 /// connections of its worker while it runs (docs/architecture.md).
 pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+pub static READ_YOUR_WRITES_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
 
 // -- Authentication --------------------------------------------------------------------------
 /// HS secret, PEM public key, JWK or JWKS; superuser-only to read (auth not yet built).
@@ -272,6 +273,15 @@ pub fn init() {
         c"pg_rest.statement_timeout",
         c"Per-request bound on the SQL; the server's statement_timeout applies too (0: only the server's).",
         &STATEMENT_TIMEOUT,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_MS,
+    );
+    int(
+        c"pg_rest.read_your_writes_timeout",
+        c"How long a read carrying Pg-Rest-Lsn waits for this standby to replay that far.",
+        &READ_YOUR_WRITES_TIMEOUT,
         0,
         i32::MAX,
         Sighup,
@@ -501,6 +511,20 @@ string_check_hook!(check_origins, settings::check_origins);
 string_check_hook!(check_primary_conninfo, settings::check_primary_conninfo);
 
 /// The current value of a string setting, `""` when unset.
+/// A server setting's current value by name (PostgreSQL's own, e.g. `primary_conninfo`);
+/// None when unset, empty or unknown.
+pub fn server_setting(name: &std::ffi::CStr) -> Option<String> {
+    // SAFETY: a NUL-terminated name; missing_ok, so an unknown name returns NULL instead of
+    // raising; the value is copied before any other GUC call can free it.
+    let value = unsafe { pgrx::pg_sys::GetConfigOption(name.as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: a valid C string owned by the GUC machinery.
+    let text = unsafe { std::ffi::CStr::from_ptr(value) }.to_string_lossy();
+    (!text.trim().is_empty()).then(|| text.into_owned())
+}
+
 pub fn string_value(s: &GucSetting<Option<CString>>) -> String {
     s.get()
         .map(|c| c.to_string_lossy().into_owned())

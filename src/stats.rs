@@ -18,6 +18,12 @@ pub struct WorkerSlot {
     pub bytes_out: AtomicI64,
     /// Prepared plans the worker keeps (one per request shape, bounded).
     pub plans: AtomicI64,
+    /// Requests forwarded to the primary (on a hot standby), and those of them answered 503
+    /// because the primary could not run them.
+    pub forwarded: AtomicI64,
+    pub forward_failures: AtomicI64,
+    /// Connections open to the primary.
+    pub primary_links: AtomicI64,
     /// PostgreSQL timestamp (µs since 2000-01-01) the worker started serving.
     pub started: AtomicI64,
     /// `BackgroundWorkerHandle` of the worker in this slot, so a restarted supervisor can
@@ -53,6 +59,9 @@ impl WorkerSlot {
             &self.errors,
             &self.bytes_in,
             &self.bytes_out,
+            &self.forwarded,
+            &self.forward_failures,
+            &self.primary_links,
         ] {
             c.store(0, Relaxed);
         }
@@ -123,6 +132,9 @@ mod pg_rest {
             name!(bytes_out, i64),
             name!(plans, i64),
             name!(started, Option<pgrx::datum::TimestampWithTimeZone>),
+            name!(forwarded, i64),
+            name!(forward_failures, i64),
+            name!(primary_links, i64),
         ),
     > {
         if !is_initialized() {
@@ -151,6 +163,9 @@ mod pg_rest {
                             false,
                         )
                     },
+                    s.forwarded.load(Relaxed),
+                    s.forward_failures.load(Relaxed),
+                    s.primary_links.load(Relaxed),
                 )
             })
             .collect();
@@ -216,7 +231,7 @@ pgrx::extension_sql!(
 CREATE VIEW pg_rest.stat_workers AS SELECT * FROM pg_rest.stat_workers_rows();
 CREATE VIEW pg_rest.stat_subscriptions AS SELECT * FROM pg_rest.stat_subscriptions_rows();
 COMMENT ON VIEW pg_rest.stat_subscriptions IS 'One row per realtime subscription: http worker, pid, role, table or channel, transport (websocket, ndjson, jsonp, sse), events sent, events dropped (slow client), since.';
-COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time.';
+COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time; on a hot standby, requests forwarded to the primary, those answered 503 because it could not run them, and connections open to it.';
 "#,
     name = "stat_workers_view",
     requires = [pg_rest::stat_workers_rows, pg_rest::stat_subscriptions_rows]

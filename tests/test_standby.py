@@ -1,10 +1,13 @@
 """pg_rest on a hot standby (docs/replicas.md): a real primary and a real streaming standby made
 by pg_basebackup, both on localhost, both with pg_rest loaded.
 
-What holds today: reads are served on the standby from its own replayed data; realtime waits
-there (PostgreSQL 15 decodes only on a primary) with one line in the log and a 503 naming why;
-after a promotion the same http workers serve writes and the realtime worker creates its slot,
-without a restart. (Forwarding writes from a standby to its primary is issue 9's next part.)
+Reads are served on the standby from its own replayed data. Writes and volatile calls sent to
+the standby run on the primary (forwarded over the worker's own connections, with the request's
+role, settings and RLS), answered as the primary would answer them, with `Pg-Rest-Lsn`; while
+the primary is down they answer 503 and reads go on. Realtime waits on the standby
+(PostgreSQL 15 decodes only on a primary) with one line in the log and a 503 naming why; after
+a promotion the same http workers serve writes locally and the realtime worker creates its
+slot, without a restart.
 """
 
 from __future__ import annotations
@@ -13,19 +16,44 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import time
 
 import httpx
 import pytest
 import websockets
 
-from conftest import PGBIN, REPO, Cluster, build_cluster, extra_cluster, run, wait_until
+from postgrest import SyncPostgrestClient
+
+from conftest import (JWT_SECRET, PGBIN, REPO, Cluster, assert_pgrst_error, bearer,
+                      build_cluster, extra_cluster, run, token, wait_until)
 
 SETUP = """
 CREATE ROLE web_anon NOLOGIN;
+CREATE ROLE web_user NOLOGIN;
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT web_anon, web_user TO authenticator;
 CREATE TABLE public.items (id int PRIMARY KEY, label text);
-GRANT SELECT, INSERT ON public.items TO web_anon;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.items TO web_anon;
 INSERT INTO public.items VALUES (1, 'one');
+-- Rows of the caller only (RLS), stamped with the role the transaction ran as.
+CREATE TABLE public.notes (id int PRIMARY KEY, owner text NOT NULL, body text,
+                           written_by text DEFAULT current_user);
+ALTER TABLE public.notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON public.notes
+  USING (owner = current_setting('request.jwt.claims', true)::json->>'sub');
+GRANT SELECT, INSERT ON public.notes TO web_user;
+-- A volatile function that writes, and one that sets the response status.
+CREATE FUNCTION public.add_item(id int, label text) RETURNS int LANGUAGE sql VOLATILE
+  AS $$ INSERT INTO public.items VALUES (id, label) RETURNING id $$;
+CREATE FUNCTION public.accepted() RETURNS text LANGUAGE sql VOLATILE
+  AS $$ SELECT set_config('response.status', '202', true) $$;
+GRANT EXECUTE ON FUNCTION public.add_item(int, text), public.accepted() TO web_anon;
+-- A constraint checked at commit.
+CREATE TABLE public.parents (id int PRIMARY KEY);
+CREATE TABLE public.children (id int PRIMARY KEY,
+  parent int REFERENCES public.parents DEFERRABLE INITIALLY DEFERRED);
+GRANT SELECT, INSERT ON public.parents, public.children TO web_anon;
 """
 
 PRIMARY_HTTP, STANDBY_HTTP = 3109, 3110
@@ -55,7 +83,9 @@ def standby_of(primary: Cluster) -> Cluster:
 @pytest.fixture(scope="module")
 def pair():
     primary = extra_cluster("test-pg-primary", 54337, PRIMARY_HTTP, "postgres",
-                            wal_level="logical", max_wal_senders="4", max_replication_slots="4")
+                            wal_level="logical", max_wal_senders="4", max_replication_slots="4",
+                            **{"pg_rest.authenticator": "'authenticator'",
+                               "pg_rest.jwt_secret": f"'{JWT_SECRET}'"})
     standby = None
     try:
         build_cluster(primary, None, extra_sql=[SETUP])
@@ -130,6 +160,158 @@ def test_realtime_waits_on_a_standby_saying_why_once(pair):
     assert log.count("this server is a hot standby") == 1, standby.log_tail()
     assert "an error creating or reading the slot" not in log
     assert standby.sql("SELECT count(*) FROM pg_replication_slots") == [(0,)]
+
+
+def primary_rows(primary: Cluster, query: str, *params) -> list[tuple]:
+    return primary.sql(query, *params)
+
+
+def test_writes_on_the_standby_run_on_the_primary(pair):
+    primary, standby = pair
+    r = httpx.post(f"{standby.base_url}/items", json={"id": 10, "label": "ten"}, timeout=5)
+    assert r.status_code == 201, r.text
+    lsn = r.headers["pg-rest-lsn"]
+    assert primary.sql("SELECT %s::pg_lsn <= pg_current_wal_insert_lsn()", lsn) == [(True,)]
+    assert primary_rows(primary, "SELECT label FROM public.items WHERE id = 10") == [("ten",)]
+    r = httpx.post(f"{standby.base_url}/items?select=id,label", timeout=5,
+                   json=[{"id": 11, "label": "eleven"}, {"id": 12, "label": "twelve"}],
+                   headers={"Prefer": "return=representation"})
+    assert r.status_code == 201 and r.json() == [{"id": 11, "label": "eleven"},
+                                                 {"id": 12, "label": "twelve"}], r.text
+    r = httpx.patch(f"{standby.base_url}/items?id=eq.11", json={"label": "ELEVEN"}, timeout=5)
+    assert r.status_code == 204, r.text
+    r = httpx.delete(f"{standby.base_url}/items?id=eq.12&select=id,label", timeout=5,
+                     headers={"Prefer": "return=representation"})
+    assert r.status_code == 200 and r.json() == [{"id": 12, "label": "twelve"}], r.text
+    assert primary_rows(primary, "SELECT id, label FROM public.items WHERE id > 10 "
+                        "ORDER BY id") == [(11, "ELEVEN")]
+    # The primary's errors are answered exactly as a local one.
+    r = httpx.post(f"{standby.base_url}/items", json={"id": 10, "label": "again"}, timeout=5)
+    body = assert_pgrst_error(r.status_code, r.content, 409, "23505")
+    assert "duplicate key" in body["message"] and "(id)=(10)" in body["details"]
+    r = httpx.post(f"{standby.base_url}/items", json={"nope": 1}, timeout=5)
+    assert_pgrst_error(r.status_code, r.content, 400, "PGRST204")
+
+
+def test_a_forwarded_write_runs_as_the_requests_role_under_rls(pair):
+    primary, standby = pair
+    alice = bearer({"role": "web_user", "sub": "alice"})
+    r = httpx.post(f"{standby.base_url}/notes", json={"id": 1, "owner": "alice", "body": "x"},
+                   headers={**alice, "Prefer": "return=representation"}, timeout=5)
+    assert r.status_code == 201, r.text
+    assert r.json()[0]["written_by"] == "web_user"
+    # Another owner's row is refused by the policy, on the primary.
+    r = httpx.post(f"{standby.base_url}/notes", json={"id": 2, "owner": "bob"},
+                   headers=alice, timeout=5)
+    body = assert_pgrst_error(r.status_code, r.content, 403, "42501")
+    assert "row-level security" in body["message"]
+    # The anonymous role may not write there at all.
+    r = httpx.post(f"{standby.base_url}/notes", json={"id": 3, "owner": "alice"}, timeout=5)
+    assert_pgrst_error(r.status_code, r.content, 401, "42501")
+    assert primary_rows(primary, "SELECT id, written_by FROM public.notes") == [(1, "web_user")]
+
+
+def test_a_forwarded_write_that_must_not_commit_leaves_no_trace(pair):
+    primary, standby = pair
+    # A singular response of two rows: 406, rolled back on the primary.
+    r = httpx.post(f"{standby.base_url}/items", timeout=5,
+                   json=[{"id": 20, "label": "a"}, {"id": 21, "label": "b"}],
+                   headers={"Accept": "application/vnd.pgrst.object+json",
+                            "Prefer": "return=representation"})
+    assert_pgrst_error(r.status_code, r.content, 406, "PGRST116")
+    # max-affected, strictly: rolled back too.
+    r = httpx.delete(f"{standby.base_url}/items?id=gt.0", timeout=5,
+                     headers={"Prefer": "max-affected=1, handling=strict"})
+    assert_pgrst_error(r.status_code, r.content, 400, "PGRST124")
+    # tx=rollback answers with the result and writes nothing.
+    r = httpx.post(f"{standby.base_url}/items?select=id,label", json={"id": 22, "label": "c"},
+                   timeout=5,
+                   headers={"Prefer": "tx=rollback, return=representation"})
+    assert r.status_code == 201 and r.json() == [{"id": 22, "label": "c"}], r.text
+    assert "pg-rest-lsn" not in r.headers
+    # A deferred constraint fails at the COMMIT: the client's error.
+    r = httpx.post(f"{standby.base_url}/children", json={"id": 1, "parent": 99}, timeout=5)
+    body = assert_pgrst_error(r.status_code, r.content, 409, "23503")
+    assert "children" in body["message"]
+    assert primary_rows(primary, "SELECT count(*) FROM public.items WHERE id >= 20") == [(0,)]
+    assert primary_rows(primary, "SELECT count(*) FROM public.items") != [(0,)]
+    assert primary_rows(primary, "SELECT count(*) FROM public.children") == [(0,)]
+
+
+def test_a_volatile_call_on_the_standby_runs_on_the_primary(pair):
+    primary, standby = pair
+    r = httpx.post(f"{standby.base_url}/rpc/add_item", json={"id": 30, "label": "rpc"},
+                   timeout=5)
+    assert r.status_code == 200 and r.json() == 30, r.text
+    assert "pg-rest-lsn" in r.headers
+    assert primary_rows(primary, "SELECT label FROM public.items WHERE id = 30") == [("rpc",)]
+    r = httpx.post(f"{standby.base_url}/rpc/accepted", timeout=5)
+    assert r.status_code == 202, r.text
+    # GET runs read-only, here, and fails as it would on the primary.
+    r = httpx.get(f"{standby.base_url}/rpc/add_item?id=31&label=no", timeout=5)
+    assert_pgrst_error(r.status_code, r.content, 405, "25006")
+
+
+def test_pipelined_requests_keep_their_order_around_a_forwarded_one(pair):
+    _, standby = pair
+    requests = (b"GET /items?id=eq.1&select=id HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 27\r\n\r\n{\"id\": 40, \"label\": \"pipe\"}"
+                b"GET /items?id=eq.1&select=label HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", standby.http_port), timeout=5) as s:
+        s.sendall(requests)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+    answers = got.split(b"HTTP/1.1 ")[1:]
+    assert [a[:3] for a in answers] == [b"200", b"201", b"200"], got
+    assert answers[0].endswith(b'[{"id":1}]') and answers[2].endswith(b'[{"label":"one"}]')
+
+
+def test_postgrest_py_writes_through_the_standby(pair):
+    primary, standby = pair
+    with SyncPostgrestClient(standby.base_url) as client:
+        inserted = client.from_("items").insert({"id": 50, "label": "py"}).execute().data
+        assert inserted == [{"id": 50, "label": "py", "note": None}]
+        client.from_("items").upsert({"id": 50, "label": "py2"}).execute()
+        client.from_("items").update({"label": "py3"}).eq("id", 50).execute()
+        assert client.rpc("add_item", {"id": 51, "label": "py-rpc"}).execute().data == 51
+        client.from_("items").delete().eq("id", 51).execute()
+    assert primary_rows(primary, "SELECT id, label FROM public.items WHERE id >= 50") == [
+        (50, "py3")]
+
+
+def test_forwarding_shows_in_stat_workers(pair):
+    _, standby = pair
+    forwarded, links = standby.sql(
+        "SELECT sum(forwarded), sum(primary_links) FROM pg_rest.stat_workers")[0]
+    assert forwarded >= 10 and links >= 1
+
+
+def test_with_the_primary_down_writes_answer_503_and_reads_go_on(pair):
+    primary, standby = pair
+    primary.stop("fast")
+    try:
+        r = httpx.post(f"{standby.base_url}/items", json={"id": 60, "label": "x"}, timeout=10)
+        body = assert_pgrst_error(r.status_code, r.content, 503, "PGRST000")
+        assert "hot standby" in body["message"] and body["details"], body
+        r = httpx.get(f"{standby.base_url}/items?id=eq.1", timeout=5)
+        assert r.status_code == 200 and r.json() == [{"id": 1, "label": "one", "note": None}]
+        # Refused at once while backing off, not after a wait.
+        started = time.monotonic()
+        r = httpx.post(f"{standby.base_url}/items", json={"id": 60, "label": "x"}, timeout=10)
+        assert r.status_code == 503 and time.monotonic() - started < 2
+        assert standby.sql("SELECT sum(forward_failures) FROM pg_rest.stat_workers")[0][0] >= 2
+    finally:
+        primary.start()
+    # Back once the primary is: the back-off retries within seconds.
+    def written() -> bool:
+        r = httpx.post(f"{standby.base_url}/items", json={"id": 60, "label": "back"},
+                       timeout=10)
+        return r.status_code == 201
+    wait_until(written, 30, interval=0.5, what="a write through the restarted primary")
+    assert primary_rows(primary, "SELECT label FROM public.items WHERE id = 60") == [("back",)]
 
 
 def test_a_promoted_standby_serves_writes_and_realtime_without_a_restart(pair):

@@ -203,6 +203,11 @@ impl ApiError {
         self
     }
 
+    fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
     /// PGRST100: the query string could not be parsed.
     pub fn parse_error(message: impl Into<String>, details: impl Into<String>) -> Self {
         Self::new(Code::ParseError, message).with_details(details)
@@ -564,6 +569,17 @@ impl ApiError {
     /// PostgREST answers so while it cannot reach its database.
     pub fn database_unavailable(why: &str) -> Self {
         Self::new(Code::DatabaseUnavailable, why)
+    }
+
+    /// 503 PGRST000: a hot standby cannot run a write (or volatile call) on its primary;
+    /// `why` (the details) names the primary and the cause. Reads go on being served.
+    pub fn primary_unavailable(why: &str) -> Self {
+        Self::new(
+            Code::DatabaseUnavailable,
+            "This server is a hot standby and could not run the request on its primary",
+        )
+        .with_details(why)
+        .with_hint("Reads are served here; retry the write later, or send it to the primary")
     }
 
     /// PGRSTX00: a fault inside pg_rest itself (a caught panic); the request was rolled back.

@@ -5,7 +5,7 @@ use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use pg_rest_core::error::ApiError;
 use pg_rest_core::plan::call::{CallPlan, CallResult};
-use pg_rest_core::response::{raw_response, read_response, ReadResult, Response};
+use pg_rest_core::response::{raw_response, read_response, Outcome, ReadResult, Response};
 use pg_rest_core::sql;
 
 /// A function call, planned before its transaction (its volatility decides the mode).
@@ -17,7 +17,13 @@ pub(super) fn call(
     read_only: bool,
 ) -> Result<Response, ApiError> {
     execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    let mut outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    let outcome = execute::run_statement(plans, &sql::call_statement(call), read_only);
+    answer(call, outcome)
+}
+
+/// The response to a call's outcome, wherever it ran; an error rolls the call back (a
+/// singular response without one row, bad `response.*` values).
+pub(super) fn answer(call: &CallPlan, mut outcome: Outcome) -> Result<Response, ApiError> {
     if let Some(content_type) = &call.raw_type {
         let body = outcome.body.take();
         return finish(raw_response(content_type, body), &outcome);

@@ -6,18 +6,23 @@
 
 mod call;
 mod faults;
+mod finish;
+mod forward;
 mod read;
 mod realtime;
 mod timing;
 mod write;
 
 use faults::{fault_mode, inject_fault, TEST_FAULT_PREFIX};
+use finish::{Finishing, Tail};
+use forward::Forward;
 use timing::StageTimer;
 
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::transport::conn::Handler;
+use crate::transport::upstream::Upstream;
 use crate::worker::config::{AuthSettings, Config};
 use pg_rest_core::api_request::{self, Access, Action, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
@@ -26,7 +31,7 @@ use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::{ApiError, Code};
 use pg_rest_core::request::{Reply, Request};
-use pg_rest_core::response::{error_response, Outcome, Overrides, Response};
+use pg_rest_core::response::{Outcome, Overrides, Response};
 use pg_rest_core::schema_cache::{SchemaCache, Volatility};
 use pg_rest_core::{context, jsonp, plan, sql};
 use std::sync::atomic::Ordering::Relaxed;
@@ -49,8 +54,18 @@ pub struct App {
     /// subscriptions.
     checks: (u64, std::collections::HashMap<u32, realtime::Check>),
     /// The event loop's key of the connection being served (realtime ties subscriptions to
-    /// it).
+    /// it, a forwarded request its deferred answer).
     conn: usize,
+    /// On a hot standby: the links to the primary that writes are forwarded over.
+    pub(crate) upstream: Upstream<Box<Forward>>,
+    /// The last deferred answer's id (unique over the worker's life).
+    last_id: u64,
+}
+
+/// A request's answer: built now, or to come from the primary.
+enum Answer {
+    Now(Response),
+    Forwarded(Box<Forward>),
 }
 
 /// What every request's transaction starts with, derived from the settings once per load.
@@ -77,6 +92,7 @@ impl RequestDefaults {
 
 impl App {
     pub fn new(config: Config, slot: &'static WorkerSlot) -> App {
+        let target = forward::target(&config);
         App {
             auth: auth_config(&config.auth),
             jwt_cache: JwtCache::default(),
@@ -89,6 +105,8 @@ impl App {
             hub: Default::default(),
             checks: Default::default(),
             conn: 0,
+            upstream: Upstream::new(target),
+            last_id: 0,
         }
     }
 
@@ -104,8 +122,9 @@ impl App {
     /// Takes new settings after SIGHUP. The schema cache (and the role settings loaded with
     /// it) is reloaded at the next request; verified tokens are forgotten when the auth
     /// settings changed (a rotated secret must not keep old tokens valid).
-    pub fn reload(&mut self, config: Config) {
+    pub fn reload(&mut self, config: Config, registry: &mio::Registry) {
         self.schema_cache.invalidate();
+        self.upstream.retarget(forward::target(&config), registry);
         if config.auth != self.config.auth {
             self.auth = auth_config(&config.auth);
             self.jwt_cache = JwtCache::default();
@@ -121,13 +140,15 @@ impl Handler for App {
         if Self::is_realtime(request) {
             return self.realtime_request(request);
         }
-        let response = self.serve(request);
-        match execute::take_unflushed_commit() {
-            Some(flush_lsn) => Reply::Pending {
-                response,
-                flush_lsn,
+        match self.serve(request) {
+            Answer::Now(response) => match execute::take_unflushed_commit() {
+                Some(flush_lsn) => Reply::Pending {
+                    response,
+                    flush_lsn,
+                },
+                None => Reply::Response(response),
             },
-            None => Reply::Response(response),
+            Answer::Forwarded(forward) => self.submit(forward),
         }
     }
 
@@ -137,66 +158,100 @@ impl Handler for App {
 }
 
 impl App {
-    /// Answers one HTTP request. Never panics and never raises: failures become error
-    /// responses.
-    fn serve(&mut self, request: &Request) -> Response {
-        let started = self.config.log_requests.then(Instant::now);
+    /// Answers one HTTP request, or hands it to the primary. Never panics and never raises:
+    /// failures become error responses.
+    fn serve(&mut self, request: &Request) -> Answer {
+        let trace = self.config.trace_header.as_deref().map(trace_header_name);
+        let mut finishing = Finishing::new(request, trace, self.config.log_requests);
         let cors = self.cors.decide(
             &request.method,
             request.header("origin"),
             request.header("access-control-request-method"),
             request.header("access-control-request-headers"),
         );
-        let response = match cors {
-            Decision::Preflight(headers) => Response {
+        let answer = match cors {
+            Decision::Preflight(headers) => Ok(Answer::Now(Response {
                 status: 200,
                 headers,
                 body: Vec::new(),
                 ..Default::default()
-            },
+            })),
             Decision::Ordinary(extra) => {
-                let mut r = self.respond(request).unwrap_or_else(|e| error_response(&e));
-                r.headers.extend(extra);
-                r
+                finishing.cors = extra;
+                self.respond(request, &mut finishing)
             }
         };
-        let mut response = response;
-        // `pg_rest.trace_header`: the request's value echoed (PostgREST's server-trace-header).
-        if let Some(name) = &self.config.trace_header {
-            if let Some(value) = request.header(name) {
-                response
-                    .headers
-                    .push((trace_header_name(name), value.to_string()));
+        match answer {
+            Ok(Answer::Forwarded(mut forward)) => {
+                forward.finishing = finishing;
+                Answer::Forwarded(forward)
             }
+            Ok(Answer::Now(response)) => Answer::Now(finishing.apply(Ok(response))),
+            Err(e) => Answer::Now(finishing.apply(Err(e))),
         }
-        if let Some(t) = started {
-            crate::quiet_log!(
-                "pg_rest: \"{} {}\" {} {}B {:.3}ms",
-                request.method,
-                request.target,
-                response.status,
-                response.body.len(),
-                t.elapsed().as_secs_f64() * 1000.0
-            );
-        }
-        response
     }
 
     /// The answer to a request; with a JSONP callback every JSON body — errors' too, whatever
     /// stage raised them — is wrapped as `callback(…);` (a bad callback name is itself the
     /// error, unwrapped).
-    fn respond(&mut self, request: &Request) -> Result<Response, ApiError> {
-        match jsonp::callback(request.query())? {
-            None => self.answer(request),
-            Some(callback) => {
-                let answered = self.answer(request).unwrap_or_else(|e| error_response(&e));
-                Ok(jsonp::wrap(answered, &callback))
+    fn respond(
+        &mut self,
+        request: &Request,
+        finishing: &mut Finishing,
+    ) -> Result<Answer, ApiError> {
+        finishing.jsonp = jsonp::callback(request.query())?;
+        self.answer(request)
+    }
+
+    /// A forwarded request goes to the pool: its answer is deferred, or given at once when
+    /// the primary cannot be reached.
+    fn submit(&mut self, mut forward: Box<Forward>) -> Reply {
+        self.last_id += 1;
+        forward.conn = self.conn;
+        forward.id = self.last_id;
+        WorkerSlot::add(&self.slot.forwarded, 1);
+        match forward.submit(&mut self.upstream, Instant::now()) {
+            Ok(()) => Reply::Deferred { id: self.last_id },
+            Err(response) => {
+                WorkerSlot::add(&self.slot.forward_failures, 1);
+                Reply::Response(response)
             }
         }
     }
 
+    /// The answers of forwarded requests that came back since the last call: (connection,
+    /// deferred id, response). Runs that only opened their transaction are ended first.
+    pub fn forwarded(&mut self) -> Vec<(usize, u64, Response)> {
+        let mut answers = Vec::new();
+        for finished in self.upstream.take_finished() {
+            let failed = matches!(
+                &finished.result,
+                Err(crate::transport::upstream::Failure::Unavailable(_))
+            );
+            if failed {
+                WorkerSlot::add(&self.slot.forward_failures, 1);
+            }
+            let step = match Forward::step(finished) {
+                forward::Step::End(forward, link, run) => {
+                    match self.upstream.resume(link, run, forward, Instant::now()) {
+                        Ok(()) => continue,
+                        Err(forward) => forward.lost(),
+                    }
+                }
+                step => step,
+            };
+            if let forward::Step::Answer(conn, id, response) = step {
+                answers.push((conn, id, response));
+            }
+        }
+        self.slot
+            .primary_links
+            .store(self.upstream.links_open() as i64, Relaxed);
+        answers
+    }
+
     /// The pipeline, stage by stage (the module's doc).
-    fn answer(&mut self, request: &Request) -> Result<Response, ApiError> {
+    fn answer(&mut self, request: &Request) -> Result<Answer, ApiError> {
         let mut timer = StageTimer::new(self.config.server_timing);
         // Authentication first, as in PostgREST: a bad token is 401 whatever the path.
         let who = auth::authenticate(
@@ -228,7 +283,7 @@ impl App {
         if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
             let ctx = context(&self.defaults, request, who, mode(fault_mode(request)));
             let fault = &request.target[TEST_FAULT_PREFIX.len()..];
-            return inject_fault(&ctx, &mut self.plans, fault);
+            return inject_fault(&ctx, &mut self.plans, fault).map(Answer::Now);
         }
         if request.method == "OPTIONS" {
             let ctx = context(&self.defaults, request, who, mode(fault_mode(request)));
@@ -244,7 +299,7 @@ impl App {
             if let Some(timing) = timer.header() {
                 response.headers.push(("Server-Timing", timing));
             }
-            return Ok(response);
+            return Ok(Answer::Now(response));
         }
         let mut api_request = api_request::parse_with_body(
             &request.method,
@@ -265,14 +320,15 @@ impl App {
         }
         ctx.timezone = api_request.preferences.timezone.as_deref();
         let r = &api_request;
-        let mut response = match (r.action, &r.resource) {
+        let forwarding = execute::in_recovery;
+        let answer = match (r.action, &r.resource) {
             (Action::Read, Resource::Root) => {
                 // Nothing to plan: the stage is reported (as PostgREST does) with its ~0 time.
                 timer.lap("plan");
                 let host = request.header("host").unwrap_or("");
-                execute::in_transaction(&ctx, |ctx| {
+                Answer::Now(execute::in_transaction(&ctx, |ctx| {
                     read::describe_api(config, cache, plans, ctx, schema, host)
-                })?
+                })?)
             }
             (Action::Read, _) => {
                 let mut response = execute::in_transaction(&ctx, |ctx| {
@@ -281,7 +337,7 @@ impl App {
                 response
                     .headers
                     .push(("Content-Location", read::content_location(&request.target)));
-                response
+                Answer::Now(response)
             }
             (Action::Call, _) => {
                 let planned = plan::call::call_plan(r, cache.loaded(), schema, &limits(config))?;
@@ -294,17 +350,34 @@ impl App {
                 } else {
                     Access::ReadWrite
                 };
-                let mut response = execute::in_transaction(&ctx, |ctx| {
-                    call::call(plans, cache, ctx, &planned, read_only)
-                })?;
-                read::warn_legacy_names(&mut response, r, &planned.root);
-                response
+                if !read_only && forwarding() {
+                    let role = cache.role_settings(ctx.role);
+                    Answer::Forwarded(Forward::call(&ctx, role, r, planned))
+                } else {
+                    let mut response = execute::in_transaction(&ctx, |ctx| {
+                        call::call(plans, cache, ctx, &planned, read_only)
+                    })?;
+                    read::warn_legacy_names(&mut response, r, &planned.root);
+                    Answer::Now(response)
+                }
             }
-            _ => execute::in_transaction(&ctx, |ctx| {
+            _ if forwarding() => {
+                // Planned in a local read-only transaction (the cache may need the catalog).
+                let mut local = ctx.tx;
+                local.access = Access::ReadOnly;
+                let planning = RequestContext { tx: local, ..ctx };
+                let plan = execute::in_transaction(&planning, |_| {
+                    plan_fresh(config, cache, &mut timer, |c, limits| {
+                        plan::write::write_plan(r, c, schema, limits)
+                    })
+                })?;
+                let role = cache.role_settings(ctx.role);
+                Answer::Forwarded(Forward::write(&ctx, role, r, plan))
+            }
+            _ => Answer::Now(execute::in_transaction(&ctx, |ctx| {
                 write::write(config, cache, plans, ctx, r, schema, &mut timer)
-            })?,
+            })?),
         };
-        timer.lap("transaction");
         self.slot.plans.store(self.plans.len() as i64, Relaxed);
         let applied = if api_request.preferences.resolution.is_some()
             && !write::resolution_applies(&api_request, self.schema_cache.loaded(), schema)
@@ -315,20 +388,23 @@ impl App {
         } else {
             api_request.preferences.applied()
         };
-        if let Some(applied) = applied {
-            response.headers.push(("Preference-Applied", applied));
-        }
         // With several schemas, PostgREST names the one that answered.
-        if self.config.schemas.len() > 1 {
-            response
-                .headers
-                .push(("Content-Profile", schema.to_string()));
-        }
-        timer.lap("response");
-        if let Some(timing) = timer.header() {
-            response.headers.push(("Server-Timing", timing));
-        }
-        Ok(response)
+        let profile = (self.config.schemas.len() > 1).then(|| schema.to_string());
+        let tail = Tail {
+            applied,
+            profile,
+            timer,
+        };
+        Ok(match answer {
+            Answer::Now(mut response) => {
+                tail.apply(&mut response, execute::take_commit_lsn());
+                Answer::Now(response)
+            }
+            Answer::Forwarded(mut forward) => {
+                forward.tail = Some(tail);
+                Answer::Forwarded(forward)
+            }
+        })
     }
 }
 
@@ -445,14 +521,25 @@ fn limits(config: &Config) -> plan::Limits {
     }
 }
 
-/// Plans against the cache, then starts the request's SQL (role, settings, pre_request). A
-/// relation the cache does not know (perhaps created while the event triggers were disabled)
-/// reloads it once and plans again.
+/// Plans against the cache, then starts the request's SQL (role, settings, pre_request).
 fn plan_and_begin<T>(
     config: &Config,
     cache: &mut schema_cache::Holder,
     plans: &mut PlanCache,
     ctx: &RequestContext,
+    timer: &mut StageTimer,
+    plan: impl Fn(&SchemaCache, &plan::Limits) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let planned = plan_fresh(config, cache, timer, plan)?;
+    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
+    Ok(planned)
+}
+
+/// Plans against the cache, in a transaction. A relation the cache does not know (perhaps
+/// created while the event triggers were disabled) reloads it once and plans again.
+fn plan_fresh<T>(
+    config: &Config,
+    cache: &mut schema_cache::Holder,
     timer: &mut StageTimer,
     plan: impl Fn(&SchemaCache, &plan::Limits) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
@@ -463,10 +550,8 @@ fn plan_and_begin<T>(
     {
         planned = plan(cache.current(&config.schemas), &limits);
     }
-    let planned = planned?;
     timer.lap("plan");
-    execute::begin_request_sql(ctx, cache.role_settings(ctx.role), plans);
-    Ok(planned)
+    planned
 }
 
 /// The statement's `response.status` / `response.headers` applied; bad values abort the

@@ -7,7 +7,7 @@ use crate::schema_cache;
 use crate::worker::config::Config;
 use pg_rest_core::api_request::{Action, ApiRequest, MediaType, Resource};
 use pg_rest_core::error::ApiError;
-use pg_rest_core::plan;
+use pg_rest_core::plan::{self, write::WritePlan};
 use pg_rest_core::response::{write_response, Outcome, Response, WriteAnswer};
 use pg_rest_core::schema_cache::SchemaCache;
 use pg_rest_core::sql;
@@ -26,7 +26,17 @@ pub(super) fn write(
         plan::write::write_plan(api_request, c, schema, limits)
     })?;
     let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
-    check_affected(api_request, plan.media, &outcome)?;
+    answer(api_request, &plan, &outcome)
+}
+
+/// The response to a write's outcome, wherever it ran; an error rolls the write back (a
+/// singular response without one row, `max-affected`, bad `response.*` values).
+pub(super) fn answer(
+    api_request: &ApiRequest,
+    plan: &WritePlan,
+    outcome: &Outcome,
+) -> Result<Response, ApiError> {
+    check_affected(api_request, plan.media, outcome)?;
     let Resource::Relation(relation) = &api_request.resource else {
         return Err(ApiError::invalid_path());
     };
@@ -38,9 +48,9 @@ pub(super) fn write(
         relation,
         primary_key: &plan.primary_key,
     };
-    let mut response = write_response(&answer, &outcome).handled_by(plan.handler.as_ref());
+    let mut response = write_response(&answer, outcome).handled_by(plan.handler.as_ref());
     super::read::warn_legacy_names(&mut response, api_request, &plan.returning);
-    finish(response, &outcome)
+    finish(response, outcome)
 }
 
 /// A singular response needs one row; `Prefer: max-affected` with `handling=strict` bounds the

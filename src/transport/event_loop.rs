@@ -17,6 +17,7 @@ use crate::transport::conn::{Conn, Phase, Traffic, READ_CHUNK};
 use crate::transport::io::Transport;
 use crate::transport::listener::{self, AcceptEnd};
 use crate::transport::tls::{TlsMode, TlsStream};
+use crate::transport::upstream::{self, POOL_SIZE};
 use crate::worker::config::Config;
 use crate::worker::signals;
 use mio::net::{TcpListener, TcpStream};
@@ -41,6 +42,9 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long a shutting-down worker waits for queued responses to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const EVENTS_CAPACITY: usize = 1024;
+/// How much longer than `pg_rest.request_timeout` a forwarded request may take before its
+/// link is dropped (the primary's statement timeout normally ends it first).
+const FORWARD_GRACE: Duration = Duration::from_secs(5);
 /// Connections beyond max_connections kept open at once to deliver their 503; more are closed
 /// without a word (the 503 is politeness, not a resource to exhaust).
 const MAX_REFUSED_LINGERING: usize = 64;
@@ -169,6 +173,12 @@ impl EventLoop {
                             self.accept(i, &mut app, now);
                         }
                     }
+                    Token(t)
+                        if (upstream::TOKEN_BASE..upstream::TOKEN_BASE + POOL_SIZE)
+                            .contains(&t) =>
+                    {
+                        app.upstream.ready(Token(t), self.poll.registry(), now);
+                    }
                     Token(t) => {
                         if event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(t - CONN_BASE) {
@@ -181,6 +191,7 @@ impl EventLoop {
             }
             self.drive_ready(&mut app);
             self.group_flush(&mut app);
+            self.forwarding(&mut app);
             self.realtime(&mut app);
             if self.share_paused && !self.over_share() {
                 self.share_paused = false;
@@ -191,7 +202,7 @@ impl EventLoop {
             let now = Instant::now();
             if signals::take_sighup() {
                 crate::worker::config::reload_config_file();
-                app.reload(Config::reload(app.config()));
+                app.reload(Config::reload(app.config()), self.poll.registry());
             }
             if signals::terminating() && shutdown_deadline.is_none() {
                 shutdown_deadline = Some(now + SHUTDOWN_GRACE);
@@ -280,6 +291,8 @@ impl EventLoop {
     /// background worker to flush itself (rate-limited by PostgreSQL to once a second).
     fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
         self.check_timeouts(app, now);
+        let limit = app.config().request_timeout + FORWARD_GRACE;
+        app.upstream.tick(self.poll.registry(), now, limit);
         app.hub.expire(crate::app::unix_now());
         if let Some(text) = app.hub.board_text() {
             crate::realtime::board::write(self.index, &text);
@@ -441,6 +454,34 @@ impl EventLoop {
         keys.clear();
         keys.append(&mut self.awaiting);
         self.awaiting = keys;
+    }
+
+    /// Forwarded requests (a standby's writes): runs queued this pass go to the primary, and
+    /// the answers that came back go to their connections, whose next requests may forward
+    /// again. A bug in building an answer (a panic) is logged; the worker goes on.
+    fn forwarding(&mut self, app: &mut App) {
+        loop {
+            let now = Instant::now();
+            app.upstream.pump(self.poll.registry(), now);
+            let answers = PgTryBuilder::new(AssertUnwindSafe(|| app.forwarded()))
+                .catch_others(|e| {
+                    quiet_log!(
+                        "pg_rest http worker: forwarded answers lost to an internal error: {e:?}"
+                    );
+                    Vec::new()
+                })
+                .execute();
+            if answers.is_empty() {
+                return;
+            }
+            for (key, id, response) in answers {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    let traffic = conn.complete(id, response);
+                    self.count(traffic);
+                    self.drive(key, app, now);
+                }
+            }
+        }
     }
 
     /// `pg_rest.max_connections`, bounded by the file descriptors this process may open.

@@ -10,4 +10,5 @@ pub mod listener;
 mod test_support;
 pub mod tls;
 pub mod unavailable;
+pub mod upstream;
 pub mod websocket;

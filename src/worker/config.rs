@@ -78,6 +78,14 @@ pub struct Config {
     pub cors_allowed_origins: String,
     /// `pg_rest.channel_check`: who may use a realtime channel; None when empty.
     pub channel_check: Option<String>,
+    /// `pg_rest.primary_conninfo`; None when empty (derived from the server's).
+    pub primary_conninfo: Option<String>,
+    /// The server's own `primary_conninfo` (a standby's, written by `pg_basebackup -R`).
+    pub server_primary_conninfo: Option<String>,
+    /// `pg_rest.read_your_writes_timeout`.
+    pub read_your_writes_timeout: Duration,
+    pub database: String,
+    pub authenticator: String,
     /// `pg_rest.tls_cert_file` / `tls_key_file`, loaded; carried over SIGHUPs by
     /// [`Config::reload`] so a bad file never takes TLS down.
     pub tls: TlsMaterial,
@@ -157,6 +165,13 @@ impl Config {
                 .map(|h| h.to_ascii_lowercase()),
             cors_allowed_origins: string_value(&gucs::CORS_ALLOWED_ORIGINS),
             channel_check: optional(string_value(&gucs::CHANNEL_CHECK)),
+            primary_conninfo: optional(string_value(&gucs::PRIMARY_CONNINFO)),
+            server_primary_conninfo: gucs::server_setting(c"primary_conninfo"),
+            read_your_writes_timeout: Duration::from_millis(
+                gucs::READ_YOUR_WRITES_TIMEOUT.get().max(0) as u64,
+            ),
+            database: string_value(&gucs::DATABASE),
+            authenticator: string_value(&gucs::AUTHENTICATOR),
             tls: TlsMaterial::default(),
         }
     }

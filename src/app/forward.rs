@@ -1,0 +1,303 @@
+//! Forwarding: on a hot standby, writes and volatile calls run on the primary
+//! (docs/replicas.md). The request is authenticated, parsed and planned here like any other;
+//! its transaction — the same settings, pre-request call and statement text with the same
+//! parameters (`core::forward`) — becomes a run on one of the worker's links to the primary
+//! (`transport::upstream`), and the client's answer is deferred (`Reply::Deferred`) until
+//! the run comes back. Then the code the local path uses turns the statement's row into the
+//! response.
+//!
+//! A request whose row decides whether it may commit (a singular response, `max-affected`
+//! with `handling=strict`, and every call, whose function may set `response.status`) runs in
+//! two round trips: up to its statement with the transaction left open, then COMMIT or
+//! ROLLBACK as the answer built from the row allows. Other writes take one.
+
+use super::finish::{Finishing, Tail};
+use crate::execute::{self, RequestContext};
+use crate::transport::upstream::{Failure, Finished, Target, Upstream};
+use crate::worker::config::Config;
+use pg_rest_core::api_request::{ApiRequest, MediaType};
+use pg_rest_core::conninfo::Conninfo;
+use pg_rest_core::error::ApiError;
+use pg_rest_core::pgwire::{Query, Row};
+use pg_rest_core::plan::call::CallPlan;
+use pg_rest_core::plan::write::WritePlan;
+use pg_rest_core::preferences::TxEnd;
+use pg_rest_core::response::{Outcome, Response};
+use pg_rest_core::schema_cache::RoleSettings;
+use pg_rest_core::{forward, sql};
+use std::time::Instant;
+
+/// A forwarded request on its way: what builds its answer, and where it goes.
+pub(crate) struct Forward {
+    what: What,
+    pre_request: bool,
+    end: TxEnd,
+    authenticated: bool,
+    stage: Stage,
+    /// The run to send first (taken when submitted).
+    run: Vec<Query>,
+    pub(super) tail: Option<Tail>,
+    pub(super) finishing: Finishing,
+    /// The client connection's key and the deferred answer's id.
+    pub(super) conn: usize,
+    pub(super) id: u64,
+}
+
+/// The planned request, for building its answer from the statement's row.
+enum What {
+    Write {
+        request: Box<ApiRequest>,
+        plan: Box<WritePlan>,
+    },
+    Call {
+        request: Box<ApiRequest>,
+        plan: Box<CallPlan>,
+    },
+}
+
+enum Stage {
+    /// The whole transaction is one run.
+    Whole,
+    /// The run up to the statement is out, its transaction left open: the row decides.
+    Deciding,
+    /// The end of the transaction is out, with the answer to give if it succeeds.
+    Ending(Result<Response, ApiError>),
+}
+
+/// What a finished run leads to.
+pub(super) enum Step {
+    /// The client's answer.
+    Answer(usize, u64, Response),
+    /// The transaction's end, to send on `link`.
+    End(Box<Forward>, usize, Vec<Query>),
+}
+
+impl Forward {
+    /// A write to forward, planned.
+    pub(super) fn write(
+        ctx: &RequestContext,
+        role: Option<&RoleSettings>,
+        request: &ApiRequest,
+        plan: WritePlan,
+    ) -> Box<Forward> {
+        let prefs = &request.preferences;
+        let decides = matches!(plan.media, MediaType::Object { .. })
+            || (prefs.max_affected.is_some() && prefs.strict == Some(true));
+        let statement = sql::write_statement(&plan);
+        let what = What::Write {
+            request: Box::new(request.clone()),
+            plan: Box::new(plan),
+        };
+        Forward::new(ctx, role, &statement, what, decides)
+    }
+
+    /// A volatile call to forward, planned.
+    pub(super) fn call(
+        ctx: &RequestContext,
+        role: Option<&RoleSettings>,
+        request: &ApiRequest,
+        plan: CallPlan,
+    ) -> Box<Forward> {
+        let statement = sql::call_statement(&plan);
+        let what = What::Call {
+            request: Box::new(request.clone()),
+            plan: Box::new(plan),
+        };
+        Forward::new(ctx, role, &statement, what, true)
+    }
+
+    fn new(
+        ctx: &RequestContext,
+        role: Option<&RoleSettings>,
+        statement: &sql::Statement,
+        what: What,
+        decides: bool,
+    ) -> Box<Forward> {
+        let mut settings = Vec::with_capacity(12);
+        execute::request_settings(ctx, role, |name, value| settings.push((name, value)));
+        let timeout = execute::statement_timeout_ms(ctx.statement_timeout_ms).to_string();
+        settings.push(("statement_timeout", &timeout));
+        let run = if decides {
+            forward::open_run(ctx.tx, &settings, ctx.pre_request, statement)
+        } else {
+            forward::run(ctx.tx, &settings, ctx.pre_request, statement)
+        };
+        Box::new(Forward {
+            what,
+            pre_request: ctx.pre_request.is_some(),
+            end: ctx.tx.end,
+            authenticated: ctx.authenticated,
+            stage: if decides {
+                Stage::Deciding
+            } else {
+                Stage::Whole
+            },
+            run,
+            tail: None,
+            finishing: Finishing::default(),
+            conn: 0,
+            id: 0,
+        })
+    }
+
+    /// Hands the request to the pool, or answers at once when the primary cannot be reached.
+    pub(super) fn submit(
+        mut self: Box<Forward>,
+        upstream: &mut Upstream<Box<Forward>>,
+        now: Instant,
+    ) -> Result<(), Response> {
+        if let Some(why) = upstream.unavailable(now) {
+            return Err(self.finish(Err(ApiError::primary_unavailable(&why)), None));
+        }
+        let run = std::mem::take(&mut self.run);
+        let open = matches!(self.stage, Stage::Deciding);
+        upstream.submit(run, open, self, now);
+        Ok(())
+    }
+
+    /// Where a finished run leads: the answer, or (after an open run) the transaction's end.
+    pub(super) fn step(finished: Finished<Box<Forward>>) -> Step {
+        let Finished {
+            tag: mut f,
+            result,
+            open,
+        } = finished;
+        match std::mem::replace(&mut f.stage, Stage::Whole) {
+            Stage::Whole => {
+                let committed = f.end == TxEnd::Commit;
+                let lsn = result.as_ref().ok().and_then(|r| forward::lsn(r));
+                let answer = f.rows(result).and_then(|rows| f.answer(&rows));
+                f.answered(answer, lsn.filter(|_| committed))
+            }
+            Stage::Deciding => {
+                let answer = f.rows(result).and_then(|rows| f.answer(&rows));
+                let Some(link) = open else {
+                    // The run failed (and was rolled back) or ended its own transaction.
+                    let answer = answer.and(Err(ApiError::internal(
+                        "the forwarded transaction ended before pg_rest ended it",
+                    )));
+                    return f.answered(answer, None);
+                };
+                let end = if answer.is_ok() {
+                    f.end
+                } else {
+                    TxEnd::Rollback
+                };
+                f.stage = Stage::Ending(answer);
+                Step::End(f, link, forward::end_run(end).to_vec())
+            }
+            Stage::Ending(answer) => {
+                let committed = answer.is_ok() && f.end == TxEnd::Commit;
+                match result {
+                    Ok(rows) => f.answered(answer, forward::lsn(&rows).filter(|_| committed)),
+                    // The end itself failed: a deferred constraint at COMMIT is the client's
+                    // error, as it is locally.
+                    Err(e) if answer.is_ok() => {
+                        let e = f.failure(e);
+                        f.answered(Err(e), None)
+                    }
+                    Err(_) => f.answered(answer, None),
+                }
+            }
+        }
+    }
+
+    /// The answer when the end of an open transaction could not be sent (its link is gone).
+    pub(super) fn lost(self: Box<Forward>) -> Step {
+        let e = ApiError::primary_unavailable(
+            "the connection to the primary closed before the transaction ended; it was rolled back",
+        );
+        self.answered(Err(e), None)
+    }
+
+    fn answered(self: Box<Forward>, answer: Result<Response, ApiError>, lsn: Option<u64>) -> Step {
+        let (conn, id) = (self.conn, self.id);
+        Step::Answer(conn, id, self.finish(answer, lsn))
+    }
+
+    /// The response as the local path finishes it.
+    fn finish(
+        self: Box<Forward>,
+        answer: Result<Response, ApiError>,
+        lsn: Option<u64>,
+    ) -> Response {
+        let Forward {
+            tail, finishing, ..
+        } = *self;
+        let answer = answer.map(|mut response| {
+            if let Some(tail) = tail {
+                tail.apply(&mut response, lsn);
+            }
+            response
+        });
+        finishing.apply(answer)
+    }
+
+    fn rows(&self, result: Result<Vec<Vec<Row>>, Failure>) -> Result<Vec<Vec<Row>>, ApiError> {
+        result.map_err(|e| self.failure(e))
+    }
+
+    /// A failure as the client sees it: the primary's error mapped exactly as a local one, or
+    /// 503 when the primary could not run the request.
+    fn failure(&self, failure: Failure) -> ApiError {
+        match failure {
+            Failure::Db(e) => ApiError::from_postgres(
+                &e.code,
+                &e.message,
+                e.detail.as_deref(),
+                e.hint.as_deref(),
+                self.authenticated,
+            ),
+            Failure::Unavailable(why) => ApiError::primary_unavailable(&why),
+        }
+    }
+
+    /// The response to the statement's row, built by the local path's code.
+    fn answer(&self, rows: &[Vec<Row>]) -> Result<Response, ApiError> {
+        let outcome: Outcome = forward::outcome(rows, self.pre_request).map_err(|why| {
+            ApiError::internal(format!("the primary's answer cannot be read: {why}"))
+        })?;
+        match &self.what {
+            What::Write { request, plan } => super::write::answer(request, plan, &outcome),
+            What::Call { request, plan } => {
+                let mut response = super::call::answer(plan, outcome)?;
+                super::read::warn_legacy_names(&mut response, request, &plan.root);
+                Ok(response)
+            }
+        }
+    }
+}
+
+/// Where a standby forwards to: `pg_rest.primary_conninfo`, else the server's own
+/// `primary_conninfo` with the API database and the authenticator role (with
+/// `pg_rest.authenticator` empty, the user it names); the password from the string or the
+/// passfile libpq would read.
+pub(super) fn target(config: &Config) -> Result<Target, String> {
+    let (text, derived) = match &config.primary_conninfo {
+        Some(text) => (text.as_str(), false),
+        None => match &config.server_primary_conninfo {
+            Some(text) => (text.as_str(), true),
+            None => {
+                return Err(
+                    "neither pg_rest.primary_conninfo nor the server's primary_conninfo is set"
+                        .into(),
+                )
+            }
+        },
+    };
+    let mut info = Conninfo::parse(text)?;
+    if derived {
+        let user = match config.authenticator.as_str() {
+            "" => info.get("user").unwrap_or("postgres").to_string(),
+            name => name.to_string(),
+        };
+        info = info.for_api(&config.database, &user);
+    }
+    let passfile = info
+        .get("passfile")
+        .map(str::to_string)
+        .or_else(|| std::env::var("PGPASSFILE").ok())
+        .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pgpass")));
+    let pgpass = passfile.and_then(|path| std::fs::read_to_string(path).ok());
+    Target::from_conninfo(&info, pgpass.as_deref())
+}
