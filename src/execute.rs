@@ -314,6 +314,12 @@ pub fn statement_timeout_ms(pg_rest_ms: i32) -> i32 {
     pg_rest_core::settings::effective_statement_timeout(pg_rest_ms, server_ms)
 }
 
+/// How far this standby has replayed the primary's WAL (0 on a primary).
+pub fn replay_lsn() -> u64 {
+    // SAFETY: reads the shared replay position; callable in any backend.
+    unsafe { pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut()) }
+}
+
 /// True on a hot standby (writes are forwarded to the primary). Cheap: after recovery has
 /// ended PostgreSQL answers from a local flag.
 pub fn in_recovery() -> bool {

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -287,6 +288,58 @@ def test_forwarding_shows_in_stat_workers(pair):
     forwarded, links = standby.sql(
         "SELECT sum(forwarded), sum(primary_links) FROM pg_rest.stat_workers")[0]
     assert forwarded >= 10 and links >= 1
+
+
+def forwarded_so_far(standby: Cluster) -> int:
+    return standby.sql("SELECT sum(forwarded) FROM pg_rest.stat_workers")[0][0]
+
+
+def set_ryw_timeout(standby: Cluster, value: str) -> None:
+    standby.sql(f"ALTER SYSTEM SET pg_rest.read_your_writes_timeout = '{value}'")
+    standby.sql("SELECT pg_reload_conf()")
+    time.sleep(0.5)  # the workers take the setting at their next wake-up
+
+
+def test_read_your_writes_waits_for_replay_then_asks_the_primary(pair):
+    primary, standby = pair
+    standby.sql("SELECT pg_wal_replay_pause()")
+    try:
+        r = httpx.post(f"{standby.base_url}/items", json={"id": 70, "label": "ryw"}, timeout=5)
+        assert r.status_code == 201, r.text
+        lsn = r.headers["pg-rest-lsn"]
+        url = f"{standby.base_url}/items?id=eq.70&select=id,label"
+        # Without the header: what the standby has replayed (not the write yet).
+        assert httpx.get(url, timeout=5).json() == []
+        # With it: the wait runs out (replay is paused), and the primary answers.
+        set_ryw_timeout(standby, "400ms")
+        before = forwarded_so_far(standby)
+        started = time.monotonic()
+        r = httpx.get(url, headers={"Pg-Rest-Lsn": lsn}, timeout=10)
+        assert r.status_code == 200 and r.json() == [{"id": 70, "label": "ryw"}], r.text
+        assert time.monotonic() - started >= 0.35
+        assert r.headers["content-location"] == "/items?id=eq.70&select=id,label"
+        assert forwarded_so_far(standby) == before + 1
+        # A read waiting longer is answered here once replay has caught up.
+        set_ryw_timeout(standby, "20s")
+        before = forwarded_so_far(standby)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(httpx.get, url, headers={"Pg-Rest-Lsn": lsn}, timeout=30)
+            time.sleep(0.5)
+            assert not waiting.done()
+            # Other requests are served meanwhile.
+            assert httpx.get(f"{standby.base_url}/items?id=eq.1&select=id", timeout=5).json() \
+                == [{"id": 1}]
+            started = time.monotonic()
+            standby.sql("SELECT pg_wal_replay_resume()")
+            r = waiting.result(timeout=30)
+        assert r.status_code == 200 and r.json() == [{"id": 70, "label": "ryw"}], r.text
+        assert time.monotonic() - started < 5
+        assert forwarded_so_far(standby) == before
+        r = httpx.get(url, headers={"Pg-Rest-Lsn": "not a position"}, timeout=5)
+        assert_pgrst_error(r.status_code, r.content, 400)
+    finally:
+        standby.sql("SELECT pg_wal_replay_resume()")
+        set_ryw_timeout(standby, "2s")
 
 
 def test_with_the_primary_down_writes_answer_503_and_reads_go_on(pair):

@@ -15,12 +15,13 @@ use super::finish::{Finishing, Tail};
 use crate::execute::{self, RequestContext};
 use crate::transport::upstream::{Failure, Finished, Target, Upstream};
 use crate::worker::config::Config;
-use pg_rest_core::api_request::{ApiRequest, MediaType};
+use pg_rest_core::api_request::{Access, ApiRequest, MediaType};
 use pg_rest_core::conninfo::Conninfo;
 use pg_rest_core::error::ApiError;
 use pg_rest_core::pgwire::{Query, Row};
 use pg_rest_core::plan::call::CallPlan;
 use pg_rest_core::plan::write::WritePlan;
+use pg_rest_core::plan::ReadPlan;
 use pg_rest_core::preferences::TxEnd;
 use pg_rest_core::response::{Outcome, Response};
 use pg_rest_core::schema_cache::RoleSettings;
@@ -32,6 +33,8 @@ pub(crate) struct Forward {
     what: What,
     pre_request: bool,
     end: TxEnd,
+    /// Read-write: a committed answer carries `Pg-Rest-Lsn`.
+    writes: bool,
     authenticated: bool,
     stage: Stage,
     /// The run to send first (taken when submitted).
@@ -45,6 +48,12 @@ pub(crate) struct Forward {
 
 /// The planned request, for building its answer from the statement's row.
 enum What {
+    Read {
+        request: Box<ApiRequest>,
+        plan: Box<ReadPlan>,
+        /// Its `Content-Location`.
+        location: String,
+    },
     Write {
         request: Box<ApiRequest>,
         plan: Box<WritePlan>,
@@ -73,6 +82,24 @@ pub(super) enum Step {
 }
 
 impl Forward {
+    /// A read to forward, planned: one whose wait for this standby to replay its client's
+    /// write ran out (`Pg-Rest-Lsn`). Read-only, so its row decides nothing.
+    pub(super) fn read(
+        ctx: &RequestContext,
+        role: Option<&RoleSettings>,
+        request: &ApiRequest,
+        plan: ReadPlan,
+        location: String,
+    ) -> Box<Forward> {
+        let statement = sql::read_statement(&plan);
+        let what = What::Read {
+            request: Box::new(request.clone()),
+            plan: Box::new(plan),
+            location,
+        };
+        Forward::new(ctx, role, &statement, what, false)
+    }
+
     /// A write to forward, planned.
     pub(super) fn write(
         ctx: &RequestContext,
@@ -91,7 +118,7 @@ impl Forward {
         Forward::new(ctx, role, &statement, what, decides)
     }
 
-    /// A volatile call to forward, planned.
+    /// A call to forward, planned: a volatile one, or a read-only one whose wait ran out.
     pub(super) fn call(
         ctx: &RequestContext,
         role: Option<&RoleSettings>,
@@ -126,6 +153,7 @@ impl Forward {
             what,
             pre_request: ctx.pre_request.is_some(),
             end: ctx.tx.end,
+            writes: ctx.tx.access == Access::ReadWrite,
             authenticated: ctx.authenticated,
             stage: if decides {
                 Stage::Deciding
@@ -140,12 +168,16 @@ impl Forward {
         })
     }
 
-    /// Hands the request to the pool, or answers at once when the primary cannot be reached.
+    /// Hands the request to the pool as connection `conn`'s deferred answer `id`, or answers
+    /// at once when the primary cannot be reached.
     pub(super) fn submit(
         mut self: Box<Forward>,
+        (conn, id): (usize, u64),
         upstream: &mut Upstream<Box<Forward>>,
         now: Instant,
     ) -> Result<(), Response> {
+        self.conn = conn;
+        self.id = id;
         if let Some(why) = upstream.unavailable(now) {
             return Err(self.finish(Err(ApiError::primary_unavailable(&why)), None));
         }
@@ -164,7 +196,7 @@ impl Forward {
         } = finished;
         match std::mem::replace(&mut f.stage, Stage::Whole) {
             Stage::Whole => {
-                let committed = f.end == TxEnd::Commit;
+                let committed = f.writes && f.end == TxEnd::Commit;
                 let lsn = result.as_ref().ok().and_then(|r| forward::lsn(r));
                 let answer = f.rows(result).and_then(|rows| f.answer(&rows));
                 f.answered(answer, lsn.filter(|_| committed))
@@ -187,7 +219,7 @@ impl Forward {
                 Step::End(f, link, forward::end_run(end).to_vec())
             }
             Stage::Ending(answer) => {
-                let committed = answer.is_ok() && f.end == TxEnd::Commit;
+                let committed = answer.is_ok() && f.writes && f.end == TxEnd::Commit;
                 match result {
                     Ok(rows) => f.answered(answer, forward::lsn(&rows).filter(|_| committed)),
                     // The end itself failed: a deferred constraint at COMMIT is the client's
@@ -258,6 +290,17 @@ impl Forward {
             ApiError::internal(format!("the primary's answer cannot be read: {why}"))
         })?;
         match &self.what {
+            What::Read {
+                request,
+                plan,
+                location,
+            } => {
+                let mut response = super::read::answer(request, plan, &outcome, outcome.total)?;
+                response
+                    .headers
+                    .push(("Content-Location", location.clone()));
+                Ok(response)
+            }
             What::Write { request, plan } => super::write::answer(request, plan, &outcome),
             What::Call { request, plan } => {
                 let mut response = super::call::answer(plan, outcome)?;

@@ -30,6 +30,7 @@ use pg_rest_core::auth::keys::Keys;
 use pg_rest_core::auth::{self, AuthConfig, Authenticated, JwtCache};
 use pg_rest_core::cors::{Cors, Decision};
 use pg_rest_core::error::{ApiError, Code};
+use pg_rest_core::realtime::event::parse_lsn;
 use pg_rest_core::request::{Reply, Request};
 use pg_rest_core::response::{Outcome, Overrides, Response};
 use pg_rest_core::schema_cache::{SchemaCache, Volatility};
@@ -60,6 +61,20 @@ pub struct App {
     pub(crate) upstream: Upstream<Box<Forward>>,
     /// The last deferred answer's id (unique over the worker's life).
     last_id: u64,
+    /// Reads waiting for this standby to replay their client's write (`Pg-Rest-Lsn`).
+    waiting: Vec<Waiting>,
+    /// While a read whose wait ran out is answered: it goes to the primary.
+    to_primary: bool,
+}
+
+/// A read held until this standby has replayed to `lsn`, or until `until` (then the primary
+/// answers it).
+struct Waiting {
+    conn: usize,
+    id: u64,
+    request: Request,
+    lsn: u64,
+    until: Instant,
 }
 
 /// A request's answer: built now, or to come from the primary.
@@ -107,6 +122,8 @@ impl App {
             conn: 0,
             upstream: Upstream::new(target),
             last_id: 0,
+            waiting: Vec::new(),
+            to_primary: false,
         }
     }
 
@@ -139,6 +156,9 @@ impl Handler for App {
     fn handle(&mut self, request: &Request) -> Reply {
         if Self::is_realtime(request) {
             return self.realtime_request(request);
+        }
+        if let Some(lsn) = self.unreplayed(request) {
+            return self.wait(request, lsn);
         }
         match self.serve(request) {
             Answer::Now(response) => match execute::take_unflushed_commit() {
@@ -200,29 +220,110 @@ impl App {
         finishing: &mut Finishing,
     ) -> Result<Answer, ApiError> {
         finishing.jsonp = jsonp::callback(request.query())?;
+        if request
+            .header("pg-rest-lsn")
+            .is_some_and(|v| parse_lsn(v).is_none())
+        {
+            return Err(ApiError::protocol(
+                400,
+                "Pg-Rest-Lsn must be a WAL position, such as 0/16B3748",
+            ));
+        }
         self.answer(request)
     }
 
     /// A forwarded request goes to the pool: its answer is deferred, or given at once when
     /// the primary cannot be reached.
-    fn submit(&mut self, mut forward: Box<Forward>) -> Reply {
-        self.last_id += 1;
-        forward.conn = self.conn;
-        forward.id = self.last_id;
-        WorkerSlot::add(&self.slot.forwarded, 1);
-        match forward.submit(&mut self.upstream, Instant::now()) {
-            Ok(()) => Reply::Deferred { id: self.last_id },
-            Err(response) => {
-                WorkerSlot::add(&self.slot.forward_failures, 1);
-                Reply::Response(response)
-            }
+    fn submit(&mut self, forward: Box<Forward>) -> Reply {
+        let id = self.next_id();
+        match self.send(forward, (self.conn, id)) {
+            Ok(()) => Reply::Deferred { id },
+            Err(response) => Reply::Response(response),
         }
     }
 
-    /// The answers of forwarded requests that came back since the last call: (connection,
-    /// deferred id, response). Runs that only opened their transaction are ended first.
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
+    }
+
+    /// Hands a forwarded request to the pool as the deferred answer `to`.
+    fn send(&mut self, forward: Box<Forward>, to: (usize, u64)) -> Result<(), Response> {
+        WorkerSlot::add(&self.slot.forwarded, 1);
+        let sent = forward.submit(to, &mut self.upstream, Instant::now());
+        if sent.is_err() {
+            WorkerSlot::add(&self.slot.forward_failures, 1);
+        }
+        sent
+    }
+
+    /// The position a read asks this node to have replayed (`Pg-Rest-Lsn`, read-your-writes)
+    /// when this standby has not yet; None for anything else (on a primary every write is
+    /// there; a malformed value is answered by [`App::respond`]).
+    fn unreplayed(&self, request: &Request) -> Option<u64> {
+        let lsn = parse_lsn(request.header("pg-rest-lsn")?)?;
+        let read = matches!(request.method.as_str(), "GET" | "HEAD");
+        (read && execute::in_recovery() && execute::replay_lsn() < lsn).then_some(lsn)
+    }
+
+    /// Holds a read until this standby has replayed to `lsn` (see [`App::replayed`]).
+    fn wait(&mut self, request: &Request, lsn: u64) -> Reply {
+        let id = self.next_id();
+        self.waiting.push(Waiting {
+            conn: self.conn,
+            id,
+            request: request.clone(),
+            lsn,
+            until: Instant::now() + self.config.read_your_writes_timeout,
+        });
+        Reply::Deferred { id }
+    }
+
+    /// Whether reads wait for replay (the event loop then looks again within a millisecond).
+    pub fn is_waiting(&self) -> bool {
+        !self.waiting.is_empty()
+    }
+
+    /// The waiting reads this standby can now answer, answered; those whose wait ran out go
+    /// to the primary (their answers come with the forwarded ones).
+    fn replayed(&mut self, answers: &mut Vec<(usize, u64, Response)>) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let replayed = execute::replay_lsn();
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.lsn <= replayed || now >= w.until);
+        self.waiting = waiting;
+        for w in due {
+            self.set_conn(w.conn);
+            self.to_primary = w.lsn > replayed;
+            let answer = self.serve(&w.request);
+            self.to_primary = false;
+            let response = match answer {
+                Answer::Now(response) => response,
+                Answer::Forwarded(forward) => match self.send(forward, (w.conn, w.id)) {
+                    Ok(()) => continue,
+                    Err(response) => response,
+                },
+            };
+            answers.push((w.conn, w.id, response));
+        }
+    }
+
+    /// A connection closed: its realtime subscriptions and waiting reads go.
+    pub fn forget_conn(&mut self, key: usize) {
+        self.hub.drop_conn(key);
+        self.waiting.retain(|w| w.conn != key);
+    }
+
+    /// The deferred answers ready since the last call: (connection, deferred id, response).
+    /// Reads whose wait for replay is over, and forwarded requests that came back (runs that
+    /// only opened their transaction are ended first).
     pub fn forwarded(&mut self) -> Vec<(usize, u64, Response)> {
         let mut answers = Vec::new();
+        self.replayed(&mut answers);
         for finished in self.upstream.take_finished() {
             let failed = matches!(
                 &finished.result,
@@ -321,6 +422,7 @@ impl App {
         ctx.timezone = api_request.preferences.timezone.as_deref();
         let r = &api_request;
         let forwarding = execute::in_recovery;
+        let to_primary = self.to_primary;
         let answer = match (r.action, &r.resource) {
             (Action::Read, Resource::Root) => {
                 // Nothing to plan: the stage is reported (as PostgREST does) with its ~0 time.
@@ -329,6 +431,16 @@ impl App {
                 Answer::Now(execute::in_transaction(&ctx, |ctx| {
                     read::describe_api(config, cache, plans, ctx, schema, host)
                 })?)
+            }
+            (Action::Read, _) if to_primary && read::is_one_statement(r) => {
+                let plan = execute::in_transaction(&ctx, |_| {
+                    plan_fresh(config, cache, &mut timer, |c, limits| {
+                        plan::read_plan(r, c, schema, limits)
+                    })
+                })?;
+                let role = cache.role_settings(ctx.role);
+                let location = read::content_location(&request.target);
+                Answer::Forwarded(Forward::read(&ctx, role, r, plan, location))
             }
             (Action::Read, _) => {
                 let mut response = execute::in_transaction(&ctx, |ctx| {
@@ -350,7 +462,7 @@ impl App {
                 } else {
                     Access::ReadWrite
                 };
-                if !read_only && forwarding() {
+                if (!read_only || to_primary) && forwarding() {
                     let role = cache.role_settings(ctx.role);
                     Answer::Forwarded(Forward::call(&ctx, role, r, planned))
                 } else {

@@ -9,7 +9,7 @@ use pg_rest_core::api_request::{format, ApiRequest, MediaType, Resource};
 use pg_rest_core::error::ApiError;
 use pg_rest_core::openapi;
 use pg_rest_core::preferences::Count;
-use pg_rest_core::response::{read_response, ReadResult, Response};
+use pg_rest_core::response::{read_response, Outcome, ReadResult, Response};
 use pg_rest_core::schema_cache::{RelationKind, SchemaCache, Volatility};
 use pg_rest_core::{plan, sql};
 use std::collections::HashSet;
@@ -45,6 +45,26 @@ pub(super) fn read(
         }
         _ => outcome.total,
     };
+    answer(api_request, &plan, &outcome, total)
+}
+
+/// Whether a read's answer comes from its one statement (what a forwarded read runs): not
+/// an EXPLAIN, nor a count from the planner (a statement of its own).
+pub(super) fn is_one_statement(api_request: &ApiRequest) -> bool {
+    !matches!(api_request.media, MediaType::Plan(_))
+        && !matches!(
+            api_request.preferences.count,
+            Some(Count::Planned | Count::Estimated)
+        )
+}
+
+/// The response to a read's outcome (`total`: the count asked for), wherever it ran.
+pub(super) fn answer(
+    api_request: &ApiRequest,
+    plan: &plan::ReadPlan,
+    outcome: &Outcome,
+    total: Option<i64>,
+) -> Result<Response, ApiError> {
     let result = ReadResult {
         offset: plan.root.range.offset,
         rows: outcome.rows,
@@ -57,7 +77,7 @@ pub(super) fn read(
     };
     let mut response = read_response(&result)?.handled_by(plan.handler.as_ref());
     warn_legacy_names(&mut response, api_request, &plan.root);
-    finish(response, &outcome)
+    finish(response, outcome)
 }
 
 /// PostgREST's `Warning` when a parameter named an aliased embed by its relation.

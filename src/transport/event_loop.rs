@@ -39,6 +39,8 @@ const FEED: Token = Token(usize::MAX - 3);
 const CONN_BASE: usize = 1 << 16;
 /// How often deadlines are checked when no event arrives.
 const TICK: Duration = Duration::from_millis(250);
+/// How often reads waiting for this standby's replay (read-your-writes) look again.
+const REPLAY_CHECK: Duration = Duration::from_millis(1);
 /// How long a shutting-down worker waits for queued responses to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const EVENTS_CAPACITY: usize = 1024;
@@ -146,10 +148,12 @@ impl EventLoop {
         let mut last_tick = Instant::now();
         let mut shutdown_deadline: Option<Instant> = None;
         loop {
-            let timeout = if self.ready.is_empty() && self.awaiting.is_empty() {
-                TICK
-            } else {
+            let timeout = if !self.ready.is_empty() || !self.awaiting.is_empty() {
                 Duration::ZERO
+            } else if app.is_waiting() {
+                REPLAY_CHECK
+            } else {
+                TICK
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -283,7 +287,7 @@ impl EventLoop {
     /// take a removed one's key.
     fn settle_removed(&mut self, app: &mut App) {
         for key in self.removed.drain(..) {
-            app.hub.drop_conn(key);
+            app.forget_conn(key);
         }
     }
 
