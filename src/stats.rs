@@ -24,6 +24,12 @@ pub struct WorkerSlot {
     pub forward_failures: AtomicI64,
     /// Connections open to the primary.
     pub primary_links: AtomicI64,
+    /// Reads that waited for replay (`Pg-Rest-Lsn`), and those of them the primary answered
+    /// because the wait ran out.
+    pub reads_waited: AtomicI64,
+    pub reads_forwarded: AtomicI64,
+    /// The highest WAL position the primary reported to this worker (its writes' commits).
+    pub primary_lsn: AtomicI64,
     /// PostgreSQL timestamp (µs since 2000-01-01) the worker started serving.
     pub started: AtomicI64,
     /// `BackgroundWorkerHandle` of the worker in this slot, so a restarted supervisor can
@@ -62,6 +68,9 @@ impl WorkerSlot {
             &self.forwarded,
             &self.forward_failures,
             &self.primary_links,
+            &self.reads_waited,
+            &self.reads_forwarded,
+            &self.primary_lsn,
         ] {
             c.store(0, Relaxed);
         }
@@ -132,9 +141,6 @@ mod pg_rest {
             name!(bytes_out, i64),
             name!(plans, i64),
             name!(started, Option<pgrx::datum::TimestampWithTimeZone>),
-            name!(forwarded, i64),
-            name!(forward_failures, i64),
-            name!(primary_links, i64),
         ),
     > {
         if !is_initialized() {
@@ -163,9 +169,52 @@ mod pg_rest {
                             false,
                         )
                     },
+                )
+            })
+            .collect();
+        TableIterator::new(rows)
+    }
+
+    /// Backs the `pg_rest.stat_forwarding` view: one row per running http worker, what it
+    /// sent to the primary (on a hot standby) and the replay lag it saw.
+    #[pg_extern(volatile, parallel_unsafe)]
+    #[allow(clippy::type_complexity)]
+    fn stat_forwarding_rows() -> TableIterator<
+        'static,
+        (
+            name!(worker, i32),
+            name!(pid, i32),
+            name!(forwarded, i64),
+            name!(forward_failures, i64),
+            name!(primary_links, i64),
+            name!(reads_waited, i64),
+            name!(reads_forwarded, i64),
+            name!(primary_lsn, Option<String>),
+            name!(replay_lag_bytes, Option<i64>),
+        ),
+    > {
+        if !is_initialized() {
+            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
+        }
+        let replayed = crate::execute::replay_lsn();
+        let rows: Vec<_> = SLOTS
+            .get()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.pid.load(Relaxed) != 0)
+            .map(|(i, s)| {
+                let seen = s.primary_lsn.load(Relaxed) as u64;
+                let known = seen != 0;
+                (
+                    i as i32,
+                    s.pid.load(Relaxed) as i32,
                     s.forwarded.load(Relaxed),
                     s.forward_failures.load(Relaxed),
                     s.primary_links.load(Relaxed),
+                    s.reads_waited.load(Relaxed),
+                    s.reads_forwarded.load(Relaxed),
+                    known.then(|| pg_rest_core::realtime::event::format_lsn(seen)),
+                    known.then(|| seen.saturating_sub(replayed) as i64),
                 )
             })
             .collect();
@@ -231,10 +280,16 @@ pgrx::extension_sql!(
 CREATE VIEW pg_rest.stat_workers AS SELECT * FROM pg_rest.stat_workers_rows();
 CREATE VIEW pg_rest.stat_subscriptions AS SELECT * FROM pg_rest.stat_subscriptions_rows();
 COMMENT ON VIEW pg_rest.stat_subscriptions IS 'One row per realtime subscription: http worker, pid, role, table or channel, transport (websocket, ndjson, jsonp, sse), events sent, events dropped (slow client), since.';
-COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time; on a hot standby, requests forwarded to the primary, those answered 503 because it could not run them, and connections open to it.';
+COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time.';
+CREATE VIEW pg_rest.stat_forwarding AS SELECT * FROM pg_rest.stat_forwarding_rows();
+COMMENT ON VIEW pg_rest.stat_forwarding IS 'One row per pg_rest http worker on a hot standby: requests forwarded to the primary, those answered 503 because it could not run them, connections open to it, reads that waited for replay (Pg-Rest-Lsn) and those the primary answered, the highest primary WAL position seen and how far replay is behind it.';
 "#,
     name = "stat_workers_view",
-    requires = [pg_rest::stat_workers_rows, pg_rest::stat_subscriptions_rows]
+    requires = [
+        pg_rest::stat_workers_rows,
+        pg_rest::stat_subscriptions_rows,
+        pg_rest::stat_forwarding_rows
+    ]
 );
 
 // DDL in any session reloads the workers' schema caches at its commit: relcache invalidations

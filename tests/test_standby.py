@@ -71,7 +71,8 @@ def standby_of(primary: Cluster) -> Cluster:
     standby.root.mkdir(parents=True)
     run(["chown", "postgres:postgres", str(standby.root)])
     run([str(PGBIN / "pg_basebackup"), "-h", primary.socket_dir, "-p", str(primary.pg_port),
-         "-U", "postgres", "-D", str(standby.data_dir), "-R", "-X", "stream", "--no-sync"],
+         "-U", "postgres", "-D", str(standby.data_dir), "-R", "-X", "stream", "--no-sync",
+         "-c", "fast"],
         as_postgres=True, timeout=120)
     with open(standby.data_dir / "postgresql.conf", "a", encoding="utf-8") as f:
         f.write(f"\n# --- the standby ---\nport = {standby.pg_port}\n"
@@ -283,15 +284,19 @@ def test_postgrest_py_writes_through_the_standby(pair):
         (50, "py3")]
 
 
-def test_forwarding_shows_in_stat_workers(pair):
-    _, standby = pair
-    forwarded, links = standby.sql(
-        "SELECT sum(forwarded), sum(primary_links) FROM pg_rest.stat_workers")[0]
+def test_forwarding_shows_in_stat_forwarding(pair):
+    primary, standby = pair
+    replayed(primary, standby)
+    forwarded, links, seen, lag = standby.sql(
+        "SELECT sum(forwarded), sum(primary_links), max(primary_lsn::pg_lsn)::text, "
+        "max(replay_lag_bytes) FROM pg_rest.stat_forwarding")[0]
     assert forwarded >= 10 and links >= 1
+    assert primary.sql("SELECT %s::pg_lsn <= pg_current_wal_insert_lsn()", seen) == [(True,)]
+    assert lag == 0  # replayed past every position the primary reported
 
 
 def forwarded_so_far(standby: Cluster) -> int:
-    return standby.sql("SELECT sum(forwarded) FROM pg_rest.stat_workers")[0][0]
+    return standby.sql("SELECT sum(forwarded) FROM pg_rest.stat_forwarding")[0][0]
 
 
 def set_ryw_timeout(standby: Cluster, value: str) -> None:
@@ -335,6 +340,9 @@ def test_read_your_writes_waits_for_replay_then_asks_the_primary(pair):
         assert r.status_code == 200 and r.json() == [{"id": 70, "label": "ryw"}], r.text
         assert time.monotonic() - started < 5
         assert forwarded_so_far(standby) == before
+        waited, answered_by_primary = standby.sql(
+            "SELECT sum(reads_waited), sum(reads_forwarded) FROM pg_rest.stat_forwarding")[0]
+        assert (waited, answered_by_primary) == (2, 1)
         r = httpx.get(url, headers={"Pg-Rest-Lsn": "not a position"}, timeout=5)
         assert_pgrst_error(r.status_code, r.content, 400)
     finally:
@@ -355,7 +363,7 @@ def test_with_the_primary_down_writes_answer_503_and_reads_go_on(pair):
         started = time.monotonic()
         r = httpx.post(f"{standby.base_url}/items", json={"id": 60, "label": "x"}, timeout=10)
         assert r.status_code == 503 and time.monotonic() - started < 2
-        assert standby.sql("SELECT sum(forward_failures) FROM pg_rest.stat_workers")[0][0] >= 2
+        assert standby.sql("SELECT sum(forward_failures) FROM pg_rest.stat_forwarding")[0][0] >= 2
     finally:
         primary.start()
     # Back once the primary is: the back-off retries within seconds.

@@ -75,8 +75,8 @@ enum Stage {
 
 /// What a finished run leads to.
 pub(super) enum Step {
-    /// The client's answer.
-    Answer(usize, u64, Response),
+    /// The client's answer; and the primary's WAL position the run reported, if it did.
+    Answer(usize, u64, Response, Option<u64>),
     /// The transaction's end, to send on `link`.
     End(Box<Forward>, usize, Vec<Query>),
 }
@@ -199,7 +199,7 @@ impl Forward {
                 let committed = f.writes && f.end == TxEnd::Commit;
                 let lsn = result.as_ref().ok().and_then(|r| forward::lsn(r));
                 let answer = f.rows(result).and_then(|rows| f.answer(&rows));
-                f.answered(answer, lsn.filter(|_| committed))
+                f.answered(answer, lsn, committed)
             }
             Stage::Deciding => {
                 let answer = f.rows(result).and_then(|rows| f.answer(&rows));
@@ -208,7 +208,7 @@ impl Forward {
                     let answer = answer.and(Err(ApiError::internal(
                         "the forwarded transaction ended before pg_rest ended it",
                     )));
-                    return f.answered(answer, None);
+                    return f.answered(answer, None, false);
                 };
                 let end = if answer.is_ok() {
                     f.end
@@ -221,14 +221,14 @@ impl Forward {
             Stage::Ending(answer) => {
                 let committed = answer.is_ok() && f.writes && f.end == TxEnd::Commit;
                 match result {
-                    Ok(rows) => f.answered(answer, forward::lsn(&rows).filter(|_| committed)),
+                    Ok(rows) => f.answered(answer, forward::lsn(&rows), committed),
                     // The end itself failed: a deferred constraint at COMMIT is the client's
                     // error, as it is locally.
                     Err(e) if answer.is_ok() => {
                         let e = f.failure(e);
-                        f.answered(Err(e), None)
+                        f.answered(Err(e), None, false)
                     }
-                    Err(_) => f.answered(answer, None),
+                    Err(_) => f.answered(answer, None, false),
                 }
             }
         }
@@ -239,12 +239,20 @@ impl Forward {
         let e = ApiError::primary_unavailable(
             "the connection to the primary closed before the transaction ended; it was rolled back",
         );
-        self.answered(Err(e), None)
+        self.answered(Err(e), None, false)
     }
 
-    fn answered(self: Box<Forward>, answer: Result<Response, ApiError>, lsn: Option<u64>) -> Step {
+    /// The client's answer; `lsn` (the primary's position after the run) is its
+    /// `Pg-Rest-Lsn` when the request `committed` a write.
+    fn answered(
+        self: Box<Forward>,
+        answer: Result<Response, ApiError>,
+        lsn: Option<u64>,
+        committed: bool,
+    ) -> Step {
         let (conn, id) = (self.conn, self.id);
-        Step::Answer(conn, id, self.finish(answer, lsn))
+        let header = lsn.filter(|_| committed);
+        Step::Answer(conn, id, self.finish(answer, header), lsn)
     }
 
     /// The response as the local path finishes it.

@@ -269,6 +269,7 @@ impl App {
     /// Holds a read until this standby has replayed to `lsn` (see [`App::replayed`]).
     fn wait(&mut self, request: &Request, lsn: u64) -> Reply {
         let id = self.next_id();
+        WorkerSlot::add(&self.slot.reads_waited, 1);
         self.waiting.push(Waiting {
             conn: self.conn,
             id,
@@ -299,6 +300,9 @@ impl App {
         for w in due {
             self.set_conn(w.conn);
             self.to_primary = w.lsn > replayed;
+            if self.to_primary {
+                WorkerSlot::add(&self.slot.reads_forwarded, 1);
+            }
             let answer = self.serve(&w.request);
             self.to_primary = false;
             let response = match answer {
@@ -341,7 +345,10 @@ impl App {
                 }
                 step => step,
             };
-            if let forward::Step::Answer(conn, id, response) = step {
+            if let forward::Step::Answer(conn, id, response, lsn) = step {
+                if let Some(lsn) = lsn {
+                    self.slot.primary_lsn.fetch_max(lsn as i64, Relaxed);
+                }
                 answers.push((conn, id, response));
             }
         }

@@ -18,6 +18,10 @@ use postgres_protocol::message::backend::{ErrorResponseBody, Message};
 use postgres_protocol::message::frontend;
 use postgres_protocol::IsNull;
 
+/// Statements a connection keeps prepared (named), one per SQL text; beyond, statements are
+/// parsed unnamed each time. Each request shape is a few texts, as in the local plan cache.
+const PREPARED_CAPACITY: usize = 256;
+
 /// `text`: every parameter is sent and typed as text, the server casts it (as SPI does here).
 const TEXT_OID: u32 = 25;
 /// Binary results: the type's send function's bytes.
@@ -105,6 +109,50 @@ pub struct Client {
     scram: Option<sasl::ScramSha256>,
     /// The server's cancel key (process id, secret), for a cancel request on a timeout.
     pub cancel_key: Option<(i32, i32)>,
+    prepared: Prepared,
+}
+
+/// The statements prepared on the connection, so a repeated text is bound without being
+/// parsed and planned again (what `pgbench -M prepared` measures).
+#[derive(Default)]
+struct Prepared {
+    /// SQL text → statement name.
+    names: std::collections::HashMap<String, String>,
+    /// Texts first parsed by the run under way: if it fails, the server may have skipped
+    /// their Parse, so they are forgotten (and closed, in case it did not).
+    pending: Vec<String>,
+    /// Names to close at the start of the next run.
+    closing: Vec<String>,
+    next: u64,
+}
+
+impl Prepared {
+    /// The name to bind `sql` to, and whether it must be parsed first; "" (unnamed, parsed)
+    /// once the connection keeps as many as it may.
+    fn name_for(&mut self, sql: &str) -> (String, bool) {
+        if let Some(name) = self.names.get(sql) {
+            return (name.clone(), false);
+        }
+        if self.names.len() >= PREPARED_CAPACITY {
+            return (String::new(), true);
+        }
+        self.next += 1;
+        let name = format!("pg_rest_{}", self.next);
+        self.names.insert(sql.to_string(), name.clone());
+        self.pending.push(sql.to_string());
+        (name, true)
+    }
+
+    /// The run ended; `ok`: its statements' Parses all happened.
+    fn settle(&mut self, ok: bool) {
+        for sql in self.pending.drain(..) {
+            if !ok {
+                if let Some(name) = self.names.remove(&sql) {
+                    self.closing.push(name);
+                }
+            }
+        }
+    }
 }
 
 impl Client {
@@ -131,6 +179,7 @@ impl Client {
             password: params.password.clone().unwrap_or_default(),
             scram: None,
             cancel_key: None,
+            prepared: Prepared::default(),
         }
     }
 
@@ -177,8 +226,9 @@ impl Client {
             return false;
         }
         let start = self.out.len();
-        if encode_run(queries, &mut self.out).is_err() {
+        if encode_run(queries, &mut self.prepared, &mut self.out).is_err() {
             self.out.truncate(start);
+            self.prepared.settle(false);
             return false;
         }
         self.phase = Phase::Running {
@@ -317,7 +367,7 @@ impl Client {
             return None;
         };
         match message {
-            Message::ParseComplete | Message::BindComplete => {}
+            Message::ParseComplete | Message::BindComplete | Message::CloseComplete => {}
             // Each statement is described: a row description or none, then its rows.
             Message::RowDescription(_) | Message::NoData => results.push(Vec::new()),
             Message::DataRow(body) => {
@@ -339,6 +389,7 @@ impl Client {
             }
             Message::ReadyForQuery(body) => {
                 let open = *open;
+                self.prepared.settle(error.is_none());
                 let outcome = match error.take() {
                     Some(e) => Err(e),
                     None => Ok(std::mem::take(results)),
@@ -405,15 +456,26 @@ impl Client {
     }
 }
 
-/// Parse, Bind, Describe (so a statement's rows can be told from the next one's) and
-/// Execute for each query, then one Sync.
-fn encode_run(queries: &[Query], out: &mut BytesMut) -> std::io::Result<()> {
+/// Close for statements a failed run may have left, then for each query: Parse (unless its
+/// text is prepared already), Bind, Describe (so a statement's rows can be told from the next
+/// one's) and Execute; then one Sync.
+fn encode_run(
+    queries: &[Query],
+    prepared: &mut Prepared,
+    out: &mut BytesMut,
+) -> std::io::Result<()> {
+    for name in prepared.closing.drain(..) {
+        frontend::close(b'S', &name, out)?;
+    }
     for q in queries {
-        let types = std::iter::repeat_n(TEXT_OID, q.params.len());
-        frontend::parse("", &q.sql, types, out)?;
+        let (name, parse) = prepared.name_for(&q.sql);
+        if parse {
+            let types = std::iter::repeat_n(TEXT_OID, q.params.len());
+            frontend::parse(&name, &q.sql, types, out)?;
+        }
         let bound = frontend::bind(
             "",
-            "",
+            &name,
             std::iter::empty(),
             q.params.iter(),
             |value, buf| match value {

@@ -245,6 +245,52 @@ fn a_run_is_parse_bind_describe_execute_per_statement_then_one_sync() {
     assert!(!c.run(&run), "one run at a time");
 }
 
+/// A statement's answer when it was bound to a prepared statement: no ParseComplete.
+fn no_rows_prepared(tag: &str) -> Vec<u8> {
+    [msg(b'2', &[]), msg(b'n', &[]), complete(tag)].concat()
+}
+
+#[test]
+fn a_repeated_statement_is_bound_by_name_without_a_parse() {
+    let mut c = ready_client();
+    let run = [Query::new("UPDATE t SET a = $1", vec![Some("1".into())])];
+    assert!(c.run(&run));
+    let first = drain(&mut c);
+    assert_eq!(tags(&first), b"PBDES");
+    assert!(
+        first.windows(10).any(|w| w == b"pg_rest_1\0"),
+        "a named Parse"
+    );
+    c.received(&[no_rows("UPDATE 1"), ready(b'I')].concat());
+    assert!(c.run(&run));
+    let second = drain(&mut c);
+    assert_eq!(tags(&second), b"BDES", "bound to the prepared statement");
+    assert!(second.windows(10).any(|w| w == b"pg_rest_1\0"));
+    let events = c.received(&[no_rows_prepared("UPDATE 1"), ready(b'I')].concat());
+    assert_eq!(events, vec![Event::Done(Ok(vec![vec![]]))]);
+}
+
+#[test]
+fn statements_first_parsed_by_a_failed_run_are_closed_and_parsed_again() {
+    let mut c = ready_client();
+    let run = [
+        Query::new("SELECT 1", vec![]),
+        Query::new("SELEC 2", vec![]),
+    ];
+    assert!(c.run(&run));
+    drain(&mut c);
+    // The first statement ran, the second's Parse failed: the server skipped to the Sync.
+    let reply = [no_rows("SELECT 1"), error(&[(b'C', "42601")]), ready(b'I')].concat();
+    assert!(matches!(&c.received(&reply)[..], [Event::Done(Err(_))]));
+    assert!(c.run(&run));
+    let again = drain(&mut c);
+    assert_eq!(
+        tags(&again),
+        b"CCPBDEPBDES",
+        "both closed, both parsed again"
+    );
+}
+
 #[test]
 fn a_run_answers_every_statements_rows_in_order() {
     let mut c = ready_client();
