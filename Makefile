@@ -64,6 +64,7 @@ bench: up $(VENV)/.installed
 	benches/run.sh
 	benches/protocols.sh
 	benches/realtime.sh
+	benches/replicas.sh
 
 clean: down
 	cargo clean
