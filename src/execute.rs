@@ -320,6 +320,12 @@ pub fn replay_lsn() -> u64 {
     unsafe { pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut()) }
 }
 
+/// How far this server has flushed its WAL (a primary's position for its replicas' lag).
+pub fn flushed_lsn() -> u64 {
+    // SAFETY: reads the shared flush position; callable in any backend.
+    unsafe { pg_sys::GetFlushRecPtr(std::ptr::null_mut()) }
+}
+
 /// True on a hot standby (writes are forwarded to the primary). Cheap: after recovery has
 /// ended PostgreSQL answers from a local flag.
 pub fn in_recovery() -> bool {

@@ -59,6 +59,7 @@ pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 /// connections of its worker while it runs (docs/architecture.md).
 pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
 pub static READ_YOUR_WRITES_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+pub static READ_REPLICA_MAX_LAG: GucSetting<i32> = GucSetting::<i32>::new(1 << 20);
 
 // -- Authentication --------------------------------------------------------------------------
 /// HS secret, PEM public key, JWK or JWKS; superuser-only to read (auth not yet built).
@@ -279,6 +280,15 @@ pub fn init() {
         GucFlags::UNIT_MS,
     );
     int(
+        c"pg_rest.read_replica_max_lag",
+        c"How far (WAL bytes) a read replica may be behind for reads to go to it.",
+        &READ_REPLICA_MAX_LAG,
+        0,
+        i32::MAX,
+        Sighup,
+        GucFlags::UNIT_BYTE,
+    );
+    int(
         c"pg_rest.read_your_writes_timeout",
         c"How long a read carrying Pg-Rest-Lsn waits for this standby to replay that far.",
         &READ_YOUR_WRITES_TIMEOUT,
@@ -345,11 +355,11 @@ pub fn init() {
     );
     string(
         c"pg_rest.read_replicas",
-        c"Conninfo list of replicas reads may go to.",
+        c"Connection strings (separated by ;) of replicas a primary sends reads to.",
         &READ_REPLICAS,
         Sighup,
         none,
-        None,
+        Some(check_read_replicas),
     );
     string(
         c"pg_rest.primary_conninfo",
@@ -509,6 +519,7 @@ string_check_hook!(check_optional_name, settings::check_optional_name);
 string_check_hook!(check_function_name, settings::check_function_name);
 string_check_hook!(check_origins, settings::check_origins);
 string_check_hook!(check_primary_conninfo, settings::check_primary_conninfo);
+string_check_hook!(check_read_replicas, settings::check_read_replicas);
 
 /// The current value of a string setting, `""` when unset.
 /// A server setting's current value by name (PostgreSQL's own, e.g. `primary_conninfo`);

@@ -30,6 +30,8 @@ pub struct WorkerSlot {
     pub reads_forwarded: AtomicI64,
     /// The highest WAL position the primary reported to this worker (its writes' commits).
     pub primary_lsn: AtomicI64,
+    /// On a primary: reads sent to a read replica.
+    pub replica_reads: AtomicI64,
     /// PostgreSQL timestamp (µs since 2000-01-01) the worker started serving.
     pub started: AtomicI64,
     /// `BackgroundWorkerHandle` of the worker in this slot, so a restarted supervisor can
@@ -71,6 +73,7 @@ impl WorkerSlot {
             &self.reads_waited,
             &self.reads_forwarded,
             &self.primary_lsn,
+            &self.replica_reads,
         ] {
             c.store(0, Relaxed);
         }
@@ -191,6 +194,7 @@ mod pg_rest {
             name!(reads_forwarded, i64),
             name!(primary_lsn, Option<String>),
             name!(replay_lag_bytes, Option<i64>),
+            name!(replica_reads, i64),
         ),
     > {
         if !is_initialized() {
@@ -215,6 +219,7 @@ mod pg_rest {
                     s.reads_forwarded.load(Relaxed),
                     known.then(|| pg_rest_core::realtime::event::format_lsn(seen)),
                     known.then(|| seen.saturating_sub(replayed) as i64),
+                    s.replica_reads.load(Relaxed),
                 )
             })
             .collect();
@@ -282,7 +287,7 @@ CREATE VIEW pg_rest.stat_subscriptions AS SELECT * FROM pg_rest.stat_subscriptio
 COMMENT ON VIEW pg_rest.stat_subscriptions IS 'One row per realtime subscription: http worker, pid, role, table or channel, transport (websocket, ndjson, jsonp, sse), events sent, events dropped (slow client), since.';
 COMMENT ON VIEW pg_rest.stat_workers IS 'One row per pg_rest http worker: pid, open connections, requests, error responses (status >= 400), bytes in/out, kept plans, start time.';
 CREATE VIEW pg_rest.stat_forwarding AS SELECT * FROM pg_rest.stat_forwarding_rows();
-COMMENT ON VIEW pg_rest.stat_forwarding IS 'One row per pg_rest http worker on a hot standby: requests forwarded to the primary, those answered 503 because it could not run them, connections open to it, reads that waited for replay (Pg-Rest-Lsn) and those the primary answered, the highest primary WAL position seen and how far replay is behind it.';
+COMMENT ON VIEW pg_rest.stat_forwarding IS 'One row per pg_rest http worker on a hot standby: requests forwarded to the primary, those answered 503 because it could not run them, connections open to it, reads that waited for replay (Pg-Rest-Lsn) and those the primary answered, the highest primary WAL position seen and how far replay is behind it; on a primary, reads sent to its read replicas.';
 "#,
     name = "stat_workers_view",
     requires = [

@@ -350,6 +350,69 @@ def test_read_your_writes_waits_for_replay_then_asks_the_primary(pair):
         set_ryw_timeout(standby, "2s")
 
 
+def set_on(cluster: Cluster, **settings: str) -> None:
+    for name, value in settings.items():
+        if value is None:
+            cluster.sql(f"ALTER SYSTEM RESET pg_rest.{name}")
+        else:
+            cluster.sql(f"ALTER SYSTEM SET pg_rest.{name} = '{value}'")
+    cluster.sql("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+
+
+def replica_reads(primary: Cluster) -> int:
+    return primary.sql("SELECT sum(replica_reads) FROM pg_rest.stat_forwarding")[0][0]
+
+
+def test_the_primary_sends_reads_to_a_caught_up_read_replica(pair):
+    primary, standby = pair
+    replica = (f"host={standby.socket_dir} port={standby.pg_port} dbname=postgres "
+               "user=authenticator")
+    set_on(primary, read_replicas=replica)
+    try:
+        replayed(primary, standby)
+        url = f"{primary.base_url}/items?id=eq.1&select=id,label"
+        def routed() -> bool:
+            assert httpx.get(url, timeout=5).status_code == 200
+            return replica_reads(primary) > 0
+        wait_until(routed, 15, interval=0.3, what="a read sent to the replica")
+        before = replica_reads(primary)
+        r = httpx.get(url, timeout=5)
+        assert r.status_code == 200 and r.json() == [{"id": 1, "label": "one"}], r.text
+        assert r.headers["content-location"] == "/items?id=eq.1&select=id,label"
+        # With the caller's role and claims: RLS applies on the replica.
+        r = httpx.get(f"{primary.base_url}/notes?select=id,owner", timeout=5,
+                      headers=bearer({"role": "web_user", "sub": "alice"}))
+        assert r.status_code == 200 and r.json() == [{"id": 1, "owner": "alice"}], r.text
+        assert replica_reads(primary) == before + 2
+        # A replica behind by more than the bound gets no reads: the primary answers, with
+        # the row the replica has not replayed.
+        set_on(primary, read_replica_max_lag="0")
+        standby.sql("SELECT pg_wal_replay_pause()")
+        primary.sql("INSERT INTO public.items VALUES (80, 'fresh')")
+        time.sleep(1)  # a probe or more sees the replica behind
+        before = replica_reads(primary)
+        r = httpx.get(f"{primary.base_url}/items?id=eq.80&select=label", timeout=5)
+        assert r.status_code == 200 and r.json() == [{"label": "fresh"}], r.text
+        assert replica_reads(primary) == before
+        standby.sql("SELECT pg_wal_replay_resume()")
+        # A replica that cannot be reached: reads are served here.
+        set_on(primary, read_replicas="host=/nonexistent port=1 dbname=postgres")
+        for _ in range(5):
+            r = httpx.get(url, timeout=5)
+            assert r.status_code == 200 and r.json() == [{"id": 1, "label": "one"}], r.text
+    finally:
+        standby.sql("SELECT pg_wal_replay_resume()")
+        set_on(primary, read_replicas=None, read_replica_max_lag=None)
+
+
+def test_read_replicas_must_be_connection_strings(pair):
+    primary, _ = pair
+    with pytest.raises(Exception) as refused:
+        primary.sql("ALTER SYSTEM SET pg_rest.read_replicas = 'host=/a; port=1'")
+    assert "replica 2" in str(refused.value)
+
+
 def test_with_the_primary_down_writes_answer_503_and_reads_go_on(pair):
     primary, standby = pair
     primary.stop("fast")

@@ -28,7 +28,7 @@ pub fn run(
     statement: &Statement,
 ) -> Vec<Query> {
     let mut run = open_run(tx, settings, pre_request, statement);
-    run.extend(end_run(tx.end));
+    run.extend(end_run(tx));
     run
 }
 
@@ -52,21 +52,23 @@ pub fn open_run(
     run
 }
 
-/// COMMIT or ROLLBACK, then the WAL position. After the COMMIT, in a transaction of its own:
-/// the insert position is at or past the commit record, so a node that has replayed to it has
-/// the request's writes.
-pub fn end_run(end: TxEnd) -> [Query; 2] {
-    let end = match end {
+/// COMMIT or ROLLBACK (as `tx.end` says), then, for a read-write transaction, the WAL
+/// position: after the COMMIT, in a transaction of its own, so the insert position is at or
+/// past the commit record and a node that has replayed to it has the request's writes. (A
+/// read-only run may go to a standby, where WAL positions cannot be asked for.)
+pub fn end_run(tx: TxMode) -> Vec<Query> {
+    let end = match tx.end {
         TxEnd::Commit => "COMMIT",
         TxEnd::Rollback => "ROLLBACK",
     };
-    [
-        Query::new(end, vec![]),
-        Query::new(
+    let mut run = vec![Query::new(end, vec![])];
+    if tx.access == Access::ReadWrite {
+        run.push(Query::new(
             "SELECT pg_catalog.pg_current_wal_insert_lsn()::text",
             vec![],
-        ),
-    ]
+        ));
+    }
+    run
 }
 
 fn begin(tx: TxMode) -> String {
@@ -252,8 +254,20 @@ mod tests {
         let whole = run(tx(Access::ReadWrite, TxEnd::Commit), &[], None, &insert());
         assert_eq!(open.len(), 3);
         assert_eq!(&whole[..3], &open[..]);
-        assert_eq!(&whole[3..], &end_run(TxEnd::Commit)[..]);
-        assert_eq!(end_run(TxEnd::Rollback)[0].sql, "ROLLBACK");
+        assert_eq!(
+            &whole[3..],
+            &end_run(tx(Access::ReadWrite, TxEnd::Commit))[..]
+        );
+        let rolled_back = end_run(tx(Access::ReadWrite, TxEnd::Rollback));
+        assert_eq!(rolled_back[0].sql, "ROLLBACK");
         assert_eq!(lsn(&[vec![vec![None]]]), None);
+    }
+
+    #[test]
+    fn a_read_only_run_asks_for_no_wal_position() {
+        // It may run on a standby, where pg_current_wal_insert_lsn() raises.
+        let whole = run(tx(Access::ReadOnly, TxEnd::Commit), &[], None, &insert());
+        assert_eq!(whole.last().map(|q| q.sql.as_str()), Some("COMMIT"));
+        assert_eq!(end_run(tx(Access::ReadOnly, TxEnd::Commit)).len(), 1);
     }
 }

@@ -123,6 +123,32 @@ pub fn check_primary_conninfo(value: &str) -> Result<(), String> {
     info.check_supported()
 }
 
+/// Replicas `pg_rest.read_replicas` may name.
+pub const MAX_READ_REPLICAS: usize = 8;
+
+/// `pg_rest.read_replicas`' entries: connection strings separated by `;` (a keyword/value
+/// string may hold spaces and commas, a URI commas).
+pub fn split_conninfos(value: &str) -> Vec<&str> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `pg_rest.read_replicas`: at most [`MAX_READ_REPLICAS`] connection strings, each as
+/// `pg_rest.primary_conninfo` must be.
+pub fn check_read_replicas(value: &str) -> Result<(), String> {
+    let entries = split_conninfos(value);
+    if entries.len() > MAX_READ_REPLICAS {
+        return Err(format!("at most {MAX_READ_REPLICAS} replicas"));
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        check_primary_conninfo(entry).map_err(|e| format!("replica {}: {e}", i + 1))?;
+    }
+    Ok(())
+}
+
 /// Background worker slots `pg_rest.workers`' default leaves to others: pg_rest's supervisor
 /// and realtime worker, PostgreSQL's logical replication launcher, and one for parallel query.
 const WORKER_SLOTS_KEPT: i32 = 4;
@@ -240,6 +266,18 @@ mod tests {
         ] {
             assert!(check_origins(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn read_replicas_are_connection_strings_separated_by_semicolons() {
+        assert!(check_read_replicas("").is_ok());
+        let two = "host=/run/a port=5433 dbname=app; postgresql://b:5432/app";
+        assert!(check_read_replicas(two).is_ok());
+        assert_eq!(split_conninfos(two).len(), 2);
+        let bad = check_read_replicas("host=/run/a; port=1").unwrap_err();
+        assert!(bad.starts_with("replica 2:"), "{bad}");
+        let many = ["host=x"; MAX_READ_REPLICAS + 1].join(";");
+        assert!(check_read_replicas(&many).is_err());
     }
 
     #[test]

@@ -12,10 +12,11 @@
 //! ROLLBACK as the answer built from the row allows. Other writes take one.
 
 use super::finish::{Finishing, Tail};
+use super::replicas::Work;
 use crate::execute::{self, RequestContext};
-use crate::transport::upstream::{Failure, Finished, Target, Upstream};
+use crate::transport::upstream::{Failure, Target, Upstream};
 use crate::worker::config::Config;
-use pg_rest_core::api_request::{Access, ApiRequest, MediaType};
+use pg_rest_core::api_request::{Access, ApiRequest, MediaType, TxMode};
 use pg_rest_core::conninfo::Conninfo;
 use pg_rest_core::error::ApiError;
 use pg_rest_core::pgwire::{Query, Row};
@@ -23,6 +24,7 @@ use pg_rest_core::plan::call::CallPlan;
 use pg_rest_core::plan::write::WritePlan;
 use pg_rest_core::plan::ReadPlan;
 use pg_rest_core::preferences::TxEnd;
+use pg_rest_core::request::Request;
 use pg_rest_core::response::{Outcome, Response};
 use pg_rest_core::schema_cache::RoleSettings;
 use pg_rest_core::{forward, sql};
@@ -32,7 +34,8 @@ use std::time::Instant;
 pub(crate) struct Forward {
     what: What,
     pre_request: bool,
-    end: TxEnd,
+    /// Its mode (and end: commit, or rollback for `Prefer: tx=rollback`).
+    tx: TxMode,
     /// Read-write: a committed answer carries `Pg-Rest-Lsn`.
     writes: bool,
     authenticated: bool,
@@ -44,6 +47,11 @@ pub(crate) struct Forward {
     /// The client connection's key and the deferred answer's id.
     pub(super) conn: usize,
     pub(super) id: u64,
+    /// The read replica it goes to (None: the primary).
+    pub(super) replica: Option<usize>,
+    /// A read: the request, served here should the other server be unable to run it (reads
+    /// go on when a replica or the primary is down).
+    pub(super) fallback: Option<Request>,
 }
 
 /// The planned request, for building its answer from the statement's row.
@@ -79,6 +87,8 @@ pub(super) enum Step {
     Answer(usize, u64, Response, Option<u64>),
     /// The transaction's end, to send on `link`.
     End(Box<Forward>, usize, Vec<Query>),
+    /// The other server could not run a read: the request, to answer here instead.
+    Retry(usize, u64, Request),
 }
 
 impl Forward {
@@ -152,7 +162,7 @@ impl Forward {
         Box::new(Forward {
             what,
             pre_request: ctx.pre_request.is_some(),
-            end: ctx.tx.end,
+            tx: ctx.tx,
             writes: ctx.tx.access == Access::ReadWrite,
             authenticated: ctx.authenticated,
             stage: if decides {
@@ -165,38 +175,55 @@ impl Forward {
             finishing: Finishing::default(),
             conn: 0,
             id: 0,
+            replica: None,
+            fallback: None,
         })
     }
 
-    /// Hands the request to the pool as connection `conn`'s deferred answer `id`, or answers
-    /// at once when the primary cannot be reached.
+    /// Hands the request to the pool as connection `conn`'s deferred answer `id`; when the
+    /// server cannot be reached, what to do instead: answer 503, or serve a read here.
     pub(super) fn submit(
         mut self: Box<Forward>,
         (conn, id): (usize, u64),
-        upstream: &mut Upstream<Box<Forward>>,
+        upstream: &mut Upstream<Work>,
         now: Instant,
-    ) -> Result<(), Response> {
+    ) -> Option<Step> {
         self.conn = conn;
         self.id = id;
         if let Some(why) = upstream.unavailable(now) {
-            return Err(self.finish(Err(ApiError::primary_unavailable(&why)), None));
+            return Some(self.refused(Failure::Unavailable(why)));
         }
         let run = std::mem::take(&mut self.run);
         let open = matches!(self.stage, Stage::Deciding);
-        upstream.submit(run, open, self, now);
-        Ok(())
+        upstream.submit(run, open, Work::Request(self), now);
+        None
+    }
+
+    /// The server could not run the request: a read is served here, anything else answered
+    /// with the failure.
+    fn refused(mut self: Box<Forward>, failure: Failure) -> Step {
+        match self.fallback.take() {
+            Some(request) => Step::Retry(self.conn, self.id, request),
+            None => {
+                let e = self.failure(failure);
+                self.answered(Err(e), None, false)
+            }
+        }
     }
 
     /// Where a finished run leads: the answer, or (after an open run) the transaction's end.
-    pub(super) fn step(finished: Finished<Box<Forward>>) -> Step {
-        let Finished {
-            tag: mut f,
-            result,
-            open,
-        } = finished;
+    pub(super) fn step(
+        mut f: Box<Forward>,
+        result: Result<Vec<Vec<Row>>, Failure>,
+        open: Option<usize>,
+    ) -> Step {
+        let result = match result {
+            Err(e @ Failure::Unavailable(_)) => return f.refused(e),
+            result => result,
+        };
         match std::mem::replace(&mut f.stage, Stage::Whole) {
             Stage::Whole => {
-                let committed = f.writes && f.end == TxEnd::Commit;
+                let committed = f.writes && f.tx.end == TxEnd::Commit;
                 let lsn = result.as_ref().ok().and_then(|r| forward::lsn(r));
                 let answer = f.rows(result).and_then(|rows| f.answer(&rows));
                 f.answered(answer, lsn, committed)
@@ -211,15 +238,16 @@ impl Forward {
                     return f.answered(answer, None, false);
                 };
                 let end = if answer.is_ok() {
-                    f.end
+                    f.tx.end
                 } else {
                     TxEnd::Rollback
                 };
                 f.stage = Stage::Ending(answer);
-                Step::End(f, link, forward::end_run(end).to_vec())
+                let run = forward::end_run(TxMode { end, ..f.tx });
+                Step::End(f, link, run)
             }
             Stage::Ending(answer) => {
-                let committed = answer.is_ok() && f.writes && f.end == TxEnd::Commit;
+                let committed = answer.is_ok() && f.writes && f.tx.end == TxEnd::Commit;
                 match result {
                     Ok(rows) => f.answered(answer, forward::lsn(&rows), committed),
                     // The end itself failed: a deferred constraint at COMMIT is the client's
@@ -344,11 +372,15 @@ pub(super) fn target(config: &Config) -> Result<Target, String> {
         };
         info = info.for_api(&config.database, &user);
     }
+    Target::from_conninfo(&info, pgpass(&info).as_deref())
+}
+
+/// The passfile libpq would read for `info` (`passfile=`, `PGPASSFILE`, `~/.pgpass`), if any.
+pub(super) fn pgpass(info: &Conninfo) -> Option<String> {
     let passfile = info
         .get("passfile")
         .map(str::to_string)
         .or_else(|| std::env::var("PGPASSFILE").ok())
         .or_else(|| std::env::var("HOME").ok().map(|h| format!("{h}/.pgpass")));
-    let pgpass = passfile.and_then(|path| std::fs::read_to_string(path).ok());
-    Target::from_conninfo(&info, pgpass.as_deref())
+    passfile.and_then(|path| std::fs::read_to_string(path).ok())
 }

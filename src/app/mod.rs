@@ -10,19 +10,21 @@ mod finish;
 mod forward;
 mod read;
 mod realtime;
+mod replicas;
 mod timing;
 mod write;
 
 use faults::{fault_mode, inject_fault, TEST_FAULT_PREFIX};
 use finish::{Finishing, Tail};
-use forward::Forward;
+use forward::{Forward, Step as Forwarded};
+use replicas::{Replicas, Work};
 use timing::StageTimer;
 
 use crate::execute::{self, PlanCache, RequestContext};
 use crate::schema_cache;
 use crate::stats::WorkerSlot;
 use crate::transport::conn::Handler;
-use crate::transport::upstream::Upstream;
+use crate::transport::upstream::{self, Upstream};
 use crate::worker::config::{AuthSettings, Config};
 use pg_rest_core::api_request::{self, Access, Action, MediaType, Resource, TxMode};
 use pg_rest_core::auth::jspath::{JsPath, Step};
@@ -58,7 +60,11 @@ pub struct App {
     /// it, a forwarded request its deferred answer).
     conn: usize,
     /// On a hot standby: the links to the primary that writes are forwarded over.
-    pub(crate) upstream: Upstream<Box<Forward>>,
+    upstream: Upstream<Work>,
+    /// On a primary: the replicas reads may go to (`pg_rest.read_replicas`).
+    replicas: Replicas,
+    /// While a read a replica failed is answered here: it is not sent to one again.
+    local_only: bool,
     /// The last deferred answer's id (unique over the worker's life).
     last_id: u64,
     /// Reads waiting for this standby to replay their client's write (`Pg-Rest-Lsn`).
@@ -108,6 +114,7 @@ impl RequestDefaults {
 impl App {
     pub fn new(config: Config, slot: &'static WorkerSlot) -> App {
         let target = forward::target(&config);
+        let replicas = Replicas::new(&config);
         App {
             auth: auth_config(&config.auth),
             jwt_cache: JwtCache::default(),
@@ -120,7 +127,9 @@ impl App {
             hub: Default::default(),
             checks: Default::default(),
             conn: 0,
-            upstream: Upstream::new(target),
+            upstream: Upstream::new(0, target),
+            replicas,
+            local_only: false,
             last_id: 0,
             waiting: Vec::new(),
             to_primary: false,
@@ -142,6 +151,7 @@ impl App {
     pub fn reload(&mut self, config: Config, registry: &mio::Registry) {
         self.schema_cache.invalidate();
         self.upstream.retarget(forward::target(&config), registry);
+        self.replicas.reload(&config, registry);
         if config.auth != self.config.auth {
             self.auth = auth_config(&config.auth);
             self.jwt_cache = JwtCache::default();
@@ -233,12 +243,12 @@ impl App {
     }
 
     /// A forwarded request goes to the pool: its answer is deferred, or given at once when
-    /// the primary cannot be reached.
+    /// the other server cannot be reached.
     fn submit(&mut self, forward: Box<Forward>) -> Reply {
         let id = self.next_id();
         match self.send(forward, (self.conn, id)) {
-            Ok(()) => Reply::Deferred { id },
-            Err(response) => Reply::Response(response),
+            None => Reply::Deferred { id },
+            Some(response) => Reply::Response(response),
         }
     }
 
@@ -247,14 +257,26 @@ impl App {
         self.last_id
     }
 
-    /// Hands a forwarded request to the pool as the deferred answer `to`.
-    fn send(&mut self, forward: Box<Forward>, to: (usize, u64)) -> Result<(), Response> {
-        WorkerSlot::add(&self.slot.forwarded, 1);
-        let sent = forward.submit(to, &mut self.upstream, Instant::now());
-        if sent.is_err() {
+    /// Hands a forwarded request to its pool (the primary's, or a read replica's) as the
+    /// deferred answer `to`; the answer now when it cannot go.
+    fn send(&mut self, forward: Box<Forward>, to: (usize, u64)) -> Option<Response> {
+        let now = Instant::now();
+        let to_primary = forward.replica.is_none();
+        let pool = match forward.replica {
+            Some(i) => {
+                WorkerSlot::add(&self.slot.replica_reads, 1);
+                self.replicas.upstream(i)?
+            }
+            None => {
+                WorkerSlot::add(&self.slot.forwarded, 1);
+                &mut self.upstream
+            }
+        };
+        let step = forward.submit(to, pool, now)?;
+        if to_primary {
             WorkerSlot::add(&self.slot.forward_failures, 1);
         }
-        sent
+        self.conclude(step, now).map(|(_, _, response)| response)
     }
 
     /// The position a read asks this node to have replayed (`Pg-Rest-Lsn`, read-your-writes)
@@ -308,8 +330,8 @@ impl App {
             let response = match answer {
                 Answer::Now(response) => response,
                 Answer::Forwarded(forward) => match self.send(forward, (w.conn, w.id)) {
-                    Ok(()) => continue,
-                    Err(response) => response,
+                    None => continue,
+                    Some(response) => response,
                 },
             };
             answers.push((w.conn, w.id, response));
@@ -324,38 +346,105 @@ impl App {
 
     /// The deferred answers ready since the last call: (connection, deferred id, response).
     /// Reads whose wait for replay is over, and forwarded requests that came back (runs that
-    /// only opened their transaction are ended first).
+    /// only opened their transaction are ended first, reads a replica failed are answered
+    /// here); replicas' probes are noted.
     pub fn forwarded(&mut self) -> Vec<(usize, u64, Response)> {
         let mut answers = Vec::new();
         self.replayed(&mut answers);
-        for finished in self.upstream.take_finished() {
-            let failed = matches!(
-                &finished.result,
-                Err(crate::transport::upstream::Failure::Unavailable(_))
-            );
-            if failed {
+        let now = Instant::now();
+        let mut finished: Vec<_> = self
+            .upstream
+            .take_finished()
+            .into_iter()
+            .map(|f| (None, f))
+            .collect();
+        for (i, pool) in self.replicas.upstreams().enumerate() {
+            finished.extend(pool.take_finished().into_iter().map(|f| (Some(i), f)));
+        }
+        for (replica, f) in finished {
+            let forward = match (f.tag, replica) {
+                (Work::Request(forward), _) => forward,
+                (Work::Probe, Some(i)) => {
+                    self.replicas.probed(i, f.result, now);
+                    continue;
+                }
+                (Work::Probe, None) => continue,
+            };
+            let refused = matches!(&f.result, Err(upstream::Failure::Unavailable(_)));
+            if refused && replica.is_none() {
                 WorkerSlot::add(&self.slot.forward_failures, 1);
             }
-            let step = match Forward::step(finished) {
-                forward::Step::End(forward, link, run) => {
-                    match self.upstream.resume(link, run, forward, Instant::now()) {
-                        Ok(()) => continue,
-                        Err(forward) => forward.lost(),
-                    }
+            let step = Forward::step(forward, f.result, f.open);
+            if let Forwarded::Answer(_, _, _, Some(lsn)) = &step {
+                if replica.is_none() {
+                    self.slot.primary_lsn.fetch_max(*lsn as i64, Relaxed);
                 }
-                step => step,
-            };
-            if let forward::Step::Answer(conn, id, response, lsn) = step {
-                if let Some(lsn) = lsn {
-                    self.slot.primary_lsn.fetch_max(lsn as i64, Relaxed);
-                }
-                answers.push((conn, id, response));
             }
+            answers.extend(self.conclude(step, now));
         }
         self.slot
             .primary_links
             .store(self.upstream.links_open() as i64, Relaxed);
         answers
+    }
+
+    /// Where a forwarded request's step leads: its answer, now or (the end of an open
+    /// transaction sent) later.
+    fn conclude(&mut self, step: Forwarded, now: Instant) -> Option<(usize, u64, Response)> {
+        match step {
+            // Only the primary's pool runs open transactions.
+            Forwarded::End(forward, link, run) => {
+                match self.upstream.resume(link, run, Work::Request(forward), now) {
+                    Ok(()) => None,
+                    Err(Work::Request(forward)) => self.conclude(forward.lost(), now),
+                    Err(Work::Probe) => None,
+                }
+            }
+            Forwarded::Answer(conn, id, response, _) => Some((conn, id, response)),
+            Forwarded::Retry(conn, id, request) => {
+                self.set_conn(conn);
+                self.local_only = true;
+                let answer = self.serve(&request);
+                self.local_only = false;
+                match answer {
+                    Answer::Now(response) => Some((conn, id, response)),
+                    // Served here now: nothing is forwarded again.
+                    Answer::Forwarded(forward) => self.conclude(forward.lost(), now),
+                }
+            }
+        }
+    }
+
+    /// A poll event of a link to the primary or to a replica.
+    pub fn upstream_ready(&mut self, token: mio::Token, registry: &mio::Registry) {
+        let now = Instant::now();
+        if self.upstream.owns(token) {
+            self.upstream.ready(token, registry, now);
+        } else if let Some(pool) = self.replicas.owner(token) {
+            pool.ready(token, registry, now);
+        }
+    }
+
+    /// Starts what the pools have queued.
+    pub fn pump_upstreams(&mut self, registry: &mio::Registry) {
+        let now = Instant::now();
+        self.upstream.pump(registry, now);
+        for pool in self.replicas.upstreams() {
+            pool.pump(registry, now);
+        }
+    }
+
+    /// The pools' deadlines (`limit`: how long a request may run on a link), and on a primary
+    /// the replicas' probes.
+    pub fn tick_upstreams(&mut self, registry: &mio::Registry, limit: std::time::Duration) {
+        let now = Instant::now();
+        self.upstream.tick(registry, now, limit);
+        for pool in self.replicas.upstreams() {
+            pool.tick(registry, now, limit);
+        }
+        if !self.replicas.is_empty() && !execute::in_recovery() {
+            self.replicas.probe(execute::flushed_lsn(), now);
+        }
     }
 
     /// The pipeline, stage by stage (the module's doc).
@@ -419,6 +508,7 @@ impl App {
             api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
         timer.lap("parse");
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
+        let local_only = self.local_only;
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         refresh_schema_cache(config, cache, &ctx)?;
         resolve_extension(&mut api_request, cache.loaded(), schema);
@@ -430,6 +520,16 @@ impl App {
         let r = &api_request;
         let forwarding = execute::in_recovery;
         let to_primary = self.to_primary;
+        let replicas = &mut self.replicas;
+        // A replica may answer a read that its one statement answers (not `/`, not a read a
+        // replica failed).
+        let mut replica_for = |read: bool| {
+            let routed = read && !local_only && read::is_one_statement(r);
+            routed
+                .then(|| replicas.route(request, config.read_replica_max_lag))
+                .flatten()
+        };
+        let replica = replica_for(r.action == Action::Read && r.resource != Resource::Root);
         let answer = match (r.action, &r.resource) {
             (Action::Read, Resource::Root) => {
                 // Nothing to plan: the stage is reported (as PostgREST does) with its ~0 time.
@@ -439,7 +539,7 @@ impl App {
                     read::describe_api(config, cache, plans, ctx, schema, host)
                 })?)
             }
-            (Action::Read, _) if to_primary && read::is_one_statement(r) => {
+            (Action::Read, _) if (to_primary && read::is_one_statement(r)) || replica.is_some() => {
                 let plan = execute::in_transaction(&ctx, |_| {
                     plan_fresh(config, cache, &mut timer, |c, limits| {
                         plan::read_plan(r, c, schema, limits)
@@ -447,7 +547,10 @@ impl App {
                 })?;
                 let role = cache.role_settings(ctx.role);
                 let location = read::content_location(&request.target);
-                Answer::Forwarded(Forward::read(&ctx, role, r, plan, location))
+                let mut forward = Forward::read(&ctx, role, r, plan, location);
+                forward.replica = replica;
+                forward.fallback = Some(request.clone());
+                Answer::Forwarded(forward)
             }
             (Action::Read, _) => {
                 let mut response = execute::in_transaction(&ctx, |ctx| {
@@ -469,9 +572,15 @@ impl App {
                 } else {
                     Access::ReadWrite
                 };
-                if (!read_only || to_primary) && forwarding() {
+                let replica = replica_for(read_only);
+                if ((!read_only || to_primary) && forwarding()) || replica.is_some() {
                     let role = cache.role_settings(ctx.role);
-                    Answer::Forwarded(Forward::call(&ctx, role, r, planned))
+                    let mut forward = Forward::call(&ctx, role, r, planned);
+                    forward.replica = replica;
+                    if read_only {
+                        forward.fallback = Some(request.clone());
+                    }
+                    Answer::Forwarded(forward)
                 } else {
                     let mut response = execute::in_transaction(&ctx, |ctx| {
                         call::call(plans, cache, ctx, &planned, read_only)

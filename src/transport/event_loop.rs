@@ -23,6 +23,7 @@ use crate::worker::signals;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use pg_rest_core::settings::MAX_READ_REPLICAS;
 use pgrx::prelude::*;
 use pgrx::PgTryBuilder;
 use slab::Slab;
@@ -44,6 +45,8 @@ const REPLAY_CHECK: Duration = Duration::from_millis(1);
 /// How long a shutting-down worker waits for queued responses to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const EVENTS_CAPACITY: usize = 1024;
+/// Pools of links out of a worker: the primary's, and one per read replica.
+const POOLS: usize = 1 + MAX_READ_REPLICAS;
 /// How much longer than `pg_rest.request_timeout` a forwarded request may take before its
 /// link is dropped (the primary's statement timeout normally ends it first).
 const FORWARD_GRACE: Duration = Duration::from_secs(5);
@@ -178,10 +181,10 @@ impl EventLoop {
                         }
                     }
                     Token(t)
-                        if (upstream::TOKEN_BASE..upstream::TOKEN_BASE + POOL_SIZE)
+                        if (upstream::TOKEN_BASE..upstream::TOKEN_BASE + POOLS * POOL_SIZE)
                             .contains(&t) =>
                     {
-                        app.upstream.ready(Token(t), self.poll.registry(), now);
+                        app.upstream_ready(Token(t), self.poll.registry());
                     }
                     Token(t) => {
                         if event.is_read_closed() || event.is_error() {
@@ -296,7 +299,7 @@ impl EventLoop {
     fn tick(&mut self, app: &mut App, now: Instant, accepting: bool) {
         self.check_timeouts(app, now);
         let limit = app.config().request_timeout + FORWARD_GRACE;
-        app.upstream.tick(self.poll.registry(), now, limit);
+        app.tick_upstreams(self.poll.registry(), limit);
         app.hub.expire(crate::app::unix_now());
         if let Some(text) = app.hub.board_text() {
             crate::realtime::board::write(self.index, &text);
@@ -466,7 +469,7 @@ impl EventLoop {
     fn forwarding(&mut self, app: &mut App) {
         loop {
             let now = Instant::now();
-            app.upstream.pump(self.poll.registry(), now);
+            app.pump_upstreams(self.poll.registry());
             let answers = PgTryBuilder::new(AssertUnwindSafe(|| app.forwarded()))
                 .catch_others(|e| {
                     quiet_log!(

@@ -19,8 +19,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// Link `i` polls as `Token(TOKEN_BASE + i)`; below the event loop's fixed tokens, far above
-/// its connections'.
+/// Pool `p`'s link `i` polls as `Token(TOKEN_BASE + p * POOL_SIZE + i)`; below the event
+/// loop's fixed tokens, far above its connections'.
 pub const TOKEN_BASE: usize = 1 << 40;
 /// Connections per worker to the primary: forwarded requests are writes, a fraction of the
 /// traffic, and each link carries one transaction at a time.
@@ -188,11 +188,13 @@ pub struct Upstream<T> {
     buf: Vec<u8>,
     /// Bumped by each change of target.
     generation: u64,
+    /// Its first link's token.
+    token_base: usize,
 }
 
 impl<T> Upstream<T> {
-    /// A pool for `target` (or, when there is none, the reason every job is refused).
-    pub fn new(target: Result<Target, String>) -> Upstream<T> {
+    /// Pool `index`, for `target` (or, when there is none, the reason every job is refused).
+    pub fn new(index: usize, target: Result<Target, String>) -> Upstream<T> {
         Upstream {
             target,
             links: (0..POOL_SIZE).map(|_| None).collect(),
@@ -203,6 +205,7 @@ impl<T> Upstream<T> {
             finished: Vec::new(),
             buf: vec![0; READ_CHUNK],
             generation: 0,
+            token_base: TOKEN_BASE + index * POOL_SIZE,
         }
     }
 
@@ -272,6 +275,27 @@ impl<T> Upstream<T> {
         !self.queue.is_empty() || self.links.iter().flatten().any(|l| l.job.is_some())
     }
 
+    /// The pool's index (its tokens' block).
+    pub fn index(&self) -> usize {
+        (self.token_base - TOKEN_BASE) / POOL_SIZE
+    }
+
+    /// Closes every link (the pool is dropped after a reload): their jobs fail.
+    pub fn close_all(&mut self, registry: &Registry) {
+        for i in 0..POOL_SIZE {
+            if let Some(link) = self.close(i, registry) {
+                if let Some(job) = link.job {
+                    self.refuse(job, "the connection was closed by a reload".into());
+                }
+            }
+        }
+    }
+
+    /// Whether `token` is one of this pool's links'.
+    pub fn owns(&self, token: Token) -> bool {
+        (self.token_base..self.token_base + POOL_SIZE).contains(&token.0)
+    }
+
     /// Links open now.
     pub fn links_open(&self) -> usize {
         self.links.iter().flatten().count()
@@ -300,7 +324,7 @@ impl<T> Upstream<T> {
 
     /// A link's socket is ready: reads what arrived and acts on it.
     pub fn ready(&mut self, token: Token, registry: &Registry, now: Instant) {
-        let i = token.0.wrapping_sub(TOKEN_BASE);
+        let i = token.0.wrapping_sub(self.token_base);
         let Some(link) = self.links.get_mut(i).and_then(Option::as_mut) else {
             return;
         };
@@ -405,7 +429,7 @@ impl<T> Upstream<T> {
                 continue;
             }
             let opened = Socket::connect(&target.address).and_then(|mut socket| {
-                let token = Token(TOKEN_BASE + i);
+                let token = Token(self.token_base + i);
                 registry.register(
                     socket.source(),
                     token,

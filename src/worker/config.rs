@@ -84,6 +84,10 @@ pub struct Config {
     pub server_primary_conninfo: Option<String>,
     /// `pg_rest.read_your_writes_timeout`.
     pub read_your_writes_timeout: Duration,
+    /// `pg_rest.read_replicas`, one connection string each.
+    pub read_replicas: Vec<String>,
+    /// `pg_rest.read_replica_max_lag`, in bytes of WAL.
+    pub read_replica_max_lag: u64,
     pub database: String,
     pub authenticator: String,
     /// `pg_rest.tls_cert_file` / `tls_key_file`, loaded; carried over SIGHUPs by
@@ -170,6 +174,13 @@ impl Config {
             read_your_writes_timeout: Duration::from_millis(
                 gucs::READ_YOUR_WRITES_TIMEOUT.get().max(0) as u64,
             ),
+            read_replicas: pg_rest_core::settings::split_conninfos(&string_value(
+                &gucs::READ_REPLICAS,
+            ))
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            read_replica_max_lag: gucs::READ_REPLICA_MAX_LAG.get().max(0) as u64,
             database: string_value(&gucs::DATABASE),
             authenticator: string_value(&gucs::AUTHENTICATOR),
             tls: TlsMaterial::default(),
