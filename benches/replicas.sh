@@ -7,7 +7,9 @@
 #   - a single-row POST (return=minimal) sent to the standby, which forwards it to the
 #     primary, against the same POST sent to the primary;
 #   - the latency one client sees for that POST, p50 and p99, local and forwarded: the
-#     difference is what forwarding adds.
+#     difference is what forwarding adds;
+#   - the single-row read on the primary with pg_rest.read_replicas naming the standby (each
+#     read sent to it) against the same read served by the primary itself.
 # The standby is stopped and removed at the end. Writes target/bench-replicas.md.
 set -euo pipefail
 
@@ -32,7 +34,15 @@ stop_standby() {
   fi
   rm -rf "$STANDBY"
 }
-trap 'stop_standby; rm -rf "$WORK"' EXIT
+replicas_off() {
+  psql_q -c "ALTER SYSTEM RESET pg_rest.read_replicas" -c "SELECT pg_reload_conf()" >/dev/null || true
+}
+replicas_on() {
+  psql_q -c "ALTER SYSTEM SET pg_rest.read_replicas = 'host=$STANDBY/data port=$STANDBY_PG_PORT'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  sleep 2  # the workers reload and probe the replica
+}
+trap 'replicas_off; stop_standby; rm -rf "$WORK"' EXIT
 
 log "standby: pg_basebackup of $PGHOST:$PGPORT into $STANDBY"
 stop_standby
@@ -86,7 +96,7 @@ pgbench_standby() {
 LOAD=(-t2 "-c$CONNECTIONS")
 POST=(-s "$REPO/benches/post.lua")
 
-R_SP=() R_SB=() R_FW=() P_RPS=() S_RPS=() PB=() L_RPS=() F_RPS=()
+R_SP=() R_SB=() R_FW=() R_RR=() P_RPS=() S_RPS=() PB=() L_RPS=() F_RPS=() RR_RPS=()
 L50=() L99=() F50=() F99=()
 for r in $(seq 1 "$ROUNDS"); do
   p="$(rps "$(wrk_run "primary-read-$r" "$PRIMARY$READ_PATH" "${LOAD[@]}")")"
@@ -98,8 +108,12 @@ for r in $(seq 1 "$ROUNDS"); do
   L50+=("$(percentile "$one" 50)"); L99+=("$(percentile "$one" 99)")
   one="$(wrk_run "forwarded-latency-$r" "$REPLICA/bench_writes" -t1 -c1 --latency "${POST[@]}" -- "$WORK/one.json")"
   F50+=("$(percentile "$one" 50)"); F99+=("$(percentile "$one" 99)")
-  P_RPS+=("$p"); S_RPS+=("$s"); PB+=("$b"); L_RPS+=("$l"); F_RPS+=("$f")
+  replicas_on
+  routed="$(rps "$(wrk_run "routed-read-$r" "$PRIMARY$READ_PATH" "${LOAD[@]}")")"
+  replicas_off
+  P_RPS+=("$p"); S_RPS+=("$s"); PB+=("$b"); L_RPS+=("$l"); F_RPS+=("$f"); RR_RPS+=("$routed")
   R_SP+=("$(ratio "$s" "$p")"); R_SB+=("$(ratio "$s" "$b")"); R_FW+=("$(ratio "$f" "$l")")
+  R_RR+=("$(ratio "$routed" "$p")")
   log "round $r: read primary $(fmt "$p"), standby $(fmt "$s"), pgbench on it $(fmt "$b");" \
     "POST local $(fmt "$l"), forwarded $(fmt "$f"); one client p50 ${L50[-1]} → ${F50[-1]} µs"
 done
@@ -107,6 +121,7 @@ L50M="$(median "${L50[@]}")"; F50M="$(median "${F50[@]}")"
 L99M="$(median "${L99[@]}")"; F99M="$(median "${F99[@]}")"
 FORWARDED="$(psql_q -h "$STANDBY/data" -p "$STANDBY_PG_PORT" -tAc \
   "SELECT sum(forwarded) || ' forwarded, ' || sum(forward_failures) || ' refused' FROM pg_rest.stat_forwarding")"
+ROUTED="$(psql_q -tAc "SELECT sum(replica_reads) FROM pg_rest.stat_forwarding")"
 
 cat > "$OUT" <<EOF
 | pg_rest on a streaming standby (${DURATION}s × ${ROUNDS} rounds, medians, $CONNECTIONS connections) | |
@@ -117,5 +132,6 @@ cat > "$OUT" <<EOF
 | one client's POST latency p50: local · forwarded · added | ${L50M} µs · ${F50M} µs · $(fmt "$(awk -v a="$F50M" -v b="$L50M" 'BEGIN {print a - b}')") µs |
 | one client's POST latency p99: local · forwarded · added | ${L99M} µs · ${F99M} µs · $(fmt "$(awk -v a="$F99M" -v b="$L99M" 'BEGIN {print a - b}')") µs |
 | the standby's pg_rest.stat_forwarding | ${FORWARDED} |
+| single-row read on the primary sent to the replica (read_replicas) req/s · ÷ served by the primary | $(fmt "$(median "${RR_RPS[@]}")") · $(median "${R_RR[@]}") (${ROUTED} reads sent) |
 EOF
 cat "$OUT"

@@ -51,9 +51,10 @@ CONF
   psql_ -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1 ||
     psql_ -d postgres -c "CREATE DATABASE $DB"
   # pg_rest 0.x has no upgrade scripts: an extension created by an older build (one without
-  # the newest view) is created afresh by demo.sql.
+  # the newest view column) is created afresh by demo.sql.
   if [ "$(psql_ -d "$DB" -tAc "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_rest')
-          AND to_regclass('pg_rest.stat_forwarding') IS NULL")" = t ]; then
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attname = 'replica_reads'
+                          AND attrelid = to_regclass('pg_rest.stat_forwarding'))")" = t ]; then
     psql_ -d "$DB" -c "DROP EXTENSION pg_rest"
   fi
   psql_ -d "$DB" -f "$ROOT/sql/demo.sql" >/dev/null
