@@ -86,6 +86,7 @@ def standby_of(primary: Cluster) -> Cluster:
 def pair():
     primary = extra_cluster("test-pg-primary", 54337, PRIMARY_HTTP, "postgres",
                             wal_level="logical", max_wal_senders="4", max_replication_slots="4",
+                            listen_addresses="'127.0.0.1'",
                             **{"pg_rest.authenticator": "'authenticator'",
                                "pg_rest.jwt_secret": f"'{JWT_SECRET}'"})
     standby = None
@@ -362,6 +363,20 @@ def set_on(cluster: Cluster, **settings: str) -> None:
 
 def replica_reads(primary: Cluster) -> int:
     return primary.sql("SELECT sum(replica_reads) FROM pg_rest.stat_forwarding")[0][0]
+
+
+def test_writes_are_forwarded_over_tcp_as_primary_conninfo_names(pair):
+    primary, standby = pair
+    set_on(standby, primary_conninfo=f"postgresql://authenticator@127.0.0.1:{primary.pg_port}/postgres")
+    try:
+        r = httpx.post(f"{standby.base_url}/items", json={"id": 90, "label": "tcp"}, timeout=5)
+        assert r.status_code == 201, r.text
+        peers = primary.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                            "'pg_rest' AND client_addr = '127.0.0.1'")
+        assert peers[0][0] >= 1
+        assert primary_rows(primary, "SELECT label FROM public.items WHERE id = 90") == [("tcp",)]
+    finally:
+        set_on(standby, primary_conninfo=None)
 
 
 def test_the_primary_sends_reads_to_a_caught_up_read_replica(pair):
