@@ -114,6 +114,29 @@ pub(crate) fn is_initialized() -> bool {
     unsafe { crate::PRELOADED }
 }
 
+/// The running http workers' slots as (worker index, pid, slot), for the stat views; an
+/// ERROR when pg_rest was not preloaded, since the shared memory then does not exist.
+fn live_slots() -> impl Iterator<Item = (i32, i32, &'static WorkerSlot)> {
+    if !is_initialized() {
+        error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
+    }
+    SLOTS.get().iter().enumerate().filter_map(|(i, s)| {
+        let pid = s.pid.load(Relaxed) as i32;
+        (pid != 0).then_some((i as i32, pid, s))
+    })
+}
+
+/// A TimestampTz (µs since 2000-01-01) as a SQL value.
+fn timestamptz(us: i64) -> Option<pgrx::datum::TimestampWithTimeZone> {
+    // SAFETY: any i64 is a valid TimestampTz datum.
+    unsafe {
+        <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
+            pg_sys::Datum::from(us),
+            false,
+        )
+    }
+}
+
 /// SQL-callable functions live in the `pg_rest` schema (API.md's SQL API).
 #[pg_schema]
 mod pg_rest {
@@ -146,32 +169,18 @@ mod pg_rest {
             name!(started, Option<pgrx::datum::TimestampWithTimeZone>),
         ),
     > {
-        if !is_initialized() {
-            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
-        }
-        let rows: Vec<_> = SLOTS
-            .get()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.pid.load(Relaxed) != 0)
-            .map(|(i, s)| {
-                let started = s.started.load(Relaxed);
+        let rows: Vec<_> = live_slots()
+            .map(|(i, pid, s)| {
                 (
-                    i as i32,
-                    s.pid.load(Relaxed) as i32,
+                    i,
+                    pid,
                     s.connections.load(Relaxed),
                     s.requests.load(Relaxed),
                     s.errors.load(Relaxed),
                     s.bytes_in.load(Relaxed),
                     s.bytes_out.load(Relaxed),
                     s.plans.load(Relaxed),
-                    // SAFETY: a TimestampTz from GetCurrentTimestamp is a valid datum.
-                    unsafe {
-                        <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
-                            pg_sys::Datum::from(started),
-                            false,
-                        )
-                    },
+                    timestamptz(s.started.load(Relaxed)),
                 )
             })
             .collect();
@@ -197,21 +206,14 @@ mod pg_rest {
             name!(replica_reads, i64),
         ),
     > {
-        if !is_initialized() {
-            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
-        }
         let replayed = crate::execute::replay_lsn();
-        let rows: Vec<_> = SLOTS
-            .get()
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.pid.load(Relaxed) != 0)
-            .map(|(i, s)| {
+        let rows: Vec<_> = live_slots()
+            .map(|(i, pid, s)| {
                 let seen = s.primary_lsn.load(Relaxed) as u64;
                 let known = seen != 0;
                 (
-                    i as i32,
-                    s.pid.load(Relaxed) as i32,
+                    i,
+                    pid,
                     s.forwarded.load(Relaxed),
                     s.forward_failures.load(Relaxed),
                     s.primary_links.load(Relaxed),
@@ -242,16 +244,9 @@ mod pg_rest {
             name!(since, Option<pgrx::datum::TimestampWithTimeZone>),
         ),
     > {
-        if !is_initialized() {
-            error!("pg_rest is not loaded: add pg_rest to shared_preload_libraries and restart");
-        }
         let mut rows = Vec::new();
-        for (i, s) in SLOTS.get().iter().enumerate() {
-            let pid = s.pid.load(Relaxed) as i32;
-            if pid == 0 {
-                continue;
-            }
-            for line in crate::realtime::board::read(i).lines() {
+        for (i, pid, _) in live_slots() {
+            for line in crate::realtime::board::read(i as usize).lines() {
                 let f: Vec<&str> = line.split('\t').collect();
                 let [role, what, transport, sent, dropped, since] = f[..] else {
                     continue;
@@ -259,20 +254,14 @@ mod pg_rest {
                 // µs since the Unix epoch → PostgreSQL's µs since 2000-01-01.
                 let since = since.parse::<i64>().ok().map(|us| us - 946_684_800_000_000);
                 rows.push((
-                    i as i32,
+                    i,
                     pid,
                     role.to_string(),
                     what.to_string(),
                     transport.to_string(),
                     sent.parse().unwrap_or(0),
                     dropped.parse().unwrap_or(0),
-                    // SAFETY: a TimestampTz value is a valid datum.
-                    since.and_then(|t| unsafe {
-                        <pgrx::datum::TimestampWithTimeZone as pgrx::datum::FromDatum>::from_datum(
-                            pg_sys::Datum::from(t),
-                            false,
-                        )
-                    }),
+                    since.and_then(timestamptz),
                 ));
             }
         }

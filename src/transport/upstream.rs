@@ -325,15 +325,8 @@ impl<T> Upstream<T> {
     /// A link's socket is ready: reads what arrived and acts on it.
     pub fn ready(&mut self, token: Token, registry: &Registry, now: Instant) {
         let i = token.0.wrapping_sub(self.token_base);
-        let Some(link) = self.links.get_mut(i).and_then(Option::as_mut) else {
+        if !self.connected(i, registry) {
             return;
-        };
-        if !link.connected {
-            match link.socket.connected() {
-                Ok(true) => link.connected = true,
-                Ok(false) => return,
-                Err(e) => return self.fail_link(i, registry, format!("cannot connect: {e}")),
-            }
         }
         loop {
             let Some(link) = self.links[i].as_mut() else {
@@ -495,18 +488,29 @@ impl<T> Upstream<T> {
             .is_some_and(|l| l.generation == self.generation)
     }
 
+    /// Whether link `i` exists and its connect has completed; a failed connect drops it.
+    fn connected(&mut self, i: usize, registry: &Registry) -> bool {
+        let Some(link) = self.links.get_mut(i).and_then(Option::as_mut) else {
+            return false;
+        };
+        if link.connected {
+            return true;
+        }
+        match link.socket.connected() {
+            Ok(done) => link.connected = done,
+            Err(e) => self.fail_link(i, registry, format!("cannot connect: {e}")),
+        }
+        self.links[i].as_ref().is_some_and(|l| l.connected)
+    }
+
     /// Writes what link `i` has queued, as far as the socket takes it.
     fn write(&mut self, i: usize, registry: &Registry) {
+        if !self.connected(i, registry) {
+            return;
+        }
         let Some(link) = self.links[i].as_mut() else {
             return;
         };
-        if !link.connected {
-            match link.socket.connected() {
-                Ok(true) => link.connected = true,
-                Ok(false) => return,
-                Err(e) => return self.fail_link(i, registry, format!("cannot connect: {e}")),
-            }
-        }
         while !link.client.output().is_empty() {
             match link.socket.write(link.client.output()) {
                 Ok(n) => link.client.wrote(n),
