@@ -58,12 +58,15 @@ GRANT SELECT, INSERT ON public.parents, public.children TO web_anon;
 """
 
 PRIMARY_HTTP, STANDBY_HTTP = 3109, 3110
+# Both listen on TCP: their ports lie below the ephemeral range (32768–60999), where a test
+# client's connection (or its TIME_WAIT) could hold the port and the server fail to bind.
+PRIMARY_PG, STANDBY_PG = 25437, 25438
 
 
 def standby_of(primary: Cluster) -> Cluster:
     """A streaming standby of `primary` (pg_basebackup -R), its own ports appended to the
     configuration it copied."""
-    standby = Cluster(root=REPO / "target" / "test-pg-standby", pg_port=54338,
+    standby = Cluster(root=REPO / "target" / "test-pg-standby", pg_port=STANDBY_PG,
                       http_port=STANDBY_HTTP, dbname="postgres")
     if (standby.data_dir / "postmaster.pid").exists():
         standby.stop("immediate")
@@ -84,7 +87,7 @@ def standby_of(primary: Cluster) -> Cluster:
 
 @pytest.fixture(scope="module")
 def pair():
-    primary = extra_cluster("test-pg-primary", 54337, PRIMARY_HTTP, "postgres",
+    primary = extra_cluster("test-pg-primary", PRIMARY_PG, PRIMARY_HTTP, "postgres",
                             wal_level="logical", max_wal_senders="4", max_replication_slots="4",
                             listen_addresses="'127.0.0.1'",
                             **{"pg_rest.authenticator": "'authenticator'",
