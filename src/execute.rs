@@ -333,23 +333,38 @@ pub fn in_recovery() -> bool {
     unsafe { pg_sys::RecoveryInProgress() }
 }
 
+/// Sets `name` to `value` for the rest of the transaction. Both are copied, NUL-terminated,
+/// into one buffer kept for the worker's life (PostgreSQL copies them in turn): a request's
+/// nine settings cost no allocation.
 fn set_local(name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
-        error!("pg_rest: a setting contains a NUL byte");
-    };
-    // SAFETY: valid C strings; errors raise through pgrx's guard into our boundary.
-    unsafe {
-        pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            0,
-            false,
-        );
+    thread_local! {
+        static C_STRINGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
+    if name.contains('\0') || value.contains('\0') {
+        error!("pg_rest: a setting contains a NUL byte");
+    }
+    C_STRINGS.with_borrow_mut(|buf| {
+        buf.clear();
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(0);
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(0);
+        let (name, value) = buf.split_at(name.len() + 1);
+        // SAFETY: two NUL-terminated strings without inner NULs; errors raise through pgrx's
+        // guard into our boundary (unwinding releases the buffer's borrow).
+        unsafe {
+            pg_sys::set_config_option(
+                name.as_ptr().cast(),
+                value.as_ptr().cast(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_LOCAL,
+                true,
+                0,
+                false,
+            );
+        }
+    });
 }
 
 /// A kept plan and its SQL as a C string (what pg_stat_activity shows while it runs).

@@ -2,11 +2,14 @@
 //! of verified tokens (keyed by token). Eviction scans for the oldest entry, which is cheap at
 //! the sizes used (hundreds to a thousand) and only happens on a miss, i.e. when a statement is
 //! being prepared or a signature checked anyway.
+//! Hashed with foldhash, not SipHash: a lookup hashes a whole statement text or token, on
+//! every request.
 
+use foldhash::fast::RandomState;
 use std::collections::HashMap;
 
 pub struct Lru<V> {
-    entries: HashMap<String, (V, u64)>,
+    entries: HashMap<String, (V, u64), RandomState>,
     clock: u64,
     capacity: usize,
 }
@@ -14,7 +17,7 @@ pub struct Lru<V> {
 impl<V> Lru<V> {
     pub fn new(capacity: usize) -> Self {
         Lru {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             clock: 0,
             capacity: capacity.max(1),
         }

@@ -476,7 +476,7 @@ impl App {
             tx.isolation = isolation.unwrap_or(tx.isolation);
             tx
         };
-        let who = (&who, headers_json.as_str(), cookies_json.as_str());
+        let who = (who, headers_json.as_str(), cookies_json.as_str());
         if self.config.test_faults && request.target.starts_with(TEST_FAULT_PREFIX) {
             let ctx = context(&self.defaults, request, who, mode(fault_mode(request)));
             let fault = &request.target[TEST_FAULT_PREFIX.len()..];

@@ -83,7 +83,7 @@ impl App {
         &mut self,
         authorization: Option<&str>,
     ) -> Result<Authenticated, ApiError> {
-        auth::authenticate(authorization, &self.auth, &mut self.jwt_cache, unix_now())
+        auth::authenticate(authorization, &self.auth, &mut self.jwt_cache, unix_now()).cloned()
     }
 
     /// One WebSocket text message; the reply, if the op has one now (events come later).

@@ -396,31 +396,31 @@ fn name_list(what: &'static str, value: &str) -> Result<Vec<String>, ApiError> {
     }
 }
 
-/// A key split at the dots outside double quotes.
-fn split_key(key: &str) -> Vec<String> {
-    let mut parts = vec![String::new()];
-    let mut quoted = false;
-    for ch in key.chars() {
-        match ch {
+/// A key split at the dots outside double quotes (the parts borrow the key).
+fn split_key(key: &str) -> Vec<&str> {
+    let mut parts = Vec::with_capacity(1);
+    let (mut start, mut quoted) = (0, false);
+    for (i, b) in key.bytes().enumerate() {
+        match b {
             // `->` paths may hold no dots; a dot outside quotes separates embed labels.
-            '.' if !quoted => parts.push(String::new()),
-            _ => {
-                quoted ^= ch == '"';
-                if let Some(p) = parts.last_mut() {
-                    p.push(ch);
-                }
+            b'.' if !quoted => {
+                parts.push(&key[start..i]);
+                start = i + 1;
             }
+            b'"' => quoted = !quoted,
+            _ => {}
         }
     }
+    parts.push(&key[start..]);
     parts
 }
 
 /// `(embed path, last part, keyword)`: `a.b.order` is `b`'s order inside `a`;
 /// `a.not.or` is a negated logic tree of `a` (the last part then is `not.or`).
-fn classify(segments: &[String]) -> (EmbedPath, String, Option<Keyword>) {
+fn classify(segments: &[&str]) -> (EmbedPath, String, Option<Keyword>) {
     let n = segments.len();
-    let last = segments[n - 1].as_str();
-    let unquote = |s: &String| s.trim_matches('"').to_string();
+    let last = segments[n - 1];
+    let unquote = |s: &&str| s.trim_matches('"').to_string();
     let keyword = match last {
         "order" => Some(Keyword::Order),
         "limit" => Some(Keyword::Limit),
@@ -447,7 +447,12 @@ pub fn decode_text(raw: &str, plus_is_space: bool) -> Result<String, ApiError> {
     } else {
         raw
     };
-    let bytes: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+    if !raw.contains(['%', '\0']) {
+        // Nothing to decode (most names and values): one copy.
+        return Ok(raw.to_string());
+    }
+    let mut bytes = Vec::with_capacity(raw.len());
+    bytes.extend(percent_decode(raw.as_bytes()));
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return Err(ApiError::invalid_byte_sequence(&bytes[at..=at]));
     }

@@ -51,15 +51,18 @@ struct Verified {
 }
 
 /// Verified tokens, by token text; bounded, least recently used evicted. Emptied by the
-/// caller when the auth settings change.
+/// caller when the auth settings change (so is the anonymous outcome kept beside them).
 pub struct JwtCache {
     entries: Lru<Verified>,
+    /// The outcome of a request without a token, made at the first such request.
+    anonymous: Option<Authenticated>,
 }
 
 impl Default for JwtCache {
     fn default() -> Self {
         JwtCache {
             entries: Lru::new(JWT_CACHE_ENTRIES),
+            anonymous: None,
         }
     }
 }
@@ -75,38 +78,49 @@ impl JwtCache {
 }
 
 /// Authenticates a request from its `Authorization` header at time `now` (Unix seconds).
-pub fn authenticate(
+/// The outcome is the cache's: a request with a token verified before, or without one, costs
+/// a lookup and no copies.
+pub fn authenticate<'c>(
     authorization: Option<&str>,
     config: &AuthConfig,
-    cache: &mut JwtCache,
+    cache: &'c mut JwtCache,
     now: i64,
-) -> Result<Authenticated, ApiError> {
+) -> Result<&'c Authenticated, ApiError> {
     let Some(token) = authorization.and_then(bearer_token) else {
-        return outcome(&Map::new(), config);
+        if cache.anonymous.is_none() {
+            cache.anonymous = Some(outcome(&Map::new(), config)?);
+        }
+        return cache
+            .anonymous
+            .as_ref()
+            .ok_or_else(ApiError::anonymous_disabled);
     };
     let Some(keys) = &config.keys else {
         return Err(ApiError::jwt_secret_missing());
     };
-    if let Some(hit) = cache.entries.get(token) {
-        if let Err(e) = hit.times.check(now) {
+    let hit = cache.entries.get(token).map(|hit| hit.times.check(now));
+    match hit {
+        Some(Err(e)) => {
             cache.entries.remove(token);
             return Err(e);
         }
-        return Ok(hit.outcome.clone());
+        Some(Ok(())) => {}
+        None => {
+            let claims = verify(token, keys)?;
+            let times = Times::read(&claims)?;
+            times.check(now)?;
+            check_audience(&claims, config.audience.as_deref())?;
+            let outcome = outcome(&claims, config)?;
+            cache
+                .entries
+                .insert(token.to_string(), Verified { outcome, times });
+        }
     }
-    let claims = verify(token, keys)?;
-    let times = Times::read(&claims)?;
-    times.check(now)?;
-    check_audience(&claims, config.audience.as_deref())?;
-    let outcome = outcome(&claims, config)?;
-    cache.entries.insert(
-        token.to_string(),
-        Verified {
-            outcome: outcome.clone(),
-            times,
-        },
-    );
-    Ok(outcome)
+    cache
+        .entries
+        .get(token)
+        .map(|v| &v.outcome)
+        .ok_or_else(|| ApiError::internal("a verified token left the cache"))
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive); None for no or another scheme.

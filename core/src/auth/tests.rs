@@ -87,6 +87,7 @@ fn auth(token: &str, config: &AuthConfig) -> Result<Authenticated, ApiError> {
         &mut JwtCache::default(),
         NOW,
     )
+    .cloned()
 }
 
 fn err(token: &str, config: &AuthConfig) -> (u16, String, String, Option<String>) {
@@ -102,7 +103,9 @@ fn err(token: &str, config: &AuthConfig) -> (u16, String, String, Option<String>
 #[test]
 fn no_token_is_the_anonymous_role_with_its_claims() {
     let c = config(SECRET);
-    let a = authenticate(None, &c, &mut JwtCache::default(), NOW).unwrap();
+    let a = authenticate(None, &c, &mut JwtCache::default(), NOW)
+        .cloned()
+        .unwrap();
     assert_eq!(a.role, "web_anon");
     assert_eq!(a.claims, r#"{"role":"web_anon"}"#);
     assert!(!a.authenticated);
@@ -113,6 +116,7 @@ fn no_token_is_the_anonymous_role_with_its_claims() {
         &mut JwtCache::default(),
         NOW,
     )
+    .cloned()
     .unwrap();
     assert_eq!(a.role, "web_anon");
     let e = authenticate(
@@ -147,6 +151,7 @@ fn a_valid_hs256_token_gives_its_role_and_claims() {
         &mut JwtCache::default(),
         NOW,
     )
+    .cloned()
     .unwrap();
     assert_eq!(a.role, "web_user");
 }

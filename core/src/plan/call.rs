@@ -236,6 +236,11 @@ fn similarity(a: &str, b: &str) -> f64 {
 
 /// `key=value` as a filter, if it reads as one (`id=gt.1`); an argument otherwise (`a=3`).
 fn as_filter(key: &str, value: &str) -> Option<Condition> {
+    // Every operator is followed by a dot: without one the value is an argument, known
+    // without parsing (and building the error a failed parse makes).
+    if !value.contains('.') {
+        return None;
+    }
     let field = field::parse_field(key).ok()?;
     filter::filter(field, value).ok().map(Condition::Filter)
 }
