@@ -275,7 +275,10 @@ pub fn begin_request_sql(
     role_settings: Option<&RoleSettings>,
     plans: &mut PlanCache,
 ) {
-    request_settings(ctx, role_settings, set_local);
+    request_settings(ctx, role_settings, |name, value| match name {
+        "search_path" => set_search_path(value),
+        _ => set_local(name, value),
+    });
     arm_statement_timeout(ctx.statement_timeout_ms);
     if let Some(call) = ctx.pre_request {
         run_for_effects(plans, call);
@@ -333,10 +336,30 @@ pub fn in_recovery() -> bool {
     unsafe { pg_sys::RecoveryInProgress() }
 }
 
-/// Sets `name` to `value` for the rest of the transaction. Both are copied, NUL-terminated,
-/// into one buffer kept for the worker's life (PostgreSQL copies them in turn): a request's
-/// nine settings cost no allocation.
+/// Sets `name` to `value` for the rest of the transaction.
 fn set_local(name: &str, value: &str) {
+    set_config(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
+}
+
+/// Sets the request's `search_path`, unless it is already the session's: it is set for the
+/// session (once per worker, again only after something changed it), not for each
+/// transaction, which would make PostgreSQL parse it, look up its schemas and check every
+/// kept plan's path against it, on every request. A transaction that fails undoes its SET.
+fn set_search_path(value: &str) {
+    // SAFETY: the GUC's current value, a NUL-terminated string (or NULL before it is set).
+    let current = unsafe { pg_sys::namespace_search_path };
+    // SAFETY: as above; read before anything can change it.
+    let same = !current.is_null()
+        && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes();
+    if !same {
+        set_config("search_path", value, pg_sys::GucAction::GUC_ACTION_SET);
+    }
+}
+
+/// Sets a setting as the session's `SET` does (`action`: for the session or the
+/// transaction). Name and value are copied, NUL-terminated, into one buffer kept for the
+/// worker's life (PostgreSQL copies them in turn): a request's settings cost no allocation.
+fn set_config(name: &str, value: &str, action: pg_sys::GucAction::Type) {
     thread_local! {
         static C_STRINGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -358,7 +381,7 @@ fn set_local(name: &str, value: &str) {
                 value.as_ptr().cast(),
                 pg_sys::GucContext::PGC_USERSET,
                 pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_LOCAL,
+                action,
                 true,
                 0,
                 false,

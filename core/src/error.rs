@@ -432,7 +432,7 @@ impl ApiError {
     pub fn function_not_found(
         schema: &str,
         name: &str,
-        params: &[String],
+        params: &[&str],
         with_body: bool,
         close: Option<String>,
     ) -> Self {

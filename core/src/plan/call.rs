@@ -9,7 +9,7 @@ use crate::api_request::payload::RawBody;
 use crate::api_request::{field, filter, ApiRequest, Condition, Field, MediaType, Resource};
 use crate::error::ApiError;
 use crate::preferences::Count;
-use crate::schema_cache::{Function, QualifiedName, Relation, SchemaCache, Volatility};
+use crate::schema_cache::{Function, QualifiedName, SchemaCache, Volatility};
 
 /// A call as a FROM item: the function and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,17 +90,17 @@ pub fn call_plan(
     };
     // A GET's parameters: those that read as filters are filters, the others arguments.
     let mut filters = Vec::new();
-    let mut query_args: Vec<(String, String)> = Vec::new();
+    let mut query_args: Vec<(&str, &str)> = Vec::new();
     for (key, value) in &req.call_params {
         match as_filter(key, value) {
             Some(f) => filters.push((Vec::new(), f)),
-            None => query_args.push((key.clone(), value.clone())),
+            None => query_args.push((key, value)),
         }
     }
     let payload = req.payload.as_ref();
-    let mut given: Vec<String> = match payload {
-        Some(p) => p.keys.clone(),
-        None => query_args.iter().map(|(k, _)| k.clone()).collect(),
+    let mut given: Vec<&str> = match payload {
+        Some(p) => p.keys.iter().map(String::as_str).collect(),
+        None => query_args.iter().map(|(k, _)| *k).collect(),
     };
     given.dedup();
     let overloads = cache.functions(schema, name);
@@ -138,7 +138,7 @@ pub fn call_plan(
                     values: query_args
                         .iter()
                         .filter(|(k, _)| *k == p.name)
-                        .map(|(_, v)| v.clone())
+                        .map(|(_, v)| v.to_string())
                         .collect(),
                     variadic: p.variadic,
                 })
@@ -250,7 +250,7 @@ fn as_filter(key: &str, value: &str) -> Option<Condition> {
 /// function whose one parameter is unnamed and takes it whole.
 fn choose<'f>(
     overloads: &'f [Function],
-    given: &[String],
+    given: &[&str],
     body: Option<Option<RawBody>>,
 ) -> Option<&'f Function> {
     let mut fits: Vec<&Function> = overloads
@@ -260,7 +260,7 @@ fn choose<'f>(
                 || (given.iter().all(|g| f.params.iter().any(|p| p.name == *g))
                     && f.params
                         .iter()
-                        .all(|p| p.has_default || p.variadic || given.contains(&p.name)))
+                        .all(|p| p.has_default || p.variadic || given.contains(&&*p.name)))
         })
         .collect();
     fits.sort_by_key(|f| f.params.len());
@@ -299,38 +299,39 @@ fn body_args(f: &Function, keys: &[String], array: bool) -> CallArgs {
 
 /// A node reading the call's one value as the column `pgrst_0`.
 fn scalar_node(f: &Function) -> Node {
-    let mut node = record_node(f);
-    node.outputs = vec![Output::Expr {
-        expr: Box::new(Expr {
-            source: Source::Column(RESULT_ALIAS.to_string()),
-            field: Field::named(RESULT_ALIAS),
-            cast: None,
-            type_name: f.return_type.clone(),
-            base_type: f.return_type.clone(),
-            source_type: f.return_type.clone(),
-            to_json: None,
-            from_text: None,
-        }),
-        name: RESULT_ALIAS.to_string(),
-        aggregate: None,
-        aggregate_cast: None,
-    }];
-    node
+    call_node(
+        f,
+        vec![Output::Expr {
+            expr: Box::new(Expr {
+                source: Source::Column(RESULT_ALIAS.to_string()),
+                field: Field::named(RESULT_ALIAS),
+                cast: None,
+                type_name: f.return_type.clone(),
+                base_type: f.return_type.clone(),
+                source_type: f.return_type.clone(),
+                to_json: None,
+                from_text: None,
+            }),
+            name: RESULT_ALIAS.to_string(),
+            aggregate: None,
+            aggregate_cast: None,
+        }],
+    )
 }
 
 /// A node reading every column of the call's rows (a composite type pg_rest has no columns
 /// of: OUT parameters, `RETURNS TABLE`, `record`).
 fn record_node(f: &Function) -> Node {
-    let relation = Relation {
-        schema: f.schema.clone(),
-        name: f.name.clone(),
-        ..Relation::default()
-    };
+    call_node(f, vec![Output::AllColumns])
+}
+
+/// A node reading `outputs` of the call's rows.
+fn call_node(f: &Function, outputs: Vec<Output>) -> Node {
     Node {
-        relation: relation.qualified(),
+        relation: QualifiedName::new(&f.schema, &f.name),
         source: NodeSource::Relation,
         alias: RESULT_ALIAS.to_string(),
-        outputs: vec![Output::AllColumns],
+        outputs,
         conditions: Vec::new(),
         order: Vec::new(),
         range: Default::default(),

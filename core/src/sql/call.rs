@@ -56,8 +56,7 @@ pub(super) fn push_call(b: &mut Builder, call: &Call) {
                     // Of repeated values the last wins, as in PostgREST.
                     a.values.last().cloned().unwrap_or_default()
                 };
-                let p = b.param(value);
-                b.sql.push_str(&format!("{p}::{}", a.type_name));
+                b.push_param(value, &a.type_name);
             }
             b.sql.push(')');
         }

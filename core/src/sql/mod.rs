@@ -10,6 +10,7 @@ mod write;
 pub use call::call_statement;
 pub use read::{explain_statement, plan_rows, planned_count_statement, read_statement};
 pub use realtime::{channel_check_statement, subscribe_check_statement, visibility_statement};
+use std::fmt::Write;
 pub use write::write_statement;
 
 /// The columns every statement ends with, after rows, total and body: `response.headers`
@@ -68,13 +69,25 @@ pub fn pre_request_statement(function: &str) -> String {
 /// A statement being written: its text and its parameters so far. Fragments (a node, an
 /// embed, a condition) append to both, so a nested embedding is a fragment inside a fragment
 /// and parameters are numbered in the order they appear.
-#[derive(Default)]
 pub(crate) struct Builder {
     pub sql: String,
     params: Vec<String>,
     /// The request body, bound once however often the statement reads it.
     payload: Option<String>,
     payload_placeholder: Option<String>,
+}
+
+impl Default for Builder {
+    /// Room for a typical statement (a few hundred bytes), so building one reallocates
+    /// seldom.
+    fn default() -> Self {
+        Builder {
+            sql: String::with_capacity(1024),
+            params: Vec::with_capacity(4),
+            payload: None,
+            payload_placeholder: None,
+        }
+    }
 }
 
 impl Builder {
@@ -100,6 +113,14 @@ impl Builder {
     pub fn param(&mut self, value: String) -> String {
         self.params.push(value);
         format!("${}", self.params.len())
+    }
+
+    /// Adds a bind parameter and writes its placeholder, cast to `type_name` (a planned
+    /// type's SQL, not a client's text).
+    pub fn push_param(&mut self, value: String, type_name: &str) {
+        self.params.push(value);
+        // Writing into a String cannot fail.
+        let _ = write!(self.sql, "${}::{type_name}", self.params.len());
     }
 
     pub fn finish(self) -> Statement {

@@ -197,12 +197,12 @@ pub(super) fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, cou
     }
     // Row counts are parameters too: one plan serves every page of a shape.
     if let Some(limit) = n.range.limit {
-        let p = b.param(limit.to_string());
-        b.sql.push_str(&format!(" LIMIT {p}::int8"));
+        b.sql.push_str(" LIMIT ");
+        b.push_param(limit.to_string(), "int8");
     }
     if n.range.offset > 0 {
-        let p = b.param(n.range.offset.to_string());
-        b.sql.push_str(&format!(" OFFSET {p}::int8"));
+        b.sql.push_str(" OFFSET ");
+        b.push_param(n.range.offset.to_string(), "int8");
     }
 }
 
