@@ -346,9 +346,10 @@ fn set_local(name: &str, value: &str) {
 /// transaction, which would make PostgreSQL parse it, look up its schemas and check every
 /// kept plan's path against it, on every request. A transaction that fails undoes its SET.
 fn set_search_path(value: &str) {
-    // SAFETY: the GUC's current value, a NUL-terminated string (or NULL before it is set).
+    // SAFETY: the GUC's current value, a NUL-terminated string owned by PostgreSQL (or NULL
+    // before it is first set), read between statements.
     let current = unsafe { pg_sys::namespace_search_path };
-    // SAFETY: as above; read before anything can change it.
+    // SAFETY: as above.
     let same = !current.is_null()
         && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes();
     if !same {

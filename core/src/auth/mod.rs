@@ -87,13 +87,11 @@ pub fn authenticate<'c>(
     now: i64,
 ) -> Result<&'c Authenticated, ApiError> {
     let Some(token) = authorization.and_then(bearer_token) else {
-        if cache.anonymous.is_none() {
-            cache.anonymous = Some(outcome(&Map::new(), config)?);
-        }
-        return cache
-            .anonymous
-            .as_ref()
-            .ok_or_else(ApiError::anonymous_disabled);
+        let anonymous = match cache.anonymous.take() {
+            Some(kept) => kept,
+            None => outcome(&Map::new(), config)?,
+        };
+        return Ok(cache.anonymous.insert(anonymous));
     };
     let Some(keys) = &config.keys else {
         return Err(ApiError::jwt_secret_missing());
