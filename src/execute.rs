@@ -357,6 +357,21 @@ fn set_search_path(value: &str) {
     }
 }
 
+/// Gives the rest of the transaction the server's own `search_path` (the database's or role's
+/// default), whatever requests set for the session: the schema cache reads names as
+/// `format_type` shows them, qualified unless visible, and must read them the same way
+/// whichever request loads it (PostgREST's sessions keep the default path).
+pub fn default_search_path() {
+    // SAFETY: looks up a built-in GUC's reset value (a string owned by PostgreSQL).
+    let reset = unsafe { pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()) };
+    if reset.is_null() {
+        return;
+    }
+    // SAFETY: as above, NUL-terminated.
+    let reset = unsafe { std::ffi::CStr::from_ptr(reset) }.to_string_lossy();
+    set_local("search_path", &reset);
+}
+
 /// Sets a setting as the session's `SET` does (`action`: for the session or the
 /// transaction). Name and value are copied, NUL-terminated, into one buffer kept for the
 /// worker's life (PostgreSQL copies them in turn): a request's settings cost no allocation.
