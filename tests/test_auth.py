@@ -63,6 +63,16 @@ def test_every_request_setting_is_visible_in_sql(http):
     assert info["isolation"] == "read committed"
 
 
+def test_search_path_is_the_request_schemas(http):
+    # PostgREST: the profile's schema first, then pg_rest.extra_search_path ('public').
+    for profile in ({"Accept-Profile": "library"}, {"Content-Profile": "library"}):
+        method = "GET" if "Accept-Profile" in profile else "POST"
+        r = http.request(method, "/rpc/path_and_books", headers=profile,
+                         **({} if method == "GET" else {"json": {}}))
+        assert r.status_code == 200, r.text
+        assert r.json() == [{"search_path": '"library", "public"', "books": 8}]
+
+
 def test_anonymous_claims_carry_the_anonymous_role(http):
     (info,) = http.get("/request_info").json()
     assert info["role"] == "web_anon"

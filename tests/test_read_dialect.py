@@ -20,7 +20,7 @@ import re
 
 import pytest
 
-from conftest import assert_pgrst_error
+from conftest import assert_pgrst_error, wait_until
 
 PROFILE = {"Accept-Profile": "library"}
 JSON_CT = "application/json; charset=utf-8"
@@ -1037,6 +1037,30 @@ def test_openapi_root_of_the_profile(http):
     assert props["id"]["type"] == "integer"
     assert props["title"]["type"] == "string"
     assert props["scores"]["type"] == "array"
+
+
+def test_openapi_type_names_as_the_server_path_shows_them(pg, http):
+    # corpus 1668: a type outside the server's default search_path is named with its schema,
+    # also when the worker reloading the cache last served a request on that schema (whose
+    # search_path the session then holds). The worker's own role must be able to use the
+    # schema for the path to count it (PostgreSQL skips schemas it may not use).
+    pg.psql("GRANT USAGE ON SCHEMA library TO authenticator;")
+    assert http.get("/books?limit=0", headers=PROFILE).status_code == 200
+    pg.psql("CREATE TYPE library.shelf_colour AS ENUM ('red', 'blue');"
+            "CREATE TABLE library.shelves (id int PRIMARY KEY, colour library.shelf_colour);"
+            "GRANT SELECT ON library.shelves TO web_anon;")
+    try:
+        def shelves():
+            # Each request leaves the session on library's search_path for the next reload.
+            doc = http.get("/", headers=PROFILE).json()
+            return doc["definitions"].get("shelves")
+        wait_until(lambda: shelves() is not None, 10, interval=0.1, what="shelves in OpenAPI")
+        colour = shelves()["properties"]["colour"]
+        assert colour["format"] == "library.shelf_colour", colour
+        assert colour["enum"] == ["red", "blue"], colour
+    finally:
+        pg.psql("DROP TABLE library.shelves; DROP TYPE library.shelf_colour;"
+                "REVOKE USAGE ON SCHEMA library FROM authenticator;")
 
 
 def test_server_timing_and_trace_header(pg):

@@ -91,8 +91,9 @@ enum Answer {
 
 /// What every request's transaction starts with, derived from the settings once per load.
 struct RequestDefaults {
-    /// `search_path` of requests on the default schema.
-    search_path: String,
+    /// Each exposed schema (`public` if none) with the `search_path` of requests on it: it
+    /// first, then `pg_rest.extra_search_path`, as PostgREST sets it.
+    search_paths: Vec<(String, String)>,
     /// The `pg_rest.pre_request` call as SQL.
     pre_request: Option<String>,
     statement_timeout_ms: i32,
@@ -101,13 +102,35 @@ struct RequestDefaults {
 impl RequestDefaults {
     fn new(config: &Config) -> RequestDefaults {
         RequestDefaults {
-            search_path: context::search_path(config.default_schema(), &config.extra_search_path),
+            search_paths: config
+                .schemas
+                .iter()
+                .map(String::as_str)
+                .chain(config.schemas.is_empty().then_some("public"))
+                .map(|schema| {
+                    let path = context::search_path(schema, &config.extra_search_path);
+                    (schema.to_owned(), path)
+                })
+                .collect(),
             pre_request: config
                 .pre_request
                 .as_deref()
                 .map(sql::pre_request_statement),
             statement_timeout_ms: config.statement_timeout_ms,
         }
+    }
+
+    /// The `search_path` of a request on `schema`, one of the exposed schemas.
+    fn search_path(&self, schema: &str) -> &str {
+        self.search_paths
+            .iter()
+            .find(|(name, _)| name == schema)
+            .map_or_else(|| self.default_search_path(), |(_, path)| path)
+    }
+
+    /// The `search_path` of requests on the default schema (the first).
+    fn default_search_path(&self) -> &str {
+        self.search_paths.first().map_or("", |(_, path)| path)
     }
 }
 
@@ -508,6 +531,7 @@ impl App {
             api_request::choose_schema(api_request.profile.as_deref(), &self.config.schemas)?;
         timer.lap("parse");
         let mut ctx = context(&self.defaults, request, who, mode(api_request.tx));
+        ctx.search_path = self.defaults.search_path(schema);
         let local_only = self.local_only;
         let (config, cache, plans) = (&self.config, &mut self.schema_cache, &mut self.plans);
         refresh_schema_cache(config, cache, &ctx)?;
@@ -697,7 +721,7 @@ fn context<'a>(
         cookies,
         method: &request.method,
         path: request.target.split('?').next().unwrap_or(""),
-        search_path: &defaults.search_path,
+        search_path: defaults.default_search_path(),
         pre_request: defaults.pre_request.as_deref(),
         statement_timeout_ms: defaults.statement_timeout_ms,
         timezone: None,

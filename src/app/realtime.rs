@@ -570,7 +570,7 @@ fn context<'a>(defaults: &'a super::RequestDefaults, who: &'a Authenticated) -> 
         cookies: "{}",
         method: "GET",
         path: PATH,
-        search_path: &defaults.search_path,
+        search_path: defaults.default_search_path(),
         pre_request: None,
         statement_timeout_ms: defaults.statement_timeout_ms,
         timezone: None,
