@@ -90,6 +90,15 @@ def test_unknown_table_404(http):
     assert err["hint"] is None
 
 
+def test_misspelled_table_gets_a_hint(http):
+    # Error.hs tableNotFoundHint: the schema's closest relation name (fuzzy, >= 0.75).
+    for method in ("GET", "DELETE"):
+        r = http.request(method, "/bookz")
+        err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST205")
+        assert err["message"] == "Could not find the table 'public.bookz' in the schema cache"
+        assert err["hint"] == "Perhaps you meant the table 'public.books'"
+
+
 def test_unknown_column_in_filter(http):
     r = http.get("/books?nope=eq.1")
     assert_pgrst_error(r.status_code, r.content, 400, "42703")

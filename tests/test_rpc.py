@@ -265,6 +265,13 @@ def test_unknown_argument_get(http):
         "hint": "Perhaps you meant to call the function shop.add_them(a, b)"}
 
 
+def test_no_hint_for_an_unlike_parameter_list(http):
+    # corpus 1439's rule: the overloads' sorted parameter lists must be 0.33 similar.
+    r = get(http, "/rpc/add_them?zzzzzzzzzzzz=1")
+    err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST202")
+    assert err["hint"] is None
+
+
 def test_unknown_argument_post(http):
     r = post(http, "/rpc/add_them", {"a": 1, "c": 2})
     err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST202")

@@ -471,11 +471,15 @@ impl ApiError {
     }
 
     /// PGRST205: the table or view is not in the schema cache.
-    pub fn table_not_found(schema: &str, name: &str) -> Self {
-        Self::new(
-            Code::TableNotFound,
-            format!("Could not find the table '{schema}.{name}' in the schema cache"),
-        )
+    /// `close`: the schema's relation most like `name`, if one is (PostgREST's hint).
+    pub fn table_not_found(schema: &str, name: &str, close: Option<&str>) -> Self {
+        ApiError {
+            hint: close.map(|t| format!("Perhaps you meant the table '{schema}.{t}'")),
+            ..Self::new(
+                Code::TableNotFound,
+                format!("Could not find the table '{schema}.{name}' in the schema cache"),
+            )
+        }
     }
 
     /// PGRST103 (416): the rows asked for (limit, offset, `Range`) cannot be given.
@@ -774,7 +778,7 @@ mod tests {
 
     #[test]
     fn json_shape_has_exactly_four_keys() {
-        let e = ApiError::table_not_found("public", "nope");
+        let e = ApiError::table_not_found("public", "nope", None);
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         let obj = v.as_object().unwrap();
         let mut keys: Vec<_> = obj.keys().cloned().collect();

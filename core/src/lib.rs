@@ -14,6 +14,7 @@ pub mod context;
 pub mod cors;
 pub mod error;
 pub mod forward;
+pub mod fuzzy;
 pub mod http1;
 pub mod jsonp;
 pub mod lru;

@@ -117,7 +117,7 @@ pub(super) fn options(
         Resource::Root => "OPTIONS,GET,HEAD".to_string(),
         Resource::Relation(name) => {
             let r = or_stem(name, |n| cache.relation(schema, n))
-                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+                .map_or_else(|| cache.relation_or_not_found(schema, name), Ok)?;
             let mut methods = vec!["OPTIONS", "GET", "HEAD"];
             let table = r.kind != RelationKind::View;
             if table || r.insertable {
@@ -136,7 +136,7 @@ pub(super) fn options(
         }
         Resource::Function(name) => {
             let f = or_stem(name, |n| cache.functions(schema, n).first())
-                .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+                .ok_or_else(|| ApiError::table_not_found(schema, name, None))?;
             if f.volatility == Volatility::Volatile {
                 "OPTIONS,POST".to_string()
             } else {

@@ -278,9 +278,7 @@ impl App {
         refresh_schema_cache(&self.config, &mut self.schema_cache, &ctx)?;
         let cache = self.schema_cache.loaded();
         let planned = plan::read_plan(&request, cache, &schema, &limits(&self.config))?;
-        let relation = cache
-            .relation(&schema, w.name)
-            .ok_or_else(|| ApiError::table_not_found(&schema, w.name))?;
+        let relation = cache.relation_or_not_found(&schema, w.name)?;
         let table = QualifiedName::new(&relation.schema, &relation.name);
         let primary_key = relation.primary_key.clone();
         let check = sql::subscribe_check_statement(&table, &planned.root);

@@ -8,6 +8,7 @@ use super::{media, plan_root, Expr, Limits, Node, NodeSource, Output, Source};
 use crate::api_request::payload::RawBody;
 use crate::api_request::{field, filter, ApiRequest, Condition, Field, MediaType, Resource};
 use crate::error::ApiError;
+use crate::fuzzy;
 use crate::preferences::Count;
 use crate::schema_cache::{Function, QualifiedName, SchemaCache, Volatility};
 
@@ -106,13 +107,7 @@ pub fn call_plan(
     let overloads = cache.functions(schema, name);
     let body = payload.map(|p| p.raw);
     let f = choose(overloads, &given, body).ok_or_else(|| {
-        let close = match overloads.first() {
-            Some(f) => {
-                let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
-                Some(format!("{}({})", f.name, names.join(", ")))
-            }
-            None => similar_name(cache, schema, name),
-        };
+        let close = close_function(cache, schema, name, overloads, &given);
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
     // A set of a table's rows is answered as that table.
@@ -153,9 +148,7 @@ pub fn call_plan(
         (_, true) if f.return_type == "void" => (scalar_node(f), CallResult::Void),
         (_, true) => (scalar_node(f), CallResult::Scalar),
         (Some(rel), false) => {
-            let relation = cache
-                .relation(&rel.schema, &rel.name)
-                .ok_or_else(|| ApiError::table_not_found(&rel.schema, &rel.name))?;
+            let relation = cache.relation_or_not_found(&rel.schema, &rel.name)?;
             let mut with_filters = req.clone();
             with_filters.conditions.append(&mut filters);
             (
@@ -202,36 +195,29 @@ fn raw_type(req: &ApiRequest, f: &Function) -> Result<Option<String>, ApiError> 
     }
 }
 
-/// The function of `schema` whose name is most like `name` (PostgREST's fuzzy match, which
-/// needs 0.75 similarity): here 1 - edit distance / the longer length.
-fn similar_name(cache: &SchemaCache, schema: &str, name: &str) -> Option<String> {
-    cache
-        .functions_in(schema)
-        .into_iter()
-        .map(|f| (similarity(name, &f.name), f.name.clone()))
-        .filter(|(score, _)| *score >= 0.75)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, n)| n)
-}
-
-fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let longest = a.len().max(b.len());
-    if longest == 0 {
-        return 1.0;
+/// What the caller may have meant, as PostgREST's hint names it: with no function of that
+/// name, the schema's function most like it (0.75 similar); else the overload whose sorted
+/// parameter list is most like the one given (0.33 similar).
+fn close_function(
+    cache: &SchemaCache,
+    schema: &str,
+    name: &str,
+    overloads: &[Function],
+    given: &[&str],
+) -> Option<String> {
+    if overloads.is_empty() {
+        let names = cache
+            .functions_in(schema)
+            .into_iter()
+            .map(|f| f.name.as_str());
+        return fuzzy::closest(names, name, 0.75).map(str::to_owned);
     }
-    // Levenshtein distance, one row at a time.
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    1.0 - row[b.len()] as f64 / longest as f64
+    let lists: Vec<String> = overloads
+        .iter()
+        .map(|f| fuzzy::param_list(f.params.iter().map(|p| p.name.as_str())))
+        .collect();
+    let given = fuzzy::param_list(given.iter().copied());
+    fuzzy::closest(lists.iter().map(String::as_str), &given, 0.33).map(|l| format!("{name}{l}"))
 }
 
 /// `key=value` as a filter, if it reads as one (`id=gt.1`); an argument otherwise (`a=3`).
@@ -361,6 +347,16 @@ mod tests {
                 f("cover", "bytea", false),
                 f("answer", "integer", false),
                 f("lines", "text", true),
+                Function {
+                    params: ["b", "a"]
+                        .map(|n| crate::schema_cache::Parameter {
+                            name: n.into(),
+                            type_name: "integer".into(),
+                            ..Default::default()
+                        })
+                        .into(),
+                    ..f("add_them", "integer", false)
+                },
             ],
             ..CatalogRows::default()
         })
@@ -372,6 +368,18 @@ mod tests {
             aggregates_enabled: false,
         };
         call_plan(&parse("GET", target, []).unwrap(), &cache(), "lib", &limits)
+    }
+
+    #[test]
+    fn unknown_functions_hint_at_what_was_meant() {
+        let hint = |target: &str| plan(target).unwrap_err().hint;
+        let meant = |f: &str| Some(format!("Perhaps you meant to call the function lib.{f}"));
+        assert_eq!(hint("/rpc/answr"), meant("answer"));
+        assert_eq!(hint("/rpc/anwser"), None); // a transposition costs two edits
+        assert_eq!(hint("/rpc/nothing_like_it"), None);
+        // An overload's parameters, sorted, as PostgREST lists them.
+        assert_eq!(hint("/rpc/add_them?a=1&c=2"), meant("add_them(a, b)"));
+        assert_eq!(hint("/rpc/add_them?zzzzzzzzz=1"), None);
     }
 
     #[test]
@@ -403,12 +411,5 @@ mod tests {
             let e = plan(target).unwrap_err();
             assert_eq!((e.status, e.code.as_str()), (406, "PGRST107"), "{target}");
         }
-    }
-
-    #[test]
-    fn similarity_is_one_minus_relative_edit_distance() {
-        assert_eq!(super::similarity("add_thm", "add_them"), 0.875);
-        assert_eq!(super::similarity("abc", "abc"), 1.0);
-        assert!(super::similarity("abc", "xyz") < 0.75);
     }
 }

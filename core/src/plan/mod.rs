@@ -166,9 +166,7 @@ pub fn read_plan(
         // `/` and `/rpc` are planned elsewhere (openapi, `call::call_plan`).
         Resource::Root | Resource::Function(_) => return Err(ApiError::invalid_path()),
     };
-    let relation = cache
-        .relation(schema, name)
-        .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+    let relation = cache.relation_or_not_found(schema, name)?;
     let root = plan_root(req, cache, relation, limits, false)?;
     let handler = media::handler(req, cache, &relation.schema, &relation.name)?;
     // A plan request plans the statement of the media type it explains.
@@ -290,13 +288,7 @@ impl Planner<'_> {
                     let resolved = embed::resolve(self.cache, &node.relation, e)?;
                     let target = self
                         .cache
-                        .relation(&resolved.target.schema, &resolved.target.name)
-                        .ok_or_else(|| {
-                            ApiError::table_not_found(
-                                &resolved.target.schema,
-                                &resolved.target.name,
-                            )
-                        })?;
+                        .relation_or_not_found(&resolved.target.schema, &resolved.target.name)?;
                     let mut child_path = path.to_vec();
                     child_path.push((e.label().to_string(), e.name.clone()));
                     let child = self.node(target, &e.select, &child_path, e.spread)?;

@@ -98,9 +98,7 @@ pub fn write_plan(
     let Resource::Relation(name) = &req.resource else {
         return Err(ApiError::invalid_path());
     };
-    let relation = cache
-        .relation(schema, name)
-        .ok_or_else(|| ApiError::table_not_found(schema, name))?;
+    let relation = cache.relation_or_not_found(schema, name)?;
     let mut returning = plan_root(req, cache, relation, limits, true)?;
     returning.source = NodeSource::Written;
     returning.range = Default::default();

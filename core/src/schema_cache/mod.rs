@@ -13,6 +13,7 @@ pub use build::{
 };
 pub use relationships::{Cardinality, Junction, Relationship};
 
+use crate::error::ApiError;
 use std::collections::HashMap;
 
 /// A schema-qualified name.
@@ -218,6 +219,23 @@ impl SchemaCache {
 
     pub fn relation(&self, schema: &str, name: &str) -> Option<&Relation> {
         self.schemas.get(schema)?.get(name)
+    }
+
+    /// `schema.name`, or PGRST205 with the schema's relation most like it as the hint (at
+    /// least 0.75 similar, as PostgREST's).
+    pub fn relation_or_not_found(&self, schema: &str, name: &str) -> Result<&Relation, ApiError> {
+        self.relation(schema, name).ok_or_else(|| {
+            // Sorted, so that equally close names give the same hint every time.
+            let mut names: Vec<&str> = self
+                .schemas
+                .get(schema)
+                .into_iter()
+                .flat_map(|m| m.keys().map(String::as_str))
+                .collect();
+            names.sort_unstable();
+            let close = crate::fuzzy::closest(names, name, 0.75);
+            ApiError::table_not_found(schema, name, close)
+        })
     }
 
     /// Every relation of `schema`, sorted by name (the API description lists them so).
