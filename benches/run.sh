@@ -10,7 +10,8 @@
 #
 # One run: (1) wrk, 50 connections, a single-row read; (2) pgbench running the very SQL
 # pg_rest generates for that read (prepared, 50 clients): the in-database ceiling, in ROUNDS
-# alternating rounds with wrk (so are the embedding, page, write and call comparisons);
+# alternating rounds with wrk (so are the embedding, page, write and call comparisons, and
+# the read and the call once more with pgbench over TCP loopback, wrk's transport);
 # (1b) the same read with an HS256 and an RS256 token (JWT cache warm), and with 5,000
 # distinct RS256 tokens (each verified); (3) wrk pipelining 16 requests per write; (4) RSS
 # of every pg_rest http worker.
@@ -231,6 +232,18 @@ RPC_PATH="/rpc/bench_add?a=1&b=2"
 pg_rest_sql "$RPC_PATH" 1 2 > "$WORK/rpc.sql"
 read -r RPC_RPS RPC_TPS RPC_RATIO <<<"$(URL="$BASE$RPC_PATH" paired rpc "$WORK/rpc.sql" "")"
 
+# --- (2c2) the read and the call against pgbench over TCP loopback ------------------------------
+# wrk reaches pg_rest over TCP; pgbench above reaches PostgreSQL over its UNIX socket, which
+# costs the kernel less per round trip. The same pairs with pgbench on 127.0.0.1 tell the
+# transport's share from pg_rest's own (when the server listens there: `make up`'s does).
+SINGLE_TCP="n/a (PostgreSQL does not listen on 127.0.0.1)"; RPC_TCP="$SINGLE_TCP"
+if psql_q -h 127.0.0.1 -c "SELECT 1" >/dev/null 2>&1; then
+  read -r _ tcp_tps tcp_ratio <<<"$(paired single-tcp "$WORK/pgrst.sql" "-h 127.0.0.1")"
+  SINGLE_TCP="$(fmt "$tcp_tps") · $tcp_ratio"
+  read -r _ tcp_tps tcp_ratio <<<"$(URL="$BASE$RPC_PATH" paired rpc-tcp "$WORK/rpc.sql" "-h 127.0.0.1")"
+  RPC_TCP="$(fmt "$tcp_tps") · $tcp_ratio"
+fi
+
 # --- (2d) where the call's CPU goes: per request, on the server and in the client ---------------
 # One more run of each, counted from /proc: pg_rest's http workers (they live on) and wrk
 # (bash's own child accounting), then pgbench's backends (reaped by the postmaster, so they
@@ -316,6 +329,8 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | single-row POST (return=minimal) req/s · pgbench tps · ratio | $(fmt "$POST_RPS") · $(fmt "$POST_TPS") · ${POST_RATIO} |
 | 100-row bulk POST req/s · pgbench tps · ratio | $(fmt "$BULK_RPS") · $(fmt "$BULK_TPS") · ${BULK_RATIO} |
 | scalar call (GET ${RPC_PATH}) req/s · pgbench tps · ratio | $(fmt "$RPC_RPS") · $(fmt "$RPC_TPS") · ${RPC_RATIO} |
+| single-row read, pgbench over TCP loopback: tps · ratio | ${SINGLE_TCP} |
+| scalar call, pgbench over TCP loopback: tps · ratio | ${RPC_TCP} |
 | scalar call CPU per request, µs: pg_rest workers + wrk · pgbench backends + pgbench | ${CPU_PG_REST} + ${CPU_WRK} · ${CPU_BACKENDS} + ${CPU_PGBENCH} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |

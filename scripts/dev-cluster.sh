@@ -27,7 +27,8 @@ up() {
     cat >> "$DATA/postgresql.conf" <<CONF
 # --- pg_rest dev cluster ---
 port = $PGPORT
-listen_addresses = ''
+# TCP on loopback only: make bench compares pgbench over it with pgbench over the socket.
+listen_addresses = '127.0.0.1'
 unix_socket_directories = '$DATA'
 shared_preload_libraries = 'pg_rest'
 pg_rest.port = $HTTP_PORT

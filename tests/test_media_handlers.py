@@ -126,7 +126,8 @@ def test_a_raw_body_needs_a_function_that_takes_it(http):
     # shout takes text, not bytes: no function matches (PostgREST's PGRST202).
     r = http.post("/rpc/shout", content=b"abc", headers={
         **POST_PROFILE, "Content-Type": "application/octet-stream"})
-    assert_pgrst_error(r.status_code, r.content, 404, "PGRST202")
+    err = assert_pgrst_error(r.status_code, r.content, 404, "PGRST202")
+    assert err["hint"] is None  # a raw body has no parameter names to compare
     # Text must be UTF-8.
     r = http.post("/rpc/shout", content=b"\xff\xfe", headers={
         **POST_PROFILE, "Content-Type": "text/plain"})

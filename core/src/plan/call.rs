@@ -107,7 +107,12 @@ pub fn call_plan(
     let overloads = cache.functions(schema, name);
     let body = payload.map(|p| p.raw);
     let f = choose(overloads, &given, body).ok_or_else(|| {
-        let close = close_function(cache, schema, name, overloads, &given);
+        // A raw body (text, XML, bytes) has no parameter names to compare: no hint, as in
+        // PostgREST.
+        let raw = payload.is_some_and(|p| p.raw.is_some());
+        let close = (!raw)
+            .then(|| close_function(cache, schema, name, overloads, &given))
+            .flatten();
         ApiError::function_not_found(schema, name, &given, payload.is_some(), close)
     })?;
     // A set of a table's rows is answered as that table.
