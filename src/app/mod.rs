@@ -91,7 +91,7 @@ enum Answer {
 
 /// What every request's transaction starts with, derived from the settings once per load.
 struct RequestDefaults {
-    /// Each exposed schema (`public` if none) with the `search_path` of requests on it: it
+    /// Each exposed schema, the default first, with the `search_path` of requests on it: it
     /// first, then `pg_rest.extra_search_path`, as PostgREST sets it.
     search_paths: Vec<(String, String)>,
     /// The `pg_rest.pre_request` call as SQL.
@@ -102,11 +102,8 @@ struct RequestDefaults {
 impl RequestDefaults {
     fn new(config: &Config) -> RequestDefaults {
         RequestDefaults {
-            search_paths: config
-                .schemas
-                .iter()
-                .map(String::as_str)
-                .chain(config.schemas.is_empty().then_some("public"))
+            search_paths: std::iter::once(config.default_schema())
+                .chain(config.schemas.iter().skip(1).map(String::as_str))
                 .map(|schema| {
                     let path = context::search_path(schema, &config.extra_search_path);
                     (schema.to_owned(), path)
