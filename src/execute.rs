@@ -2,6 +2,7 @@
 //! cancel, timeout or Rust panic inside is caught here, the transaction aborted, and the
 //! client gets PostgREST's error JSON; the worker goes on serving.
 
+use crate::settings;
 use crate::worker::signals;
 use pg_rest_core::api_request::{Access, TxMode};
 use pg_rest_core::error::{unpack_sqlstate, ApiError};
@@ -138,7 +139,7 @@ unsafe fn commit(access: Access) {
     // SAFETY: reading GUC variables of this backend.
     let defer = access == Access::ReadWrite && unsafe { flush_is_local_and_awaited() };
     if defer {
-        set_local("synchronous_commit", "off");
+        settings::set_local("synchronous_commit", "off");
     }
     if access == Access::ReadWrite {
         // SAFETY: cleared so that a transaction that writes no commit record (no XID) leaves
@@ -266,8 +267,7 @@ pub fn guarded_void(f: impl FnOnce()) {
         .execute();
 }
 
-/// Starts the request's own SQL: its settings ([`request_settings`]), all transaction-local,
-/// through the C API (~1 µs, against ~10 µs for SQL `set_config`), then arms the statement
+/// Starts the request's own SQL: its settings ([`settings::apply`]), then arms the statement
 /// timer (so a role's `statement_timeout` counts) and calls `pg_rest.pre_request`. After the
 /// schema-cache work, so a small timeout cannot starve a cache reload.
 pub fn begin_request_sql(
@@ -275,38 +275,11 @@ pub fn begin_request_sql(
     role_settings: Option<&RoleSettings>,
     plans: &mut PlanCache,
 ) {
-    request_settings(ctx, role_settings, |name, value| match name {
-        "search_path" => set_search_path(value),
-        _ => set_local(name, value),
-    });
+    settings::apply(ctx, role_settings);
     arm_statement_timeout(ctx.statement_timeout_ms);
     if let Some(call) = ctx.pre_request {
         run_for_effects(plans, call);
     }
-}
-
-/// The settings a request's transaction starts with, in PostgREST's order: `search_path`, the
-/// settings the database keeps for the role, the time zone asked for, the role,
-/// `request.jwt.claims`, `request.method`, `request.path`, `request.headers`,
-/// `request.cookies`. One list for the local path and the forwarded one.
-pub fn request_settings<'a>(
-    ctx: &RequestContext<'a>,
-    role_settings: Option<&'a RoleSettings>,
-    mut each: impl FnMut(&'a str, &'a str),
-) {
-    each("search_path", ctx.search_path);
-    for (name, value) in role_settings.map_or(&[][..], |r| &r.settings) {
-        each(name, value);
-    }
-    if let Some(tz) = ctx.timezone {
-        each("timezone", tz);
-    }
-    each("role", ctx.role);
-    each("request.jwt.claims", ctx.claims);
-    each("request.method", ctx.method);
-    each("request.path", ctx.path);
-    each("request.headers", ctx.headers);
-    each("request.cookies", ctx.cookies);
 }
 
 /// The statement timeout a request runs under, in milliseconds (0: none): the shorter of
@@ -334,76 +307,6 @@ pub fn flushed_lsn() -> u64 {
 pub fn in_recovery() -> bool {
     // SAFETY: reads the shared recovery state; callable in any backend.
     unsafe { pg_sys::RecoveryInProgress() }
-}
-
-/// Sets `name` to `value` for the rest of the transaction.
-fn set_local(name: &str, value: &str) {
-    set_config(name, value, pg_sys::GucAction::GUC_ACTION_LOCAL);
-}
-
-/// Sets the request's `search_path`, unless it is already the session's: it is set for the
-/// session (once per worker, again only after something changed it), not for each
-/// transaction, which would make PostgreSQL parse it, look up its schemas and check every
-/// kept plan's path against it, on every request. A transaction that fails undoes its SET.
-fn set_search_path(value: &str) {
-    // SAFETY: the GUC's current value, a NUL-terminated string owned by PostgreSQL (or NULL
-    // before it is first set), read between statements.
-    let current = unsafe { pg_sys::namespace_search_path };
-    // SAFETY: as above.
-    let same = !current.is_null()
-        && unsafe { std::ffi::CStr::from_ptr(current) }.to_bytes() == value.as_bytes();
-    if !same {
-        set_config("search_path", value, pg_sys::GucAction::GUC_ACTION_SET);
-    }
-}
-
-/// Gives the rest of the transaction the server's own `search_path` (the database's or role's
-/// default), whatever requests set for the session: the schema cache reads names as
-/// `format_type` shows them, qualified unless visible, and must read them the same way
-/// whichever request loads it (PostgREST's sessions keep the default path).
-pub fn default_search_path() {
-    // SAFETY: looks up a built-in GUC's reset value (a string owned by PostgreSQL).
-    let reset = unsafe { pg_sys::GetConfigOptionResetString(c"search_path".as_ptr()) };
-    if reset.is_null() {
-        return;
-    }
-    // SAFETY: as above, NUL-terminated.
-    let reset = unsafe { std::ffi::CStr::from_ptr(reset) }.to_string_lossy();
-    set_local("search_path", &reset);
-}
-
-/// Sets a setting as the session's `SET` does (`action`: for the session or the
-/// transaction). Name and value are copied, NUL-terminated, into one buffer kept for the
-/// worker's life (PostgreSQL copies them in turn): a request's settings cost no allocation.
-fn set_config(name: &str, value: &str, action: pg_sys::GucAction::Type) {
-    thread_local! {
-        static C_STRINGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    if name.contains('\0') || value.contains('\0') {
-        error!("pg_rest: a setting contains a NUL byte");
-    }
-    C_STRINGS.with_borrow_mut(|buf| {
-        buf.clear();
-        buf.extend_from_slice(name.as_bytes());
-        buf.push(0);
-        buf.extend_from_slice(value.as_bytes());
-        buf.push(0);
-        let (name, value) = buf.split_at(name.len() + 1);
-        // SAFETY: two NUL-terminated strings without inner NULs; errors raise through pgrx's
-        // guard into our boundary (unwinding releases the buffer's borrow).
-        unsafe {
-            pg_sys::set_config_option(
-                name.as_ptr().cast(),
-                value.as_ptr().cast(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                action,
-                true,
-                0,
-                false,
-            );
-        }
-    });
 }
 
 /// A kept plan and its SQL as a C string (what pg_stat_activity shows while it runs).

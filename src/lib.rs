@@ -16,6 +16,7 @@ pub mod execute;
 pub mod gucs;
 pub mod realtime;
 pub mod schema_cache;
+pub mod settings;
 pub mod stats;
 pub mod transport;
 pub mod worker;

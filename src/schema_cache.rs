@@ -324,7 +324,7 @@ impl Holder {
         // are not lost.
         CHANGED_SINCE_LOAD.store(false, Ordering::Relaxed);
         let retry_on_unwind = StaleOnUnwind;
-        crate::execute::default_search_path();
+        crate::settings::as_server();
         let (cache, oids) = load(schemas);
         let roles = load_role_settings();
         std::mem::forget(retry_on_unwind);

@@ -73,6 +73,46 @@ def test_search_path_is_the_request_schemas(http):
         assert r.json() == [{"search_path": '"library", "public"', "books": 8}]
 
 
+def test_settings_a_request_leaves_in_the_session_do_not_reach_the_next(pg):
+    # pg_rest keeps request settings for the worker's session and sets only those that
+    # differ; a function that sets some for the session (here even the role) must not change
+    # what the next request on that worker runs with. One connection: one worker.
+    with pg.client() as c:
+        assert c.post("/rpc/leave_session_settings", json={}).status_code == 204
+        for _ in range(2):
+            (info,) = c.get("/request_info").json()
+            assert info["role"] == "web_anon", info
+            assert json.loads(info["claims"]) == {"role": "web_anon"}
+            assert info["method"] == "GET"
+        (info,) = c.get("/request_info", headers=bearer(ALICE)).json()
+        assert (info["role"], json.loads(info["claims"])) == ("web_user", ALICE)
+        (info,) = c.get("/request_info").json()
+        assert info["role"] == "web_anon", info
+
+
+def test_a_role_the_authenticator_lost_is_refused_at_once(pg):
+    # The role is kept for the session between requests; PostgreSQL checks membership only
+    # when it is set, so a revoked grant (or a dropped role) must make the next request set it
+    # again — and fail, as PostgREST's SET LOCAL ROLE would (42501, 403 with a token).
+    pg.psql("CREATE ROLE temp_reader NOLOGIN; GRANT temp_reader TO authenticator;"
+            "GRANT USAGE ON SCHEMA public TO temp_reader;"
+            "GRANT SELECT ON public.request_info TO temp_reader;")
+    reader = bearer({"role": "temp_reader"})
+    try:
+        with pg.client() as c:
+            for _ in range(2):
+                r = c.get("/request_info", headers=reader)
+                assert r.status_code == 200 and r.json()[0]["role"] == "temp_reader", r.text
+            pg.psql("REVOKE temp_reader FROM authenticator;")
+            r = c.get("/request_info", headers=reader)
+            assert_pgrst_error(r.status_code, r.content, 403, "42501")
+            assert 'permission denied to set role "temp_reader"' in r.json()["message"]
+            (info,) = c.get("/request_info").json()
+            assert info["role"] == "web_anon"
+    finally:
+        pg.psql("DROP OWNED BY temp_reader; DROP ROLE temp_reader;")
+
+
 def test_anonymous_claims_carry_the_anonymous_role(http):
     (info,) = http.get("/request_info").json()
     assert info["role"] == "web_anon"
@@ -168,6 +208,32 @@ def test_per_role_settings_apply_and_follow_a_reload(pg):
         pg.sql("ALTER ROLE web_user RESET ALL")
         pg.sql("REVOKE SELECT ON public.slow FROM web_user")
         pg.reload()
+
+
+def test_a_role_setting_granted_to_the_authenticator_applies(pg):
+    """A superuser-only setting kept for a role applies when the authenticator was granted SET
+    on it (PostgreSQL 15's GRANT SET ON PARAMETER): it is read and set as the authenticator,
+    even on a worker whose session last ran a request as that role (the role is kept for the
+    session between requests)."""
+    with pg.client() as c:
+        assert c.get("/request_info", headers=bearer(ALICE)).status_code == 200
+        pg.psql("GRANT SET ON PARAMETER log_min_duration_statement TO authenticator;"
+                "ALTER ROLE web_user SET log_min_duration_statement = '4321';")
+        try:
+            pg.reload()
+
+            def setting():
+                r = c.get("/request_info", headers=bearer(ALICE))
+                assert r.status_code == 200, r.text
+                return r.json()[0]["log_min_duration_statement"]
+            wait_until(lambda: setting() == "4321ms", 5, what="the granted role setting")
+            assert setting() == "4321ms"
+            (info,) = c.get("/request_info").json()
+            assert info["log_min_duration_statement"] != "4321ms"
+        finally:
+            pg.psql("ALTER ROLE web_user RESET log_min_duration_statement;"
+                    "REVOKE SET ON PARAMETER log_min_duration_statement FROM authenticator;")
+            pg.reload()
 
 
 def test_pre_request_can_refuse_a_request(pg):

@@ -151,7 +151,7 @@ impl Forward {
         decides: bool,
     ) -> Box<Forward> {
         let mut settings = Vec::with_capacity(12);
-        execute::request_settings(ctx, role, |name, value| settings.push((name, value)));
+        crate::settings::request_settings(ctx, role, |name, value, _| settings.push((name, value)));
         let timeout = execute::statement_timeout_ms(ctx.statement_timeout_ms).to_string();
         settings.push(("statement_timeout", &timeout));
         let run = if decides {
