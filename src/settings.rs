@@ -93,12 +93,16 @@ fn server_role() {
 /// Sets `name` to `value` for the session, unless that is its live value already. The role
 /// is set again after any change to roles or memberships: the name may now stand for another
 /// role, or the worker may no longer be allowed to become it (PostgreSQL checks that only
-/// when the role is set).
+/// when the role is set). The mark is cleared only once a role was set: a refused one stays
+/// refused for every request that asks for it.
 fn set_for_session(name: &str, value: &str) {
-    let recheck = name == "role" && ROLES_CHANGED.replace(false);
-    if recheck || !is_current(name, value) {
+    let role = name == "role";
+    if (role && ROLES_CHANGED.get()) || !is_current(name, value) {
         watch_roles();
         set_config(name, value, pg_sys::GucAction::GUC_ACTION_SET);
+        if role {
+            ROLES_CHANGED.set(false);
+        }
     }
 }
 
