@@ -145,13 +145,14 @@ RS_COLD_RPS="$(wrk_rps rs256-uncached -s "$REPO/benches/tokens.lua" -- "$WORK/rs
 
 # --- (2) pgbench, same SQL -----------------------------------------------------------------
 # pg_rest_sql PATH VALUES...: the statement pg_rest runs for PATH, as a pgbench script. The
-# text is what the workers report to pg_stat_activity (so it is never out of date); VALUES are
-# its parameters $1, $2, … in order, as pg_rest binds them.
+# text is what the workers report to pg_stat_activity (so it is never out of date: the latest
+# SELECT any worker ran, i.e. the one for PATH just requested); VALUES are its parameters $1,
+# $2, … in order, as pg_rest binds them.
 pg_rest_sql() {
   local path=$1; shift
   for _ in $(seq 1 20); do curl -fs -o /dev/null "$BASE$path" || die "GET $path failed"; done
   local sql
-  sql="$(last_statement "SELECT pg_catalog.count(_pgrst_t)%")"
+  sql="$(last_statement "SELECT %")"
   local i=0
   for v in "$@"; do i=$((i + 1)); printf '\\set p%d %s\n' "$i" "$v"; done
   printf '%s;\n' "$(printf '%s' "$sql" | sed -E 's/\$([0-9]+)/:p\1/g')"

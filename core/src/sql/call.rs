@@ -3,10 +3,14 @@
 //! argument is a bind parameter cast to its parameter's type.
 
 use super::read::{body, handler_body, qualified, rows_statement};
-use super::{push_ident, Builder, Statement};
+use super::{push_ident, push_tail, Builder, Statement};
 use crate::plan::call::{Call, CallArgs, CallPlan, CallResult, RESULT_ALIAS};
+use crate::plan::NodeSource;
 
 pub fn call_statement(plan: &CallPlan) -> Statement {
+    if let Some(call) = one_value(plan) {
+        return one_value_statement(plan, call);
+    }
     let mut b = Builder::with_payload(plan.payload.clone());
     let value = format!("_pgrst_t.{}", super::quote_ident(RESULT_ALIAS));
     let body = match &plan.handler {
@@ -15,6 +19,43 @@ pub fn call_statement(plan: &CallPlan) -> Statement {
         None => builtin_body(plan, &value),
     };
     rows_statement(&mut b, &plan.root, plan.count, &body);
+    b.finish()
+}
+
+/// The call of a plan answered by its one value as JSON: a function returning one scalar (or
+/// void), in pg_rest's own body, no count asked and no range that could drop the row.
+fn one_value(plan: &CallPlan) -> Option<&Call> {
+    let simple = matches!(plan.result, CallResult::Scalar | CallResult::Void)
+        && !plan.many
+        && plan.handler.is_none()
+        && plan.raw_type.is_none()
+        && plan.count.is_none()
+        && plan.root.range.offset == 0
+        && plan.root.range.limit != Some(0)
+        && plan.root.conditions.is_empty();
+    match &plan.root.source {
+        NodeSource::Call(call) if simple => Some(call),
+        _ => None,
+    }
+}
+
+/// One value's statement: the call is the FROM item and its value, as JSON, the select list —
+/// the same answer as the general statement's aggregate over a subquery of one row, without
+/// the aggregate, whose executor start was a third of the statement's time (pgbench on the
+/// two texts: 46k against 61k tps).
+fn one_value_statement(plan: &CallPlan, call: &Call) -> Statement {
+    let mut b = Builder::with_payload(plan.payload.clone());
+    b.sql
+        .push_str("SELECT 1::int8, NULL::int8, coalesce(pg_catalog.to_json(");
+    push_ident(&mut b.sql, RESULT_ALIAS);
+    b.sql.push('.');
+    push_ident(&mut b.sql, RESULT_ALIAS);
+    b.sql.push_str(")::text, 'null')");
+    push_tail(&mut b, None, None);
+    b.sql.push_str(" FROM ");
+    push_call(&mut b, call);
+    b.sql.push_str(" AS ");
+    push_ident(&mut b.sql, RESULT_ALIAS);
     b.finish()
 }
 
