@@ -407,7 +407,9 @@ mod tests {
             .contains(r#"(pg_catalog.array_agg(_pgrst_t."pgrst_0"))[1]"#));
         assert!(!raw.sql.contains("json_agg"));
         let json = crate::sql::call_statement(&plan("/rpc/cover").unwrap());
-        assert!(json.sql.contains(r#"pg_catalog.to_json("pgrst_0"."pgrst_0")"#));
+        assert!(json
+            .sql
+            .contains(r#"pg_catalog.to_json("pgrst_0"."pgrst_0")"#));
     }
 
     #[test]
@@ -421,9 +423,10 @@ mod tests {
              NULL::int8 FROM \"lib\".\"add_them\"(\"b\" := $1::integer, \"a\" := $2::integer) \
              AS \"pgrst_0\""
         );
-        assert_eq!(s.params, ["2", "1"]); // in the function's parameter order
-        // A set, a count, a range that may drop the row: the general statement, which
-        // counts, limits and aggregates.
+        // The arguments in the function's parameter order.
+        assert_eq!(s.params, ["2", "1"]);
+        // A set, a range that may drop the row: the general statement, which limits and
+        // aggregates.
         for target in ["/rpc/lines", "/rpc/answer?limit=0", "/rpc/answer?offset=1"] {
             let s = crate::sql::call_statement(&plan(target).unwrap());
             assert!(s.sql.contains("json_agg"), "{target}: {}", s.sql);
