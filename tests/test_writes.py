@@ -567,6 +567,30 @@ def test_delete_return_representation(pg, http):
     assert items(pg) == [(83, "a", 1, None, None)]
 
 
+def test_limited_patch_and_delete_write_only_that_range_in_order(pg, http):
+    # PostgREST's limited update/delete: `limit`/`offset` with an `order` on unique columns.
+    seed_items(pg, *[(i, f"n{i}", i % 2) for i in range(1, 9)])
+    r = send(http, "PATCH", "/items?qty=eq.1&order=id.desc&limit=2&offset=1&select=id",
+             {"note": "picked"}, prefer="return=representation")
+    assert r.status_code == 200, r.text
+    assert r.json() == [{"id": 3}, {"id": 5}] or r.json() == [{"id": 5}, {"id": 3}], r.json()
+    assert [row[0] for row in items(pg, "note = 'picked'")] == [3, 5]
+    r = send(http, "DELETE", "/items?qty=eq.0&order=id&limit=3")
+    assert r.status_code == 204, r.text
+    assert [row[0] for row in items(pg)] == [1, 3, 5, 7, 8]
+    # Without an order the range would pick rows nobody chose: refused, nothing written.
+    for method in ("PATCH", "DELETE"):
+        r = send(http, method, "/items?limit=1", {"note": "x"} if method == "PATCH" else None)
+        err = error(r, 400, "PGRST109")
+        assert err["hint"] == "Apply an 'order' using unique column(s)"
+    assert len(items(pg)) == 5 and items(pg, "note = 'x'") == []
+    # A Range header limits reads only: this DELETE takes every row with qty 0 (8, 10, 12).
+    seed_items(pg, (10, "n10", 0), (12, "n12", 0))
+    r = send(http, "DELETE", "/items?qty=eq.0", headers={"Range": "0-0"})
+    assert r.status_code == 204, r.text
+    assert [row[0] for row in items(pg)] == [1, 3, 5, 7]
+
+
 def test_delete_return_minimal(pg, http):
     # corpus 1322
     seed_items(pg, (85, "a", 1))

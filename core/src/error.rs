@@ -17,6 +17,8 @@ pub enum Code {
     PutFilters,
     /// PGRST114 (400): `limit`/`offset` on PUT.
     PutRange,
+    /// PGRST109 (400): `limit`/`offset` on PATCH or DELETE without an `order`.
+    LimitWithoutOrder,
     /// PGRST115 (400): a PUT body whose primary key differs from the filters'.
     PutMismatch,
     /// PGRST124 (400): more rows affected than `Prefer: max-affected` allows.
@@ -91,6 +93,7 @@ impl Code {
             Code::InvalidBody => ("PGRST102", 400),
             Code::PutFilters => ("PGRST105", 405),
             Code::PutRange => ("PGRST114", 400),
+            Code::LimitWithoutOrder => ("PGRST109", 400),
             Code::PutMismatch => ("PGRST115", 400),
             Code::MaxAffected => ("PGRST124", 400),
             Code::InvalidResponseHeaders => ("PGRST111", 500),
@@ -371,6 +374,15 @@ impl ApiError {
             Code::PutRange,
             "limit/offset querystring parameters are not allowed for PUT",
         )
+    }
+
+    /// PGRST109: a limited PATCH or DELETE must say which rows come first.
+    pub fn limit_without_order() -> Self {
+        Self::new(
+            Code::LimitWithoutOrder,
+            "A 'limit' was applied without an explicit 'order'",
+        )
+        .with_hint("Apply an 'order' using unique column(s)")
     }
 
     /// PGRST115: a PUT body whose key is not the filters'.

@@ -198,10 +198,12 @@ pub fn parse_with_body<'h>(
         produces,
         call: action == Action::Call,
     })?;
+    // A write is limited by `limit`/`offset` only: a `Range` header is a read's.
+    let writes_rows = matches!(action, Action::Update | Action::Delete);
     let range = RowRange::parse(
         query.top_limit.as_deref(),
         query.top_offset.as_deref(),
-        header("range"),
+        header("range").filter(|_| !writes_rows),
     )?;
     let tx = TxMode::for_request(method, &preferences);
     let profile_header = if reads {

@@ -3,12 +3,13 @@
 //! the schema cache (PGRST204); filters become the write's WHERE; the select tree becomes the
 //! node that reads the written rows back (`return=representation`).
 
-use super::{plan_root, Limits, Node, NodeSource, PlannedCondition};
+use super::{plan_root, Limits, Node, NodeSource, OrderBy, PlannedCondition, PlannedOrder, Source};
 use crate::api_request::{
     Action, ApiRequest, Comparison, Condition, FilterOp, MediaType, Resource,
 };
 use crate::error::ApiError;
 use crate::preferences::{Count, Resolution, Return};
+use crate::range::RowRange;
 use crate::schema_cache::{QualifiedName, Relation, SchemaCache};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,16 @@ pub struct OnConflict {
     pub merge: bool,
 }
 
+/// PostgREST's limited update/delete (`PATCH`/`DELETE` with `limit`/`offset`): only the
+/// rows of that range of the filtered target in `order` are written, found again by the
+/// order's columns (which should be unique, as PostgREST documents).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limited {
+    pub order: Vec<PlannedOrder>,
+    pub keys: Vec<String>,
+    pub range: RowRange,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WritePlan {
     pub kind: WriteKind,
@@ -39,6 +50,8 @@ pub struct WritePlan {
     pub json_casts: Vec<Option<QualifiedName>>,
     /// The rows updated or deleted (filters on the target, alias of `returning`).
     pub conditions: Vec<PlannedCondition>,
+    /// Of those, only a range (PATCH and DELETE).
+    pub limited: Option<Limited>,
     /// Reads the written rows back; its source is `NodeSource::Written`.
     pub returning: Node,
     pub primary_key: Vec<String>,
@@ -103,6 +116,12 @@ pub fn write_plan(
     returning.source = NodeSource::Written;
     returning.range = Default::default();
     let conditions = std::mem::take(&mut returning.conditions);
+    let limited = match req.action {
+        Action::Update | Action::Delete if req.range != RowRange::default() => {
+            Some(limited(&returning.order, req.range)?)
+        }
+        _ => None,
+    };
     let payload = req.payload.as_ref();
     let columns = match payload {
         None => Vec::new(),
@@ -168,6 +187,7 @@ pub fn write_plan(
         columns,
         json_casts,
         conditions,
+        limited,
         returning,
         primary_key: relation.primary_key.clone(),
         payload: payload.map_or_else(|| "{}".to_string(), |p| p.json.clone()),
@@ -178,6 +198,30 @@ pub fn write_plan(
         media: req.media,
         handler,
     })
+}
+
+/// A limited write's range and its order; the order must name the target's own columns (no
+/// JSON path, no embedded field), PGRST109 otherwise, as it is without one: a range of rows
+/// in no order would write rows nobody chose.
+fn limited(order: &[PlannedOrder], range: RowRange) -> Result<Limited, ApiError> {
+    let keys: Option<Vec<String>> = order
+        .iter()
+        .map(|o| match &o.by {
+            OrderBy::Expr(e) if e.field.json_path.is_empty() => match &e.source {
+                Source::Column(c) => Some(c.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    match keys {
+        Some(keys) if !keys.is_empty() => Ok(Limited {
+            order: order.to_vec(),
+            keys,
+            range,
+        }),
+        _ => Err(ApiError::limit_without_order()),
+    }
 }
 
 /// A JSON value as the text a filter value would be: strings bare, the rest as JSON.

@@ -7,9 +7,11 @@ use crate::api_request::media::Plan;
 use crate::api_request::{FilterOp, JsonKey, MediaType, NullsOrder, Quantifier};
 use crate::plan::media::Handler;
 use crate::plan::{
-    Expr, Join, Node, NodeSource, OrderBy, Output, PlannedCondition, PlannedEmbed, ReadPlan, Source,
+    Expr, Join, Node, NodeSource, OrderBy, Output, PlannedCondition, PlannedEmbed, PlannedOrder,
+    ReadPlan, Source,
 };
 use crate::preferences::Count;
+use crate::range::RowRange;
 use crate::schema_cache::{HandlerKind, QualifiedName};
 
 /// The read as one statement returning one row: the page's row count, the total (NULL unless
@@ -174,7 +176,13 @@ pub(super) fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, cou
     if n.grouped {
         group_by(b, n);
     }
-    for (i, o) in n.order.iter().enumerate() {
+    order_by(b, n, &n.order);
+    row_range(b, n.range);
+}
+
+/// ` ORDER BY …` of `order`, planned for the node `n`.
+pub(super) fn order_by(b: &mut Builder, n: &Node, order: &[PlannedOrder]) {
+    for (i, o) in order.iter().enumerate() {
         b.sql.push_str(if i == 0 { " ORDER BY " } else { ", " });
         match &o.by {
             OrderBy::Expr(e) => expr(b, &n.alias, e),
@@ -195,14 +203,17 @@ pub(super) fn node(b: &mut Builder, n: &Node, parent: Option<(&str, &Join)>, cou
             None => {}
         }
     }
-    // Row counts are parameters too: one plan serves every page of a shape.
-    if let Some(limit) = n.range.limit {
+}
+
+/// ` LIMIT … OFFSET …`. Row counts are parameters too: one plan serves every page of a shape.
+pub(super) fn row_range(b: &mut Builder, range: RowRange) {
+    if let Some(limit) = range.limit {
         b.sql.push_str(" LIMIT ");
         b.push_param(limit.to_string(), "int8");
     }
-    if n.range.offset > 0 {
+    if range.offset > 0 {
         b.sql.push_str(" OFFSET ");
-        b.push_param(n.range.offset.to_string(), "int8");
+        b.push_param(range.offset.to_string(), "int8");
     }
 }
 

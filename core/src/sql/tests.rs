@@ -299,3 +299,74 @@ fn realtime_channel_check_calls_the_configured_function() {
         "SELECT (TRUE)::text"
     );
 }
+
+fn write(method: &str, target: &str, body: &[u8]) -> Result<Statement, crate::error::ApiError> {
+    write_with(method, target, &[], body)
+}
+
+fn write_with(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Statement, crate::error::ApiError> {
+    let limits = Limits {
+        max_rows: None,
+        aggregates_enabled: false,
+    };
+    let req = crate::api_request::parse_with_body(method, target, headers.iter().copied(), body)?;
+    crate::plan::write::write_plan(&req, &library_cache(), "lib", &limits)
+        .map(|plan| write_statement(&plan))
+}
+
+#[test]
+fn limited_update_and_delete_write_a_range_of_the_filtered_rows_in_order() {
+    let s = write(
+        "PATCH",
+        "/books?year=gt.2000&order=id.desc&limit=2&offset=1",
+        br#"{"title": "t"}"#,
+    )
+    .unwrap();
+    assert!(
+        s.sql.contains(
+            "AS _pgrst_r, (SELECT \"pgrst_0\".\"id\" FROM \"lib\".\"books\" AS \"pgrst_0\" \
+             WHERE (\"pgrst_0\".\"year\" > $2::integer) ORDER BY \"pgrst_0\".\"id\" DESC \
+             LIMIT $3::int8 OFFSET $4::int8) AS pgrst_affected_rows \
+             WHERE \"pgrst_0\".\"id\" = \"pgrst_affected_rows\".\"id\" \
+             AND (\"pgrst_0\".\"year\" > $5::integer) RETURNING"
+        ),
+        "{}",
+        s.sql
+    );
+    assert_eq!(s.params[1..], ["2000", "2", "1", "2000"]);
+    let s = write("DELETE", "/books?order=id&limit=1", b"").unwrap();
+    assert!(
+        s.sql.contains(
+            "DELETE FROM \"lib\".\"books\" AS \"pgrst_0\" USING (SELECT \"pgrst_0\".\"id\" \
+             FROM \"lib\".\"books\" AS \"pgrst_0\" ORDER BY \"pgrst_0\".\"id\" \
+             LIMIT $1::int8) AS pgrst_affected_rows \
+             WHERE \"pgrst_0\".\"id\" = \"pgrst_affected_rows\".\"id\" RETURNING"
+        ),
+        "{}",
+        s.sql
+    );
+    // Without a range, the plain write; a Range header does not limit a write.
+    let plain = write_with("DELETE", "/books?id=eq.1", &[("range", "0-1")], b"").unwrap();
+    assert!(!plain.sql.contains("pgrst_affected_rows"), "{}", plain.sql);
+}
+
+#[test]
+fn a_limited_write_without_an_order_of_columns_is_refused() {
+    for target in [
+        "/books?limit=1",
+        "/books?offset=2",
+        "/books?limit=1&order=title->>x",
+    ] {
+        let e = write("DELETE", target, b"").unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "PGRST109"), "{target}");
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("Apply an 'order' using unique column(s)")
+        );
+    }
+}

@@ -2,9 +2,9 @@
 //! rows read from the body by `json_populate_recordset`, one statement however many rows),
 //! then the plan's returning node over `pgrst_source` for the answer.
 
-use super::read::{body, column, condition, handler_body, node, qualified};
+use super::read::{body, column, condition, handler_body, node, order_by, qualified, row_range};
 use super::{push_ident, push_tail, Builder, Statement};
-use crate::plan::write::{WriteKind, WritePlan};
+use crate::plan::write::{Limited, WriteKind, WritePlan};
 use crate::preferences::{Count, Return};
 
 pub fn write_statement(plan: &WritePlan) -> Statement {
@@ -188,15 +188,57 @@ fn update(b: &mut Builder, plan: &WritePlan) {
         format!("{p}::json")
     };
     b.sql.push_str(&format!(", {row}) AS _pgrst_r"));
-    conditions(b, plan);
+    match &plan.limited {
+        Some(limited) => {
+            b.sql.push_str(", ");
+            affected_rows(b, plan, limited);
+        }
+        None => conditions(b, plan),
+    }
     returning(b, plan);
 }
 
 fn delete(b: &mut Builder, plan: &WritePlan) {
     b.sql.push_str("DELETE FROM ");
     target(b, plan);
-    conditions(b, plan);
+    match &plan.limited {
+        Some(limited) => {
+            b.sql.push_str(" USING ");
+            affected_rows(b, plan, limited);
+        }
+        None => conditions(b, plan),
+    }
     returning(b, plan);
+}
+
+/// A limited write's rows (PostgREST's `pgrst_affected_rows`): the keys of the range of the
+/// filtered target in its order, then the target joined to them on those keys — and to the
+/// filters again, so a key shared by rows the filters leave out cannot widen the write.
+fn affected_rows(b: &mut Builder, plan: &WritePlan, limited: &Limited) {
+    let alias = &plan.returning.alias;
+    b.sql.push_str("(SELECT ");
+    for (i, key) in limited.keys.iter().enumerate() {
+        if i > 0 {
+            b.sql.push_str(", ");
+        }
+        column(b, alias, key);
+    }
+    b.sql.push_str(" FROM ");
+    target(b, plan);
+    conditions(b, plan);
+    order_by(b, &plan.returning, &limited.order);
+    row_range(b, limited.range);
+    b.sql.push_str(") AS pgrst_affected_rows");
+    for (i, key) in limited.keys.iter().enumerate() {
+        b.sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        column(b, alias, key);
+        b.sql.push_str(" = ");
+        column(b, "pgrst_affected_rows", key);
+    }
+    for c in &plan.conditions {
+        b.sql.push_str(" AND ");
+        condition(b, &plan.returning, c);
+    }
 }
 
 /// The target under the returning node's alias, so filters planned for it apply.
