@@ -261,6 +261,19 @@ def test_raw_by_post_head_and_null(http):
     assert (r.status_code, r.headers["content-type"], r.content) == (200, "text/plain", b"")
 
 
+def test_one_value_calls_answer_the_same_whichever_statement_runs(http):
+    # A call answered by one value selects it from the call; a count or a range keeps the
+    # general statement (an aggregate over the call's row). Same answers either way.
+    for headers in ({}, {"Prefer": "count=exact"}):
+        r = get(http, "/rpc/nothing", headers)
+        assert (r.status_code, r.headers["content-type"], r.content) == \
+            (200, JSON_CT, b"null"), headers
+        r = get(http, "/rpc/book_count", headers)
+        assert (r.status_code, r.json()) == (200, 8), headers
+    r = get(http, "/rpc/book_count?offset=1")
+    assert (r.status_code, r.content) == (200, b"null")
+
+
 def test_a_type_pg_rest_produces_is_not_raw(http):
     r = get(http, "/rpc/page?type=application/json")
     assert (r.headers["content-type"], r.json()) == (JSON_CT, "<h1>Library</h1>")
