@@ -169,7 +169,7 @@ impl Response {
 
 /// A read's answer: status (200, 206 for part of a counted whole), `Content-Range`, the body. A singular response needs exactly one row (406 PGRST116); an offset past a
 /// counted end is 416 PGRST103.
-pub fn read_response(r: &ReadResult) -> Result<Response, ApiError> {
+pub fn read_response(r: ReadResult) -> Result<Response, ApiError> {
     if matches!(r.media, MediaType::Object { .. }) && r.rows != 1 {
         return Err(ApiError::not_singular(r.rows));
     }
@@ -187,14 +187,14 @@ pub fn read_response(r: &ReadResult) -> Result<Response, ApiError> {
     Ok(Response {
         status: if partial { 206 } else { 200 },
         headers: vec![
-            ("Content-Type", r.media.content_type().to_string()),
+            ("Content-Type", r.media.content_type()),
             (
                 "Content-Range",
                 content_range(r.offset as i64, r.rows, r.total),
             ),
         ],
         // HEAD keeps the body here: HTTP/1.1 sends its length and drops it.
-        body: r.body.clone(),
+        body: r.body,
         ..Default::default()
     })
 }
@@ -223,7 +223,8 @@ pub struct WriteAnswer<'a> {
     pub primary_key: &'a [String],
 }
 
-pub fn write_response(w: &WriteAnswer, o: &Outcome) -> Response {
+/// `o`'s body moves into the response (representation), the rest stays for the overrides.
+pub fn write_response(w: &WriteAnswer, o: &mut Outcome) -> Response {
     let represent = w.returns == Return::Representation;
     let inserted_none = w.upsert && o.inserted == Some(0);
     let status = match w.action {
@@ -248,7 +249,7 @@ pub fn write_response(w: &WriteAnswer, o: &Outcome) -> Response {
     r.headers.push(("Content-Range", range));
     if represent {
         r.headers.push(("Content-Type", w.media.content_type()));
-        r.body = o.body.clone().unwrap_or_else(|| b"[]".to_vec());
+        r.body = o.body.take().unwrap_or_else(|| b"[]".to_vec());
     }
     if w.returns == Return::HeadersOnly {
         if let Some(location) = o.location.as_deref().and_then(|l| location(w, l)) {
@@ -334,13 +335,13 @@ mod tests {
         }
     }
 
-    fn answer(r: &ReadResult) -> Response {
+    fn answer(r: ReadResult) -> Response {
         read_response(r).unwrap()
     }
 
     #[test]
     fn read_has_json_type_and_range() {
-        let r = answer(&result(0, 5, None));
+        let r = answer(result(0, 5, None));
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "Content-Type"), Some(JSON));
         assert_eq!(header(&r, "Content-Range"), Some("0-4/*"));
@@ -350,29 +351,29 @@ mod tests {
     #[test]
     fn ranges_empty_pages_and_counts() {
         assert_eq!(
-            header(&answer(&result(0, 0, None)), "Content-Range"),
+            header(&answer(result(0, 0, None)), "Content-Range"),
             Some("*/*")
         );
         assert_eq!(
-            header(&answer(&result(2, 3, None)), "Content-Range"),
+            header(&answer(result(2, 3, None)), "Content-Range"),
             Some("2-4/*")
         );
-        let whole = answer(&result(0, 3, Some(3)));
+        let whole = answer(result(0, 3, Some(3)));
         assert_eq!(
             (whole.status, header(&whole, "Content-Range")),
             (200, Some("0-2/3"))
         );
-        let part = answer(&result(1, 2, Some(3)));
+        let part = answer(result(1, 2, Some(3)));
         assert_eq!(
             (part.status, header(&part, "Content-Range")),
             (206, Some("1-2/3"))
         );
-        let empty = answer(&result(0, 0, Some(0)));
+        let empty = answer(result(0, 0, Some(0)));
         assert_eq!(
             (empty.status, header(&empty, "Content-Range")),
             (200, Some("*/0"))
         );
-        let past = answer(&result(100, 0, Some(15)));
+        let past = answer(result(100, 0, Some(15)));
         assert_eq!(
             (past.status, header(&past, "Content-Range")),
             (416, Some("*/15"))
@@ -385,7 +386,7 @@ mod tests {
         r.media = MediaType::Object {
             nulls_stripped: false,
         };
-        let e = read_response(&r).unwrap_err();
+        let e = read_response(r).unwrap_err();
         assert_eq!((e.status, e.code.as_str()), (406, "PGRST116"));
         assert_eq!(e.details.as_deref(), Some("The result contains 2 rows"));
     }

@@ -43,10 +43,10 @@ pub(super) fn answer(call: &CallPlan, mut outcome: Outcome) -> Result<Response, 
         total: outcome.total,
         body: outcome
             .body
-            .clone()
+            .take()
             .unwrap_or_else(|| super::read::empty_body(call.handler.as_ref(), b"null")),
         media: call.media,
     };
-    let response = read_response(&result)?.handled_by(call.handler.as_ref());
+    let response = read_response(result)?.handled_by(call.handler.as_ref());
     finish(response, &outcome)
 }

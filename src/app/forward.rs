@@ -331,13 +331,14 @@ impl Forward {
                 plan,
                 location,
             } => {
-                let mut response = super::read::answer(request, plan, &outcome, outcome.total)?;
+                let total = outcome.total;
+                let mut response = super::read::answer(request, plan, outcome, total)?;
                 response
                     .headers
                     .push(("Content-Location", location.clone()));
                 Ok(response)
             }
-            What::Write { request, plan } => super::write::answer(request, plan, &outcome),
+            What::Write { request, plan } => super::write::answer(request, plan, outcome),
             What::Call { request, plan } => {
                 let mut response = super::call::answer(plan, outcome)?;
                 super::read::warn_legacy_names(&mut response, request, &plan.root);

@@ -45,7 +45,7 @@ pub(super) fn read(
         }
         _ => outcome.total,
     };
-    answer(api_request, &plan, &outcome, total)
+    answer(api_request, &plan, outcome, total)
 }
 
 /// Whether a read's answer comes from its one statement (what a forwarded read runs): not
@@ -62,7 +62,7 @@ pub(super) fn is_one_statement(api_request: &ApiRequest) -> bool {
 pub(super) fn answer(
     api_request: &ApiRequest,
     plan: &plan::ReadPlan,
-    outcome: &Outcome,
+    mut outcome: Outcome,
     total: Option<i64>,
 ) -> Result<Response, ApiError> {
     let result = ReadResult {
@@ -71,13 +71,13 @@ pub(super) fn answer(
         total,
         body: outcome
             .body
-            .clone()
+            .take()
             .unwrap_or_else(|| empty_body(plan.handler.as_ref(), b"[]")),
         media: plan.media,
     };
-    let mut response = read_response(&result)?.handled_by(plan.handler.as_ref());
+    let mut response = read_response(result)?.handled_by(plan.handler.as_ref());
     warn_legacy_names(&mut response, api_request, &plan.root);
-    finish(response, outcome)
+    finish(response, &outcome)
 }
 
 /// PostgREST's `Warning` when a parameter named an aliased embed by its relation.

@@ -26,7 +26,7 @@ pub(super) fn write(
         plan::write::write_plan(api_request, c, schema, limits)
     })?;
     let outcome = execute::run_statement(plans, &sql::write_statement(&plan), false);
-    answer(api_request, &plan, &outcome)
+    answer(api_request, &plan, outcome)
 }
 
 /// The response to a write's outcome, wherever it ran; an error rolls the write back (a
@@ -34,9 +34,9 @@ pub(super) fn write(
 pub(super) fn answer(
     api_request: &ApiRequest,
     plan: &WritePlan,
-    outcome: &Outcome,
+    mut outcome: Outcome,
 ) -> Result<Response, ApiError> {
-    check_affected(api_request, plan.media, outcome)?;
+    check_affected(api_request, plan.media, &outcome)?;
     let Resource::Relation(relation) = &api_request.resource else {
         return Err(ApiError::invalid_path());
     };
@@ -48,9 +48,9 @@ pub(super) fn answer(
         relation,
         primary_key: &plan.primary_key,
     };
-    let mut response = write_response(&answer, outcome).handled_by(plan.handler.as_ref());
+    let mut response = write_response(&answer, &mut outcome).handled_by(plan.handler.as_ref());
     super::read::warn_legacy_names(&mut response, api_request, &plan.returning);
-    finish(response, outcome)
+    finish(response, &outcome)
 }
 
 /// A singular response needs one row; `Prefer: max-affected` with `handling=strict` bounds the
