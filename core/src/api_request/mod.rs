@@ -23,6 +23,7 @@ pub use order::{NullsOrder, OrderTarget, OrderTerm};
 pub use payload::Payload;
 use percent_encoding::percent_decode;
 pub use select::{Aggregate, Embed, JoinType, SelectItem};
+use std::borrow::Cow;
 
 /// The resource a path names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -337,8 +338,12 @@ fn parse_query(query: &str, raw_params: bool) -> Result<Query, ApiError> {
             "callback" | "jsonp" => continue,
             _ => {}
         }
-        let segments = split_key(&key);
-        let (path, last, keyword) = classify(&segments);
+        // Most keys are one plain name: no split, and `last` borrows it.
+        let (path, last, keyword) = if key.contains('.') {
+            classify(&split_key(&key))
+        } else {
+            classify(&[key.as_str()])
+        };
         match keyword {
             Some(Keyword::Order) => parsed.order.push((path, order::parse(&value)?)),
             Some(Keyword::Logic) => parsed
@@ -419,7 +424,7 @@ fn split_key(key: &str) -> Vec<&str> {
 
 /// `(embed path, last part, keyword)`: `a.b.order` is `b`'s order inside `a`;
 /// `a.not.or` is a negated logic tree of `a` (the last part then is `not.or`).
-fn classify(segments: &[&str]) -> (EmbedPath, String, Option<Keyword>) {
+fn classify<'k>(segments: &[&'k str]) -> (EmbedPath, Cow<'k, str>, Option<Keyword>) {
     let n = segments.len();
     let last = segments[n - 1];
     let unquote = |s: &&str| s.trim_matches('"').to_string();
@@ -432,10 +437,10 @@ fn classify(segments: &[&str]) -> (EmbedPath, String, Option<Keyword>) {
     };
     if matches!(keyword, Some(Keyword::Logic)) && n >= 2 && segments[n - 2] == "not" {
         let path = segments[..n - 2].iter().map(unquote).collect();
-        return (path, format!("not.{last}"), keyword);
+        return (path, Cow::Owned(format!("not.{last}")), keyword);
     }
     let path = segments[..n - 1].iter().map(unquote).collect();
-    (path, last.to_string(), keyword)
+    (path, Cow::Borrowed(last), keyword)
 }
 
 /// Percent-decodes one URL component (`+` is a space in the query, as in forms) into text
