@@ -287,6 +287,7 @@ CPU_PG_REST="$(per_request_us "$(awk -v d=$((W1 - W0)) -v hz="$HZ" 'BEGIN {print
 CPU_WRK="$(per_request_us "$WRK_CPU" "$WRK_REQS")"
 CPU_BACKENDS="$(per_request_us "$(awk -v d=$((B1 - B0)) -v hz="$HZ" 'BEGIN {print d / hz}')" "$PGB_TXNS")"
 CPU_PGBENCH="$(per_request_us "$PGB_CPU" "$PGB_TXNS")"
+CPU_SERVER_RATIO="$(awk -v b="$CPU_BACKENDS" -v w="$CPU_PG_REST" 'BEGIN { if (w > 0) printf "%.2f", b / w; else print "n/a" }')"
 
 # --- (3) wrk, pipelined ----------------------------------------------------------------------
 log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -333,6 +334,7 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | single-row read, pgbench over TCP loopback: tps · ratio | ${SINGLE_TCP} |
 | scalar call, pgbench over TCP loopback: tps · ratio | ${RPC_TCP} |
 | scalar call CPU per request, µs: pg_rest workers + wrk · pgbench backends + pgbench | ${CPU_PG_REST} + ${CPU_WRK} · ${CPU_BACKENDS} + ${CPU_PGBENCH} |
+| scalar call, server CPU only: backends' µs / workers' µs (the ratio with clients on another machine) | ${CPU_SERVER_RATIO} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |
 MD
