@@ -44,7 +44,7 @@ $(VENV)/.installed: tests/requirements.txt
 
 # The REST behaviour once more over HTTP/2 (prior knowledge): same tests, h2 clients.
 REST_TESTS := tests/test_rest.py tests/test_read_dialect.py tests/test_writes.py tests/test_rpc.py \
-              tests/test_auth.py tests/test_formats.py tests/test_media_handlers.py
+              tests/test_auth.py tests/test_formats.py tests/test_media_handlers.py tests/test_fuzz.py
 
 integration: $(VENV)/.installed
 	$(VENV)/bin/pytest -q tests/

@@ -1,0 +1,327 @@
+"""Randomised requests of the whole REST dialect, from fixed seeds: reads, writes and calls
+with random selects, filters, orders, ranges, preferences, media types and bodies, valid and
+not. Whatever a request asks, the answer is a well-formed HTTP response below 500 (an error
+the client caused is a 4xx with PostgREST's error body), the connection stays usable, and
+the server lives on. Writes go only to the tables tests/test_writes.py truncates before each
+of its tests, and this module truncates them again afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from urllib.parse import quote
+
+import pytest
+
+from conftest import bearer
+
+MUTABLE = "shop.items, shop.accounts, shop.stock, shop.notes, shop.ledger, shop.events"
+
+# Relation → columns, as the fixtures define them (tests/fixtures/writes.sql, library.sql).
+WRITABLE = {
+    "items": ["id", "name", "qty", "note", "category_id"],
+    "accounts": ["id", "email", "name"],
+    "stock": ["warehouse", "item_code", "qty"],
+    "ledger": ["id", "amount"],
+    "events": ["id", "what"],
+    "notes": ["id", "owner", "body"],
+    "cheap_items": ["id", "name", "qty"],
+}
+READABLE = {
+    "products": ["id", "name", "price", "category_id"],
+    "categories": ["id", "name"],
+    **WRITABLE,
+}
+EMBEDS = {
+    "products": ["categories", "items"],
+    "items": ["categories"],
+    "categories": ["products", "items"],
+}
+FUNCTIONS = {
+    "add_them": ["a", "b"],
+    "products_in": ["cat"],
+    "cheapest": [],
+    "greet": ["name", "greeting"],
+    "describe": ["a", "b", "word"],
+    "joined": ["parts"],
+    "echo_json": [],
+    "split_name": ["full_name"],
+    "log_event": ["what"],
+    "add_event": ["what"],
+}
+
+VALUES = ["1", "2", "-1", "0", "1000000", "2147483648", "99999999999999999999", "1.5", "abc",
+          "", " ", "null", "NULL", "true", "false", "\"q\"", "(1,2)", "{1,2}", "[1,2]", "%",
+          "*", "é", "日本", "a,b", "a.b", "a)b", "(", ")", "'", "\\", "\x00", "\x01", "~",
+          "2020-01-01", "infinity", "NaN", "1e400", "{}", "{\"a\":1}", "x" * 300]
+# Each kind of piece in two lists: what a well-formed request uses, and the junk a chaotic
+# one may use as well.
+OPERATORS = ["eq", "neq", "gt", "gte", "lt", "lte", "like", "ilike", "match", "imatch", "in",
+             "is", "isdistinct", "fts", "plfts", "phfts", "wfts", "cs", "cd", "ov", "sl", "sr",
+             "nxr", "nxl", "adj", "not.eq", "not.in", "not.is", "eq(any)", "like(all)"]
+OPERATORS_JUNK = ["not", "bogus", ""]
+IS_VALUES = ["null", "true", "false", "unknown", "not_null"]
+IS_VALUES_JUNK = ["x", ""]
+CASTS_JUNK = ["::text", "::int", "::json", "::bogus", "::"]
+PREFER = ["return=minimal", "return=representation", "return=headers-only", "count=exact",
+          "count=planned", "count=estimated", "resolution=merge-duplicates",
+          "resolution=ignore-duplicates", "missing=default", "tx=rollback", "tx=commit",
+          "handling=strict", "handling=lenient", "max-affected=1", "max-affected=0",
+          "params=single-object", "timezone=UTC"]
+PREFER_JUNK = ["return=bogus", "count=bogus", "max-affected=x", "timezone=Nowhere/Else",
+               "bogus", "=", ","]
+ACCEPT = ["application/json", "text/csv", "application/vnd.pgrst.object+json",
+          "application/vnd.pgrst.object+json;nulls=stripped",
+          "application/vnd.pgrst.array+json;nulls=stripped", "application/geo+json",
+          "application/vnd.pgrst.plan+json", "application/vnd.pgrst.plan+text", "*/*",
+          "text/*"]
+ACCEPT_JUNK = ["application/openapi+json", "text/plain", "application/octet-stream", "bogus",
+               "", "application/json;q=0", "image/png"]
+CONTENT_TYPES = ["application/json"] * 4 + ["text/csv", "application/x-www-form-urlencoded"]
+CONTENT_TYPES_JUNK = ["text/plain", "application/octet-stream", "application/xml", "bogus", "",
+                      "application/vnd.pgrst.object+json"]
+RANGES = ["0-1", "1-", "0-0", "2-5"]
+RANGES_JUNK = ["-1", "5-2", "x", "0-99999999999999999999"]
+
+
+class Fuzzer:
+    """Random requests from one seed."""
+
+    def __init__(self, seed: int):
+        self.r = random.Random(seed)
+        # Whether the request being made may be malformed; the others reach execution.
+        self.chaos = False
+
+    def pick(self, seq):
+        return self.r.choice(seq)
+
+    def maybe(self, p: float = 0.5) -> bool:
+        return self.r.random() < p
+
+    def junk(self, p: float) -> bool:
+        """Whether to put something malformed here (only in a chaotic request)."""
+        return self.chaos and self.maybe(p)
+
+    def some(self, good: list[str], junk: list[str]) -> str:
+        """One of `good`, or in a chaotic request one of either list."""
+        return self.pick(good + junk if self.chaos else good)
+
+    def value(self) -> str:
+        v = self.pick(VALUES)
+        if self.maybe(0.2):
+            v = self.pick(VALUES) + self.pick([",", ".", ":", "->", "(", ")"]) + v
+        return v
+
+    def column(self, columns: list[str]) -> str:
+        if self.junk(0.3):
+            c = self.pick(["nope", "*", "name->a", "name->>a", "note->0->>b", ""])
+        else:
+            c = self.pick(columns)
+        return c + self.pick(CASTS_JUNK) if self.junk(0.2) else c
+
+    def filter(self, columns: list[str]) -> tuple[str, str]:
+        op = self.some(OPERATORS, OPERATORS_JUNK)
+        if op.endswith("in"):
+            rhs = "(" + ",".join(self.value() for _ in range(self.r.randint(0, 3))) + ")"
+        elif op.endswith("is"):
+            rhs = self.some(IS_VALUES, IS_VALUES_JUNK)
+        elif "(any)" in op or "(all)" in op:
+            rhs = "{" + ",".join(self.value() for _ in range(self.r.randint(0, 3))) + "}"
+        elif op.endswith("fts") and self.maybe():
+            op = f"{op}({self.pick(['english', 'simple', 'nope'])})"
+            rhs = self.value()
+        else:
+            rhs = self.value()
+        return self.column(columns), f"{op}.{rhs}" if op else rhs
+
+    def logic(self, columns: list[str], depth: int = 0) -> str:
+        parts = []
+        for _ in range(self.r.randint(0 if self.junk(0.3) else 1, 3)):
+            if depth < 2 and self.maybe(0.3):
+                parts.append(self.pick(["and", "or", "not.and", "not.or"]) +
+                             self.logic(columns, depth + 1))
+            else:
+                col, rhs = self.filter(columns)
+                parts.append(f"{col}.{rhs}")
+        return "(" + ",".join(parts) + ")"
+
+    def select(self, relation: str) -> str:
+        columns = READABLE.get(relation, ["id"])
+        items = []
+        for _ in range(self.r.randint(1, 4)):
+            roll = self.r.random()
+            if roll < 0.15 and relation in EMBEDS:
+                target = self.pick(EMBEDS[relation])
+                hint = self.pick(["", "", "!inner", "!left", "!bogus"])
+                inner = self.select(target) if self.maybe(0.5) else "*"
+                items.append(f"{target}{hint}({inner})")
+            elif roll < 0.25:
+                items.append(f"alias:{self.column(columns)}")
+            elif roll < 0.3:
+                items.append(self.pick(["count()", "sum(qty)", "id.count()", "max(nope)"]))
+            else:
+                items.append(self.column(columns))
+        if self.junk(0.2):
+            items.append(self.pick(["(", ")", ",,", "a(b(c", "x:y:z", "...", "*,*"]))
+        return ",".join(items)
+
+    def order(self, columns: list[str]) -> str:
+        terms = []
+        for _ in range(self.r.randint(1, 3)):
+            t = self.column(columns)
+            t += self.pick(["", ".asc", ".desc", ".asc.nullsfirst", ".desc.nullslast"]
+                           + ([".sideways", ".asc.nullsmaybe"] if self.junk(0.5) else []))
+            terms.append(t)
+        return ",".join(terms)
+
+    def number(self) -> str:
+        if self.junk(0.5):
+            return self.pick(["-1", "x", "", "1.5", "99999999999999999999"])
+        return self.pick(["0", "1", "2", "10", "1000"])
+
+    def query(self, columns: list[str]) -> list[tuple[str, str]]:
+        q: list[tuple[str, str]] = []
+        for _ in range(self.r.randint(0, 4)):
+            roll = self.r.random()
+            if roll < 0.35:
+                q.append(self.filter(columns))
+            elif roll < 0.45:
+                q.append((self.pick(["or", "and", "not.or"]), self.logic(columns)))
+            elif roll < 0.55:
+                q.append(("order", self.order(columns)))
+            elif roll < 0.65:
+                q.append((self.pick(["limit", "offset"]), self.number()))
+            elif roll < 0.7:
+                q.append(("columns", ",".join(self.column(columns) for _ in range(2))))
+            elif roll < 0.75:
+                q.append(("on_conflict", self.column(columns)))
+            elif roll < 0.78:
+                q.append(("type", self.pick(["text/plain", "csv", "bogus", "json"])))
+            elif roll < 0.95 or not self.chaos:
+                q.append(self.filter(columns))
+            else:
+                q.append((self.pick(columns + ["nope", "select", ""]), self.value()))
+        return q
+
+    def headers(self) -> dict[str, str]:
+        h: dict[str, str] = {}
+        if self.maybe(0.4):
+            h["Prefer"] = ", ".join(self.some(PREFER, PREFER_JUNK)
+                                    for _ in range(self.r.randint(1, 3)))
+        if self.maybe(0.25):
+            h["Accept"] = self.some(ACCEPT, ACCEPT_JUNK)
+        if self.maybe(0.1):
+            h["Range"] = self.some(RANGES, RANGES_JUNK)
+            h["Range-Unit"] = self.some(["items"], ["bogus"])
+        if not self.junk(0.2):
+            profile = "shop" if not self.junk(0.5) else self.pick(["library", "nope", ""])
+            h["Accept-Profile"] = profile
+            h["Content-Profile"] = profile
+        if self.maybe(0.1):
+            h.update(bearer({"role": "web_user", "sub": self.pick(["u1", "u2"])}))
+        return h
+
+    def row(self, keys: list[str]) -> dict:
+        row = {}
+        for c in keys:
+            row[c] = self.pick([1, 2, -1, 0, 10**20, 1.5, "x", "", None, True, [1], {"a": 1},
+                                self.value()])
+        if self.junk(0.3):
+            row[self.pick(["nope", "", "id "])] = 1
+        return row
+
+    def keys(self, columns: list[str]) -> list[str]:
+        return self.r.sample(columns, self.r.randint(0 if self.junk(0.3) else 1, len(columns)))
+
+    def body(self, columns: list[str], content_type: str) -> bytes:
+        if self.junk(0.1):
+            return b""
+        if self.junk(0.2):
+            return self.pick([b"{", b"[", b"nul", b"\xff\xfe", b"{\"a\":}", b"[1,2]", b"1",
+                              b"\"s\"", b"null", b"[" * 200 + b"]" * 200, b"{}" * 3])
+        if content_type == "text/csv":
+            cols = self.r.sample(columns, self.r.randint(1, len(columns)))
+            lines = [",".join(cols)]
+            for _ in range(self.r.randint(0, 3)):
+                lines.append(",".join(self.pick(["1", "x", "", "NULL", "\"a,b\"", "\"", "é"])
+                                      for _ in cols))
+            return "\n".join(lines).encode()
+        if content_type == "application/x-www-form-urlencoded":
+            return "&".join(f"{quote(c)}={quote(self.value())}"
+                            for c in self.r.sample(columns, self.r.randint(0, len(columns)))
+                            ).encode()
+        keys = self.keys(columns)
+        if self.maybe(0.3):
+            rows = [self.row(self.keys(columns) if self.junk(0.3) else keys)
+                    for _ in range(self.r.randint(0 if self.junk(0.3) else 1, 4))]
+            return json.dumps(rows).encode()
+        return json.dumps(self.row(keys)).encode()
+
+    def request(self) -> tuple[str, str, dict[str, str], bytes | None]:
+        self.chaos = self.maybe(0.3)
+        headers = self.headers()
+        roll = self.r.random()
+        if roll < 0.25:
+            fn = self.pick(list(FUNCTIONS) + ["nope", "greet"])
+            params = FUNCTIONS.get(fn, ["x"])
+            method = self.pick(["GET", "POST", "POST", "HEAD", "OPTIONS"]
+                               + (["PATCH", "DELETE"] if self.chaos else []))
+            query = self.query(["id", "name", "price"])
+            if method in ("GET", "HEAD"):
+                query += [(p, self.value()) for p in params if self.maybe(0.7)]
+            path = f"/rpc/{fn}"
+            body = None
+            if method in ("POST", "PATCH"):
+                ct = self.some(CONTENT_TYPES, CONTENT_TYPES_JUNK)
+                headers["Content-Type"] = ct
+                body = self.body(params or ["x"], ct)
+        else:
+            relation = self.pick(list(READABLE) + (["nope"] if self.chaos else []))
+            columns = READABLE.get(relation, ["id"])
+            method = self.pick(["GET", "GET", "HEAD", "OPTIONS"]
+                               + (["POST", "POST", "PATCH", "PUT", "DELETE"]
+                                  if relation in WRITABLE else []))
+            query = self.query(columns)
+            if self.maybe(0.6):
+                query.append(("select", self.select(relation)))
+            path = f"/{relation}"
+            body = None
+            if method in ("POST", "PATCH", "PUT"):
+                ct = self.some(CONTENT_TYPES, CONTENT_TYPES_JUNK)
+                headers["Content-Type"] = ct
+                body = self.body(columns, ct)
+        target = path
+        if query:
+            target += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='(),.:*!')}"
+                                     for k, v in query)
+        return method, target, headers, body
+
+
+@pytest.fixture(autouse=True)
+def truncated_after(pg):
+    yield
+    pg.sql(f"TRUNCATE {MUTABLE} RESTART IDENTITY")
+
+
+def well_formed(method: str, r) -> None:
+    """An answer the client can act on: below 500, and an error body PostgREST's shape."""
+    assert r.status_code < 500, f"{r.status_code} {r.text[:400]}"
+    if r.status_code >= 400 and method != "HEAD":
+        body = r.json()
+        assert {"code", "message"} <= set(body), body
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_requests_are_answered_below_500(http, seed):
+    f = Fuzzer(seed)
+    for i in range(400):
+        method, target, headers, body = f.request()
+        r = http.request(method, target, headers=headers, content=body)
+        try:
+            well_formed(method, r)
+        except AssertionError as exc:
+            raise AssertionError(f"request {i} of seed {seed}: {method} {target} "
+                                 f"headers={headers} body={body!r:.300}: {exc}") from None
+    # The connection and the server are still fine.
+    assert http.get("/books?limit=1").status_code == 200
