@@ -332,6 +332,11 @@ mod tests {
             };
             if r.target == "/deferred" {
                 Reply::Deferred { id: 9 }
+            } else if r.target == "/ws" {
+                Reply::Upgrade(Response {
+                    status: 101,
+                    ..Default::default()
+                })
             } else if r.method == "POST" {
                 Reply::Pending {
                     response,
@@ -377,6 +382,28 @@ mod tests {
         match client.read(&mut buf) {
             Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
             Err(_) => String::new(),
+        }
+    }
+
+    #[test]
+    fn a_websocket_failed_by_its_client_closes_at_the_clients_eof() {
+        for frame in [&b"\x83\x80\x01\x02\x03\x04"[..], b"\x81\x02hi"] {
+            let (mut conn, mut client) = pair();
+            client
+                .write_all(b"GET /ws HTTP/1.1\r\n\r\n")
+                .expect("write");
+            drive(&mut conn);
+            assert!(received(&mut client).starts_with("HTTP/1.1 101"));
+            client.write_all(frame).expect("write");
+            client
+                .shutdown(std::net::Shutdown::Write)
+                .expect("shutdown");
+            drive(&mut conn);
+            assert_eq!(conn.phase(), Phase::Closed, "after {frame:?}");
+            // It was told why first: a close frame, 1002 (protocol error).
+            let mut close = [0u8; 4];
+            client.read_exact(&mut close).expect("the close frame");
+            assert_eq!((close[0], &close[2..]), (0x88, &1002u16.to_be_bytes()[..]));
         }
     }
 
