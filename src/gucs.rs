@@ -1,5 +1,6 @@
-//! The `pg_rest.*` settings (API.md's table), registered in `_PG_init`. Grouped by concern;
-//! each with its reload context. Values a worker needs per request are copied into a
+//! The `pg_rest.*` settings (API.md's table, plus `jwt_secret_is_base64`,
+//! `read_replica_max_lag` and the hidden `test_faults`), registered in `_PG_init`. Grouped by
+//! concern; each with its reload context. Values a worker needs per request are copied into a
 //! [`crate::worker::config::Config`] at start and on SIGHUP, never read per request.
 
 use pg_rest_core::settings;
@@ -35,7 +36,7 @@ pub static REQUEST_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static TLS_CERT_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// TLS private key (PEM); superuser-only to read, like its certificate's path.
 pub static TLS_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// Origins allowed by CORS (not yet built).
+/// Origins allowed by CORS.
 pub static CORS_ALLOWED_ORIGINS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"*"));
 
@@ -50,7 +51,7 @@ pub static SCHEMAS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"public"));
 /// Role for requests without a token; empty: 401 for them.
 pub static ANON_ROLE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// Function called before every request (not yet built).
+/// Function called before every request.
 pub static PRE_REQUEST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Cap on rows a read returns; -1: unlimited.
 pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
@@ -58,11 +59,13 @@ pub static MAX_ROWS: GucSetting<i32> = GucSetting::<i32>::new(-1);
 /// wins); 0: no bound of pg_rest's own. Finite by default: a request's SQL blocks the other
 /// connections of its worker while it runs (docs/architecture.md).
 pub static STATEMENT_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+/// Milliseconds a read carrying `Pg-Rest-Lsn` waits for this standby to replay that far.
 pub static READ_YOUR_WRITES_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(2_000);
+/// WAL bytes a read replica may be behind for reads to go to it (not in API.md).
 pub static READ_REPLICA_MAX_LAG: GucSetting<i32> = GucSetting::<i32>::new(1 << 20);
 
 // -- Authentication --------------------------------------------------------------------------
-/// HS secret, PEM public key, JWK or JWKS; superuser-only to read (auth not yet built).
+/// HS secret, PEM public key, JWK or JWKS; superuser-only to read.
 pub static JWT_SECRET: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Required `aud` claim, if set.
 pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -77,16 +80,16 @@ pub static JWT_ROLE_CLAIM_KEY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c".role"));
 
 // -- Realtime and replicas -------------------------------------------------------------------
-/// Realtime worker and endpoints (not yet built).
+/// Realtime worker and endpoints.
 pub static REALTIME: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Logical replication slot of the realtime worker.
 pub static REALTIME_SLOT: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"pg_rest"));
 /// Function deciding who may subscribe/publish on a channel.
 pub static CHANNEL_CHECK: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// Conninfo list of replicas reads may go to (not yet built).
+/// Conninfo list of replicas reads may go to.
 pub static READ_REPLICAS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-/// Where a standby sends writes (not yet built).
+/// Where a standby sends writes.
 pub static PRIMARY_CONNINFO: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Allow `count()`, `sum()`… in `select` (PostgREST's db-aggregates-enabled).
@@ -521,7 +524,6 @@ string_check_hook!(check_origins, settings::check_origins);
 string_check_hook!(check_primary_conninfo, settings::check_primary_conninfo);
 string_check_hook!(check_read_replicas, settings::check_read_replicas);
 
-/// The current value of a string setting, `""` when unset.
 /// A server setting's current value by name (PostgreSQL's own, e.g. `primary_conninfo`);
 /// None when unset, empty or unknown.
 pub fn server_setting(name: &std::ffi::CStr) -> Option<String> {
@@ -536,6 +538,7 @@ pub fn server_setting(name: &std::ffi::CStr) -> Option<String> {
     (!text.trim().is_empty()).then(|| text.into_owned())
 }
 
+/// The current value of a string setting, `""` when unset.
 pub fn string_value(s: &GucSetting<Option<CString>>) -> String {
     s.get()
         .map(|c| c.to_string_lossy().into_owned())
