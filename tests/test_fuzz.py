@@ -3,13 +3,16 @@ with random selects, filters, orders, ranges, preferences, media types and bodie
 not. Whatever a request asks, the answer is a well-formed HTTP response below 500 (an error
 the client caused is a 4xx with PostgREST's error body), the connection stays usable, and
 the server lives on. Writes go only to the tables tests/test_writes.py truncates before each
-of its tests, and this module truncates them again afterwards.
+of its tests, and this module truncates them again afterwards. Below them, HTTP/1.1 bytes
+mutated at random: each is answered or closed once the client stops sending, never left
+hanging, and no worker dies.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import socket
 from urllib.parse import quote
 
 import pytest
@@ -325,3 +328,61 @@ def test_random_requests_are_answered_below_500(http, seed):
                                  f"headers={headers} body={body!r:.300}: {exc}") from None
     # The connection and the server are still fine.
     assert http.get("/books?limit=1").status_code == 200
+
+
+# Requests to mutate, and what mutations insert.
+RAW_REQUESTS = [
+    b"GET /books?id=eq.1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /books?select=id,title&order=id.desc&limit=2 HTTP/1.1\r\nHost: x\r\n"
+    b"Accept: text/csv\r\n\r\n",
+    b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Profile: shop\r\n"
+    b"Content-Type: application/json\r\nPrefer: tx=rollback\r\nContent-Length: 12\r\n\r\n"
+    b"{\"name\":\"x\"}",
+    b"POST /rpc/add_them HTTP/1.1\r\nHost: x\r\nAccept-Profile: shop\r\n"
+    b"Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    b"d\r\n{\"a\":1,\"b\":2}\r\n0\r\n\r\n",
+    b"GET /books HTTP/1.1\r\nHost: x\r\n\r\nHEAD /books HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"OPTIONS /books HTTP/1.0\r\n\r\n",
+]
+RAW_PIECES = [b"\r\n", b"\n", b"\r", b" ", b":", b"\x00", b"\xff", b"%", b"%00", b"?", b"&",
+              b"Content-Length: 99999999999999999999\r\n", b"Content-Length: -1\r\n",
+              b"Transfer-Encoding: chunked\r\n", b"Expect: 100-continue\r\n",
+              b"Connection: close\r\n", b"ffffffffffffffff\r\n", b"0\r\n\r\n", b"\t"]
+
+
+def mutated(r: random.Random, request: bytes) -> bytes:
+    """`request` with a few bytes deleted, replaced, inserted or repeated."""
+    b = bytearray(request)
+    for _ in range(r.randint(1, 6)):
+        op, i = r.random(), r.randint(0, len(b))
+        if op < 0.3 and b:
+            del b[i:i + r.randint(1, 8)]
+        elif op < 0.6:
+            b[i:i] = r.choice(RAW_PIECES)
+        elif op < 0.8 and b:
+            b[min(i, len(b) - 1)] = r.randint(0, 255)
+        else:
+            b[i:i] = b[r.randint(0, len(b)):][:r.randint(1, 40)]
+    return bytes(b)
+
+
+def test_mutated_http1_bytes_are_answered_or_closed(pg):
+    workers = pg.http_pids()
+    r = random.Random(7)
+    for i in range(1500):
+        request = mutated(r, r.choice(RAW_REQUESTS))
+        with socket.create_connection(("127.0.0.1", pg.http_port), timeout=5) as s:
+            s.sendall(request)
+            s.shutdown(socket.SHUT_WR)
+            answer = b""
+            try:
+                while chunk := s.recv(65536):
+                    answer += chunk
+            except ConnectionResetError:
+                pass
+            except TimeoutError:
+                raise AssertionError(f"case {i}: no answer or close for {request!r}") from None
+        if answer:
+            assert answer.startswith(b"HTTP/1."), (i, request, answer[:100])
+            assert not answer.startswith((b"HTTP/1.1 500", b"HTTP/1.0 500")), (i, request, answer)
+    assert pg.http_pids() == workers

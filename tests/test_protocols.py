@@ -239,6 +239,17 @@ def test_websocket_binary_is_closed_1003(pg):
         assert read_close_code(s) == 1003
 
 
+def test_websocket_unknown_opcode_is_closed_1002_at_once(pg):
+    # A frame header tungstenite cannot parse stays in its buffer and fails every read: after
+    # the close frame the server ends the connection at once instead of re-reading it (a busy
+    # worker) until its 2 s close wait.
+    with raw_ws(pg) as s:
+        s.sendall(client_frame(0x3, b""))
+        assert read_close_code(s) == 1002
+        s.settimeout(1.0)
+        assert s.recv(4096) == b""
+
+
 def test_websocket_client_that_never_reads_is_dropped(pg):
     # Pings whose pongs are never read: the server's output reaches its bound, then it
     # closes (1008, or just drops the socket when not even that fits); others are served.
