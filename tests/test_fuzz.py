@@ -261,6 +261,11 @@ class Fuzzer:
             return json.dumps(rows).encode()
         return json.dumps(self.row(keys)).encode()
 
+    def payload(self, headers: dict[str, str], columns: list[str]) -> bytes:
+        """A body of some media type, named in `headers`."""
+        headers["Content-Type"] = self.some(CONTENT_TYPES, CONTENT_TYPES_JUNK)
+        return self.body(columns, headers["Content-Type"])
+
     def request(self) -> tuple[str, str, dict[str, str], bytes | None]:
         self.chaos = self.maybe(0.3)
         headers = self.headers()
@@ -274,11 +279,7 @@ class Fuzzer:
             if method in ("GET", "HEAD"):
                 query += [(p, self.value()) for p in params if self.maybe(0.7)]
             path = f"/rpc/{fn}"
-            body = None
-            if method in ("POST", "PATCH"):
-                ct = self.some(CONTENT_TYPES, CONTENT_TYPES_JUNK)
-                headers["Content-Type"] = ct
-                body = self.body(params or ["x"], ct)
+            body = self.payload(headers, params or ["x"]) if method in ("POST", "PATCH") else None
         else:
             relation = self.pick(list(READABLE) + (["nope"] if self.chaos else []))
             columns = READABLE.get(relation, ["id"])
@@ -289,11 +290,7 @@ class Fuzzer:
             if self.maybe(0.6):
                 query.append(("select", self.select(relation)))
             path = f"/{relation}"
-            body = None
-            if method in ("POST", "PATCH", "PUT"):
-                ct = self.some(CONTENT_TYPES, CONTENT_TYPES_JUNK)
-                headers["Content-Type"] = ct
-                body = self.body(columns, ct)
+            body = self.payload(headers, columns) if method in ("POST", "PATCH", "PUT") else None
         target = path
         if query:
             target += "?" + "&".join(f"{quote(k, safe='')}={quote(v, safe='(),.:*!')}"
