@@ -13,8 +13,9 @@
 # alternating rounds with wrk (so are the embedding, page, write and call comparisons, and
 # the read and the call once more with pgbench over TCP loopback, wrk's transport);
 # (1b) the same read with an HS256 and an RS256 token (JWT cache warm), and with 5,000
-# distinct RS256 tokens (each verified); (3) wrk pipelining 16 requests per write; (4) RSS
-# of every pg_rest http worker.
+# distinct RS256 tokens (each verified); (2d) the CPU per request of the call and of the
+# single-row read on both sides; (3) wrk pipelining 16 requests per write; (4) private memory
+# and RSS of every pg_rest http worker.
 # Prints a markdown table and writes it to target/bench-results.md.
 set -euo pipefail
 
@@ -245,10 +246,11 @@ if psql_q -h 127.0.0.1 -c "SELECT 1" >/dev/null 2>&1; then
   RPC_TCP="$(fmt "$tcp_tps") · $tcp_ratio"
 fi
 
-# --- (2d) where the call's CPU goes: per request, on the server and in the client ---------------
+# --- (2d) where a request's CPU goes: per request, on the server and in the client ----------
 # One more run of each, counted from /proc: pg_rest's http workers (they live on) and wrk
 # (bash's own child accounting), then pgbench's backends (reaped by the postmaster, so they
-# add to its children's time) and pgbench itself. The ratio above follows from these sums.
+# add to its children's time) and pgbench itself. Steadier than the rounds' throughput on a
+# shared host: with both loads keeping the CPUs busy, the throughput ratio follows from them.
 HZ="$(getconf CLK_TCK)"
 DATA_DIR="$(psql_q -At -c "SHOW data_directory")"
 PM_PID="$(head -1 "$DATA_DIR/postmaster.pid")"
@@ -269,25 +271,37 @@ client_cpu() {
   awk '{print $1 + $2}' <<<"$t"
 }
 per_request_us() { awk -v s="$1" -v n="$2" 'BEGIN { if (n > 0) printf "%.1f", s * 1e6 / n; else print "n/a" }'; }
-log "CPU per request: wrk on $RPC_PATH"
-WORKER_PIDS="$(psql_q -At -c "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_rest http'")"
-# shellcheck disable=SC2086
-W0="$(proc_ticks 14+15 $WORKER_PIDS)"
-WRK_CPU="$(client_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$BASE$RPC_PATH")"
-# shellcheck disable=SC2086
-W1="$(proc_ticks 14+15 $WORKER_PIDS)"
-WRK_REQS="$(awk '/requests in/ {print $1}' "$WORK/cpu-run.txt")"
-log "CPU per request: pgbench on the same SQL"
-B0="$(proc_ticks 16+17 "$PM_PID")"
-PGB_CPU="$(client_cpu "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T"$DURATION" -f "$WORK/rpc.sql")"
-sleep 1  # the backends are reaped
-B1="$(proc_ticks 16+17 "$PM_PID")"
-PGB_TXNS="$(awk '/^number of transactions actually processed:/ {print $NF}' "$WORK/cpu-run.txt")"
-CPU_PG_REST="$(per_request_us "$(awk -v d=$((W1 - W0)) -v hz="$HZ" 'BEGIN {print d / hz}')" "$WRK_REQS")"
-CPU_WRK="$(per_request_us "$WRK_CPU" "$WRK_REQS")"
-CPU_BACKENDS="$(per_request_us "$(awk -v d=$((B1 - B0)) -v hz="$HZ" 'BEGIN {print d / hz}')" "$PGB_TXNS")"
-CPU_PGBENCH="$(per_request_us "$PGB_CPU" "$PGB_TXNS")"
-CPU_SERVER_RATIO="$(awk -v b="$CPU_BACKENDS" -v w="$CPU_PG_REST" 'BEGIN { if (w > 0) printf "%.2f", b / w; else print "n/a" }')"
+ticks_s() { awk -v d="$1" -v hz="$HZ" 'BEGIN {print d / hz}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# cpu_per_request PATH SQLFILE: prints µs per request of pg_rest's workers, wrk, pgbench's
+# backends and pgbench, then the server-only ratio (backends / workers) and the machine's
+# (backends + pgbench) / (workers + wrk).
+cpu_per_request() {
+  local path=$1 sql=$2 workers w0 w1 wrk_cpu reqs b0 b1 pgb_cpu txns pr wr be pb
+  log "CPU per request: wrk on $path"
+  workers="$(psql_q -At -c "SELECT pid FROM pg_catalog.pg_stat_activity WHERE backend_type = 'pg_rest http'")"
+  # shellcheck disable=SC2086
+  w0="$(proc_ticks 14+15 $workers)"
+  wrk_cpu="$(client_cpu wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$BASE$path")"
+  # shellcheck disable=SC2086
+  w1="$(proc_ticks 14+15 $workers)"
+  reqs="$(awk '/requests in/ {print $1}' "$WORK/cpu-run.txt")"
+  log "CPU per request: pgbench on the same SQL"
+  b0="$(proc_ticks 16+17 "$PM_PID")"
+  pgb_cpu="$(client_cpu "$PGBIN/pgbench" -n -M prepared -c"$CONNECTIONS" -j"$THREADS" -T"$DURATION" -f "$sql")"
+  sleep 1  # the backends are reaped
+  b1="$(proc_ticks 16+17 "$PM_PID")"
+  txns="$(awk '/^number of transactions actually processed:/ {print $NF}' "$WORK/cpu-run.txt")"
+  pr="$(per_request_us "$(ticks_s $((w1 - w0)))" "$reqs")"
+  wr="$(per_request_us "$wrk_cpu" "$reqs")"
+  be="$(per_request_us "$(ticks_s $((b1 - b0)))" "$txns")"
+  pb="$(per_request_us "$pgb_cpu" "$txns")"
+  echo "$pr $wr $be $pb $(ratio "$be" "$pr") $(ratio "$(awk -v a="$be" -v b="$pb" 'BEGIN {print a + b}')" "$(awk -v a="$pr" -v b="$wr" 'BEGIN {print a + b}')")"
+}
+read -r CPU_PG_REST CPU_WRK CPU_BACKENDS CPU_PGBENCH CPU_SERVER_RATIO CPU_MACHINE_RATIO \
+  <<<"$(cpu_per_request "$RPC_PATH" "$WORK/rpc.sql")"
+read -r SCPU_PG_REST SCPU_WRK SCPU_BACKENDS SCPU_PGBENCH SCPU_SERVER_RATIO SCPU_MACHINE_RATIO \
+  <<<"$(cpu_per_request "/bench_items?id=eq.1" "$WORK/pgrst.sql")"
 
 # --- (3) wrk, pipelined ----------------------------------------------------------------------
 log "wrk pipelined x$PIPELINE_DEPTH -t$THREADS -c$CONNECTIONS -d${DURATION}s"
@@ -334,7 +348,9 @@ $(date -u '+%Y-%m-%d %H:%M:%S UTC') · $(nproc) CPUs · ${DURATION}s per run · 
 | single-row read, pgbench over TCP loopback: tps · ratio | ${SINGLE_TCP} |
 | scalar call, pgbench over TCP loopback: tps · ratio | ${RPC_TCP} |
 | scalar call CPU per request, µs: pg_rest workers + wrk · pgbench backends + pgbench | ${CPU_PG_REST} + ${CPU_WRK} · ${CPU_BACKENDS} + ${CPU_PGBENCH} |
-| scalar call, server CPU only: backends' µs / workers' µs (the ratio with clients on another machine) | ${CPU_SERVER_RATIO} |
+| scalar call, by CPU: server only (backends / workers; clients on another machine) · whole machine (the throughput ratio the rounds scatter around) | ${CPU_SERVER_RATIO} · ${CPU_MACHINE_RATIO} |
+| single-row read CPU per request, µs: pg_rest workers + wrk · pgbench backends + pgbench | ${SCPU_PG_REST} + ${SCPU_WRK} · ${SCPU_BACKENDS} + ${SCPU_PGBENCH} |
+| single-row read, by CPU: server only · whole machine | ${SCPU_SERVER_RATIO} · ${SCPU_MACHINE_RATIO} |
 | pg_rest pipelined req/s (${PIPELINE_DEPTH} per write) | $(fmt "$PIPE_RPS") |
 | memory per http worker after load (private = RssAnon; RSS adds touched shared buffers) | ${RSS_LIST:-none found} |
 MD
