@@ -98,7 +98,15 @@ impl WebSocket {
                 Err(e) => {
                     let stop =
                         matches!(&e, WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock);
-                    self.fail(e, now);
+                    if !stop && self.closing_since.is_some() {
+                        // After pg_rest's close frame a failing read ends the connection:
+                        // tungstenite keeps a header it cannot parse (an unknown opcode) in
+                        // its buffer and fails on it at every read, which would spin the
+                        // worker until CLOSE_WAIT.
+                        self.phase = Phase::Closed;
+                    } else {
+                        self.fail(e, now);
+                    }
                     if stop {
                         break;
                     }
@@ -187,15 +195,6 @@ impl WebSocket {
     fn fail(&mut self, e: WsError, now: Instant) {
         match e {
             WsError::Io(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            // After pg_rest's close frame, the client's bytes failing again end the
-            // connection: tungstenite keeps a header it cannot parse (an unknown opcode) in
-            // its buffer and fails on it at every read, which would spin the worker until
-            // CLOSE_WAIT.
-            WsError::Protocol(_) | WsError::Capacity(_) | WsError::Utf8(_)
-                if self.closing_since.is_some() =>
-            {
-                self.phase = Phase::Closed
-            }
             WsError::Utf8(_) => self.close(CloseCode::Invalid, "text is not UTF-8", now),
             WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
                 self.close(CloseCode::Size, "message over pg_rest.max_body_size", now)
