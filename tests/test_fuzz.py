@@ -21,7 +21,7 @@ import hpack
 import pytest
 
 from conftest import bearer
-from test_protocols import client_frame, raw_ws
+from test_protocols import H2_PREFACE, client_frame, raw_ws
 
 MUTABLE = "shop.items, shop.accounts, shop.stock, shop.notes, shop.ledger, shop.events"
 
@@ -426,7 +426,7 @@ def test_random_http2_frames_are_answered_or_closed(pg):
     paths = ["/books?id=eq.1", "/books?select=id&limit=2", "/nope", "/rpc/nope", "/books?x=("]
     for _ in range(400):
         encoder = hpack.Encoder()
-        out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b"")
+        out = H2_PREFACE + h2_frame(4, 0, 0, b"")
         stream = 1
         for _ in range(r.randint(1, 6)):
             method = r.choice(["GET", "HEAD", "POST"])
